@@ -1,0 +1,81 @@
+/* Status strings and the thread-local error detail buffer. */
+#include "status.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char tls_message[1024];
+static _Thread_local char tls_field[128];
+
+const char *tb_strerror(tb_status s) {
+    switch (s) {
+#define TB_STATUS_MSG(name, http, code, msg) \
+    case TB_##name:                          \
+        return msg;
+        TB_STATUS_MAP(TB_STATUS_MSG)
+#undef TB_STATUS_MSG
+    }
+    return "unknown status";
+}
+
+int tb_status_http(tb_status s) {
+    switch (s) {
+#define TB_STATUS_HTTP(name, http, code, msg) \
+    case TB_##name:                           \
+        return http;
+        TB_STATUS_MAP(TB_STATUS_HTTP)
+#undef TB_STATUS_HTTP
+    }
+    return 500;
+}
+
+const char *tb_status_code(tb_status s) {
+    switch (s) {
+#define TB_STATUS_CODE(name, http, code, msg) \
+    case TB_##name:                           \
+        return code;
+        TB_STATUS_MAP(TB_STATUS_CODE)
+#undef TB_STATUS_CODE
+    }
+    return "internal";
+}
+
+tb_status tb_error(tb_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls_message, sizeof tls_message, fmt, ap);
+    va_end(ap);
+    tls_field[0] = '\0';
+    return s;
+}
+
+tb_status tb_error_with_field(tb_status s, const char *field, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls_message, sizeof tls_message, fmt, ap);
+    va_end(ap);
+    snprintf(tls_field, sizeof tls_field, "%s", field ? field : "");
+    return s;
+}
+
+tb_status tb_error_prefix(tb_status s, const char *fmt, ...) {
+    char prefix[512];
+    char old[sizeof tls_message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, tls_message, sizeof old);
+    if (old[0] == '\0')
+        snprintf(old, sizeof old, "%s", tb_strerror(s));
+    snprintf(tls_message, sizeof tls_message, "%s: %s", prefix, old);
+    return s;
+}
+
+const char *tb_error_message(void) { return tls_message; }
+const char *tb_error_field(void) { return tls_field; }
+
+void tb_error_clear(void) {
+    tls_message[0] = '\0';
+    tls_field[0] = '\0';
+}

@@ -1,0 +1,370 @@
+/* SQLite access for models and tracks. Statements are prepared per call: none of these is on a
+ * path where a prepare (a few microseconds) matters next to the work around it. */
+#include "store.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "migrate.h"
+
+struct tb_store {
+    sqlite3 *db;
+    char *path;
+    pthread_mutex_t lock;
+};
+
+static tb_status db_error(tb_store *s, const char *what) {
+    int code = sqlite3_errcode(s->db);
+    tb_status st = (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) ? TB_CORRUPT : TB_DB;
+    return tb_error(st, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+tb_store *tb_store_close(tb_store *s) {
+    if (!s)
+        return NULL;
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s);
+    return NULL;
+}
+
+tb_status tb_store_open(const char *path, tb_store_mode mode, tb_store **ret_store) {
+    struct stat sb;
+    if (mode == TB_STORE_READ_ONLY && stat(path, &sb) != 0)
+        return tb_error(TB_NOT_FOUND, "%s: no such database (train one with timbre-train --db %s)", path, path);
+    tb_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    int flags = mode == TB_STORE_READ_ONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    flags |= SQLITE_OPEN_NOMUTEX; /* our own mutex serializes use */
+    tb_status st = TB_OK;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        st = tb_error(TB_IO, "%s: cannot open database: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_extended_result_codes(s->db, 0);
+    int version;
+    if ((st = tb_migrate_current(s->db, &version)) != TB_OK) {
+        tb_error_prefix(st, "%s", path);
+        goto fail;
+    }
+    if (mode == TB_STORE_READ_WRITE) {
+        if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
+            st = db_error(s, "enabling WAL");
+            goto fail;
+        }
+        if ((st = tb_migrate(s->db)) != TB_OK) {
+            tb_error_prefix(st, "%s", path);
+            goto fail;
+        }
+    } else if (version != tb_schema_version()) {
+        st = version > tb_schema_version()
+                 ? tb_error(TB_VERSION, "%s: database schema version %d is newer than this binary's %d: upgrade Timbre",
+                            path, version, tb_schema_version())
+             : version == 0
+                 ? tb_error(TB_VERSION, "%s: not a Timbre database (schema version 0; create it with timbre-train)", path)
+                 : tb_error(TB_VERSION, "%s: database schema version %d is older than this binary's %d: run timbre-train "
+                            "on it to migrate", path, version, tb_schema_version());
+        goto fail;
+    }
+    sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+    *ret_store = s;
+    return TB_OK;
+fail:
+    tb_store_close(s);
+    return st;
+}
+
+static char *col_strdup(sqlite3_stmt *stmt, int col) {
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+void tb_model_record_clear(tb_model_record *m) {
+    free(m->task);
+    free(m->kind);
+    free(m->name);
+    free(m->created_at);
+    free(m->params);
+    free(m->metrics);
+    free(m->feature_schema);
+    free(m->class_names);
+    free(m->blob);
+    memset(m, 0, sizeof *m);
+}
+
+tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t *ret_id, int *ret_version) {
+    tb_status st = TB_OK;
+    sqlite3_stmt *stmt = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        st = db_error(s, "starting the publish transaction");
+        goto out;
+    }
+    int version = 1;
+    if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(stmt, 1, m->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_ROW)
+        goto db_fail;
+    version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE models SET published = 0 WHERE task = ?1 AND published = 1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(stmt, 1, m->task, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        goto db_fail;
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO models (task, kind, name, version, params, metrics, feature_schema, "
+                           "class_names, blob, published) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(stmt, 1, m->task, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, m->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, version);
+    sqlite3_bind_text(stmt, 5, m->params ? m->params : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, m->metrics ? m->metrics : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 7, m->feature_schema, -1, SQLITE_STATIC);
+    if (m->class_names)
+        sqlite3_bind_text(stmt, 8, m->class_names, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 8);
+    sqlite3_bind_blob64(stmt, 9, m->blob, m->blob_len, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        goto db_fail;
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto db_fail;
+    *ret_id = id;
+    *ret_version = version;
+    goto out;
+db_fail:
+    st = db_error(s, "publishing a model");
+    sqlite3_finalize(stmt);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+#define MODEL_COLUMNS "id, task, kind, name, version, created_at, params, metrics, feature_schema, class_names, published"
+
+static tb_status read_model_row(sqlite3_stmt *stmt, tb_model_record *m) {
+    memset(m, 0, sizeof *m);
+    m->id = sqlite3_column_int64(stmt, 0);
+    m->task = col_strdup(stmt, 1);
+    m->kind = col_strdup(stmt, 2);
+    m->name = col_strdup(stmt, 3);
+    m->version = sqlite3_column_int(stmt, 4);
+    m->created_at = col_strdup(stmt, 5);
+    m->params = col_strdup(stmt, 6);
+    m->metrics = col_strdup(stmt, 7);
+    m->feature_schema = col_strdup(stmt, 8);
+    m->class_names = col_strdup(stmt, 9);
+    m->published = sqlite3_column_int(stmt, 10);
+    if (!m->task || !m->kind || !m->name || !m->created_at || !m->params || !m->metrics || !m->feature_schema) {
+        tb_model_record_clear(m);
+        return tb_error(TB_NOMEM, "out of memory reading a model row");
+    }
+    return TB_OK;
+}
+
+tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT " MODEL_COLUMNS ", blob FROM models WHERE task = ?1 AND published = 1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading the published model");
+        goto out;
+    }
+    sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        st = tb_error(TB_NOT_FOUND, "%s: no published %s model", s->path, task);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        st = db_error(s, "reading the published model");
+        goto out;
+    }
+    if ((st = read_model_row(stmt, ret)) != TB_OK)
+        goto out;
+    int n = sqlite3_column_bytes(stmt, 11);
+    ret->blob = malloc(n > 0 ? (size_t)n : 1);
+    if (!ret->blob) {
+        tb_model_record_clear(ret);
+        st = tb_error(TB_NOMEM, "out of memory reading a model blob");
+        goto out;
+    }
+    if (n > 0)
+        memcpy(ret->blob, sqlite3_column_blob(stmt, 11), (size_t)n);
+    ret->blob_len = (size_t)n;
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record **ret, size_t *ret_n) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    tb_model_record *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&s->lock);
+    const char *sql = published_only ? "SELECT " MODEL_COLUMNS " FROM models WHERE published = 1 ORDER BY id DESC"
+                                     : "SELECT " MODEL_COLUMNS " FROM models ORDER BY id DESC";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "listing models");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            tb_model_record *p = realloc(rows, cap * sizeof *p);
+            if (!p) {
+                st = tb_error(TB_NOMEM, "out of memory");
+                goto out;
+            }
+            rows = p;
+        }
+        if ((st = read_model_row(stmt, &rows[n])) != TB_OK)
+            goto out;
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        st = db_error(s, "listing models");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    if (st != TB_OK) {
+        for (size_t i = 0; i < n; i++)
+            tb_model_record_clear(&rows[i]);
+        free(rows);
+        return st;
+    }
+    *ret = rows;
+    *ret_n = n;
+    return TB_OK;
+}
+
+void tb_track_clear(tb_track *t) {
+    free(t->track_id);
+    free(t->track_name);
+    free(t->artists);
+    free(t->genres);
+    free(t->features);
+    memset(t, 0, sizeof *t);
+}
+
+tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        st = db_error(s, "starting the catalog transaction");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO tracks (track_id, track_name, artists, genres, popularity, features) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        goto db_fail;
+    for (size_t i = 0; i < n; i++) {
+        const tb_track *t = &tracks[i];
+        sqlite3_reset(stmt);
+        sqlite3_bind_text(stmt, 1, t->track_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, t->track_name ? t->track_name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, t->artists ? t->artists : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 4, t->genres ? t->genres : "[]", -1, SQLITE_STATIC);
+        if (isnan(t->popularity))
+            sqlite3_bind_null(stmt, 5);
+        else
+            sqlite3_bind_double(stmt, 5, t->popularity);
+        sqlite3_bind_text(stmt, 6, t->features ? t->features : "{}", -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            goto db_fail;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto db_fail;
+    goto out;
+db_fail:
+    st = db_error(s, "storing tracks");
+    sqlite3_finalize(stmt);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_get_track(tb_store *s, const char *track_id, tb_track *ret) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT track_id, track_name, artists, genres, popularity, features FROM tracks "
+                           "WHERE track_id = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading a track");
+        goto out;
+    }
+    sqlite3_bind_text(stmt, 1, track_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        st = tb_error_with_field(TB_NOT_FOUND, "track_id", "no track with id '%.100s'", track_id);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        st = db_error(s, "reading a track");
+        goto out;
+    }
+    memset(ret, 0, sizeof *ret);
+    ret->track_id = col_strdup(stmt, 0);
+    ret->track_name = col_strdup(stmt, 1);
+    ret->artists = col_strdup(stmt, 2);
+    ret->genres = col_strdup(stmt, 3);
+    ret->popularity = sqlite3_column_type(stmt, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(stmt, 4);
+    ret->features = col_strdup(stmt, 5);
+    if (!ret->track_id || !ret->track_name || !ret->artists || !ret->genres || !ret->features) {
+        tb_track_clear(ret);
+        st = tb_error(TB_NOMEM, "out of memory reading a track");
+    }
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM tracks", -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW)
+        st = db_error(s, "counting tracks");
+    else
+        *ret_n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}

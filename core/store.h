@@ -1,0 +1,61 @@
+/* The SQLite model database: published model versions and the track catalog. One tb_store per
+ * process side; every function is thread-safe (an internal mutex serializes statement use). */
+#ifndef TB_STORE_H
+#define TB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct tb_store tb_store;
+
+typedef enum tb_store_mode {
+    TB_STORE_READ_ONLY,   /* existing, fully migrated database (the server) */
+    TB_STORE_READ_WRITE,  /* created if missing, migrated to this binary's schema (the trainer) */
+} tb_store_mode;
+
+/* Opens `path`. Read-only: TB_NOT_FOUND if missing, TB_CORRUPT if not a database, TB_VERSION if its
+ * schema differs from this binary's (newer: upgrade; older: run timbre-train to migrate). */
+tb_status tb_store_open(const char *path, tb_store_mode mode, tb_store **ret_store);
+tb_store *tb_store_close(tb_store *s);
+
+/* One row of `models`. Strings are owned by the record (tb_model_record_free) when it comes from
+ * the store; when passed in to publish, the caller keeps ownership. */
+typedef struct tb_model_record {
+    int64_t id;
+    char *task, *kind, *name, *created_at;
+    int version;
+    char *params, *metrics, *feature_schema, *class_names; /* JSON text; class_names may be NULL */
+    void *blob;
+    size_t blob_len;
+    int published;
+} tb_model_record;
+
+void tb_model_record_clear(tb_model_record *m);
+
+/* Inserts a new version of m->name (version = last + 1) and makes it the published model of
+ * m->task, all in one transaction: a reader sees the old model or the new one, never a mix.
+ * id, version, created_at and published of `m` are ignored on input. */
+tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t *ret_id, int *ret_version);
+/* The published model of `task`, blob included. TB_NOT_FOUND when there is none. */
+tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret);
+/* Every model row without blobs, newest first; published_only filters. Caller frees each
+ * record (tb_model_record_clear) and the array. */
+tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record **ret, size_t *ret_n);
+
+typedef struct tb_track {
+    char *track_id, *track_name, *artists;
+    char *genres;    /* JSON array text */
+    double popularity; /* NaN when unknown */
+    char *features;  /* JSON object text of raw feature values */
+} tb_track;
+
+void tb_track_clear(tb_track *t);
+/* Inserts or replaces tracks, all in one transaction. */
+tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n);
+/* TB_NOT_FOUND when the id is unknown. Strings in *ret are owned by the caller (tb_track_clear). */
+tb_status tb_store_get_track(tb_store *s, const char *track_id, tb_track *ret);
+tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n);
+
+#endif

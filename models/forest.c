@@ -1,0 +1,236 @@
+/* Random forest (Breiman): bootstrap rows, sqrt(d) features a node, fully grown CART trees,
+ * balanced class weights; predictions average the trees' leaf distributions or values. Trees grow
+ * in parallel, each from its own RNG stream derived from (seed, tree index), so the forest is the
+ * same for any thread count. */
+#include <math.h>
+#include <stdio.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "model.h"
+#include "tree.h"
+
+#define FOREST_FORMAT 1
+#define FOREST_MAX_TREES 100000
+
+typedef struct forest {
+    tb_task task;
+    size_t n_features;
+    size_t n_classes; /* outputs: classes, or 1 */
+    size_t n_trees;
+    tb_tree *trees;
+} forest;
+
+static void forest_free(void *impl) {
+    forest *f = impl;
+    if (!f)
+        return;
+    for (size_t t = 0; t < f->n_trees; t++)
+        tb_tree_clear(&f->trees[t]);
+    free(f->trees);
+    free(f);
+}
+
+static size_t resolve_mtry(const tb_train_params *p, tb_task task, size_t d) {
+    double m;
+    if (p->max_features <= 0.0)
+        m = task == TB_TASK_CLASSIFY ? floor(sqrt((double)d)) : floor((double)d / 3.0);
+    else if (p->max_features <= 1.0)
+        m = floor(p->max_features * (double)d);
+    else
+        m = floor(p->max_features);
+    if (m < 1.0)
+        m = 1.0;
+    return m > (double)d ? d : (size_t)m;
+}
+
+static tb_status forest_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    size_t n = data->n, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
+    if (p->n_trees == 0 || p->n_trees > FOREST_MAX_TREES)
+        return tb_error_with_field(TB_INVALID, "trees", "%zu trees: choose 1 to %d", p->n_trees, FOREST_MAX_TREES);
+    if (p->min_samples_leaf == 0)
+        return tb_error_with_field(TB_INVALID, "min_samples_leaf", "min_samples_leaf must be at least 1");
+    if (n > UINT32_MAX)
+        return tb_error(TB_LIMIT, "%zu rows: a forest takes at most %u", n, UINT32_MAX);
+    tb_bins *bins = NULL;
+    tb_status st = tb_bins_build(data->X, n, data->d, &bins);
+    if (st != TB_OK)
+        return st;
+    double *class_weight = tb_malloc_n(k, sizeof *class_weight);
+    forest *f = calloc(1, sizeof *f);
+    if (!class_weight || !f || !(f->trees = tb_calloc_n(p->n_trees, sizeof *f->trees))) {
+        free(class_weight);
+        forest_free(f);
+        tb_bins_free(bins);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    f->task = data->task;
+    f->n_features = data->d;
+    f->n_classes = k;
+    f->n_trees = p->n_trees;
+    for (size_t c = 0; c < k; c++)
+        class_weight[c] = 1.0;
+    if (data->task == TB_TASK_CLASSIFY && p->class_weight_balanced) {
+        size_t *count = tb_calloc_n(k, sizeof *count);
+        if (!count) {
+            free(class_weight);
+            forest_free(f);
+            tb_bins_free(bins);
+            return tb_error(TB_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+            count[data->y[i]]++;
+        for (size_t c = 0; c < k; c++)
+            class_weight[c] = count[c] ? (double)n / ((double)k * (double)count[c]) : 0.0;
+        free(count);
+    }
+    tb_tree_spec spec = {
+        .task = data->task,
+        .y = data->y,
+        .n_classes = k,
+        .target = data->target,
+        .max_depth = p->max_depth,
+        .min_samples_leaf = p->min_samples_leaf,
+        .mtry = resolve_mtry(p, data->task, data->d),
+    };
+    int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+    long n_trees = (long)p->n_trees;
+    size_t done = 0;
+    tb_status failed = TB_OK;
+    char failure[256] = "";
+#pragma omp parallel num_threads(threads)
+    {
+        tb_tree_work *work = tb_tree_work_new(bins, k);
+        double *weight = tb_malloc_n(n, sizeof *weight);
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < n_trees; t++) {
+            tb_status tst = TB_OK;
+            if (!work || !weight) {
+                tst = tb_error(TB_NOMEM, "out of memory for tree workspace");
+            } else {
+                tb_rng rng;
+                tb_rng_derive(&rng, p->seed, (uint64_t)t);
+                if (p->bootstrap) {
+                    memset(weight, 0, n * sizeof *weight);
+                    for (size_t i = 0; i < n; i++)
+                        weight[tb_rng_below(&rng, n)] += 1.0;
+                } else {
+                    for (size_t i = 0; i < n; i++)
+                        weight[i] = 1.0;
+                }
+                if (data->task == TB_TASK_CLASSIFY)
+                    for (size_t i = 0; i < n; i++)
+                        weight[i] *= class_weight[data->y[i]];
+                tst = tb_tree_grow(work, &spec, weight, &rng, &f->trees[t]);
+            }
+#pragma omp critical(forest_progress)
+            {
+                if (tst != TB_OK && failed == TB_OK) {
+                    failed = tst;
+                    snprintf(failure, sizeof failure, "%s", tb_error_message());
+                }
+                done++;
+                if (p->progress)
+                    p->progress(p->progress_ctx, done, p->n_trees);
+            }
+        }
+        tb_tree_work_free(work);
+        free(weight);
+    }
+    free(class_weight);
+    tb_bins_free(bins);
+    if (failed != TB_OK) {
+        forest_free(f);
+        return tb_error(failed, "%s", failure);
+    }
+    *ret_impl = f;
+    return TB_OK;
+}
+
+/* Adds tree `t`'s output for x into out (classes or the single value). */
+static inline void add_tree(const forest *f, const tb_tree *tree, const double *x, double *out) {
+    uint32_t leaf = tb_tree_leaf(tree, x);
+    if (f->task == TB_TASK_CLASSIFY) {
+        for (uint32_t e = tree->leaf_start[leaf]; e < tree->leaf_start[leaf + 1]; e++)
+            out[tree->leaf_class[e]] += (double)tree->leaf_prob[e];
+    } else {
+        out[0] += tree->leaf_value[leaf];
+    }
+}
+
+static void forest_predict(const void *impl, const double *x, double *out) {
+    const forest *f = impl;
+    size_t k = f->n_classes;
+    for (size_t c = 0; c < k; c++)
+        out[c] = 0.0;
+    for (size_t t = 0; t < f->n_trees; t++)
+        add_tree(f, &f->trees[t], x, out);
+    double inv = 1.0 / (double)f->n_trees;
+    for (size_t c = 0; c < k; c++)
+        out[c] *= inv;
+}
+
+/* Tree-major over a block of rows: each tree is walked by every row while it is in cache. The
+ * per-row summation order (tree 0, 1, ...) is that of forest_predict, so results are identical. */
+static void forest_predict_block(const void *impl, const double *x, size_t n, double *out) {
+    const forest *f = impl;
+    size_t k = f->n_classes, d = f->n_features;
+    for (size_t i = 0; i < n * k; i++)
+        out[i] = 0.0;
+    for (size_t t = 0; t < f->n_trees; t++)
+        for (size_t i = 0; i < n; i++)
+            add_tree(f, &f->trees[t], x + i * d, out + i * k);
+    double inv = 1.0 / (double)f->n_trees;
+    for (size_t i = 0; i < n * k; i++)
+        out[i] *= inv;
+}
+
+static void forest_save(const void *impl, tb_writer *w) {
+    const forest *f = impl;
+    tb_write_u32(w, (uint32_t)f->n_trees);
+    for (size_t t = 0; t < f->n_trees; t++)
+        tb_tree_save(&f->trees[t], f->task, w);
+}
+
+static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl) {
+    uint32_t n_trees;
+    tb_status st = tb_read_u32(r, &n_trees, "forest tree count");
+    if (st != TB_OK)
+        return st;
+    if (n_trees == 0 || n_trees > FOREST_MAX_TREES)
+        return tb_error(TB_CORRUPT, "forest: %u trees, expected 1 to %d", n_trees, FOREST_MAX_TREES);
+    /* Every tree needs at least its three counts and one node (12 + 16 bytes). */
+    if ((st = tb_reader_expect(r, n_trees, 28, "forest trees")) != TB_OK)
+        return st;
+    forest *f = calloc(1, sizeof *f);
+    if (!f || !(f->trees = tb_calloc_n(n_trees, sizeof *f->trees))) {
+        free(f);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    f->task = task;
+    f->n_features = n_features;
+    f->n_classes = n_outputs;
+    for (uint32_t t = 0; t < n_trees; t++) {
+        if ((st = tb_tree_load(r, task, n_features, n_outputs, &f->trees[t])) != TB_OK) {
+            f->n_trees = t;
+            forest_free(f);
+            return tb_error_prefix(st, "forest tree %u", t);
+        }
+    }
+    f->n_trees = n_trees;
+    *ret_impl = f;
+    return TB_OK;
+}
+
+const tb_model_ops tb_forest_ops = {
+    .kind = "rf",
+    .format_version = FOREST_FORMAT,
+    .train = forest_train,
+    .predict = forest_predict,
+    .predict_block = forest_predict_block,
+    .save = forest_save,
+    .load = forest_load,
+    .free = forest_free,
+};

@@ -1,0 +1,90 @@
+/* The one interface every model family implements (train / predict / save / load), and the
+ * registry that finds a family by its kind name. A trained tb_model is immutable: predict never
+ * allocates and may run on many threads at once over one shared model. */
+#ifndef TB_MODEL_H
+#define TB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "progress.h"
+#include "status.h"
+
+typedef enum tb_task {
+    TB_TASK_CLASSIFY = 1, /* outputs: one probability per class */
+    TB_TASK_REGRESS = 2,  /* outputs: one value */
+} tb_task;
+
+/* Training inputs: X is n × d row-major, already transformed by the feature pipeline. */
+typedef struct tb_train_data {
+    const double *X;
+    size_t n, d;
+    tb_task task;
+    const int32_t *y;      /* classify: class index per row */
+    size_t n_classes;      /* classify */
+    const double *target;  /* regress: value per row */
+} tb_train_data;
+
+/* Hyper-parameters; tb_train_params_default gives the documented defaults. */
+typedef struct tb_train_params {
+    size_t n_trees;          /* 100 */
+    size_t max_depth;        /* 0 = unlimited */
+    size_t min_samples_leaf; /* 1 */
+    double max_features;     /* 0 = family default (sqrt(d) to classify, d/3 to regress);
+                                in (0, 1]: a fraction of d; > 1: a count */
+    int class_weight_balanced; /* 1: weight classes by n / (k * n_c) */
+    int bootstrap;           /* 1 */
+    uint64_t seed;           /* 42 */
+    int threads;             /* 0 = all cores */
+    tb_progress_fn progress; /* optional; called as trees finish */
+    void *progress_ctx;
+} tb_train_params;
+
+void tb_train_params_default(tb_train_params *p);
+
+typedef struct tb_model_ops {
+    const char *kind;         /* "rf" */
+    uint16_t format_version;  /* of this family's section of the blob */
+    tb_status (*train)(const tb_train_data *data, const tb_train_params *params, void **ret_impl);
+    /* x: n_features transformed values; out: n_outputs values. No allocation, thread-safe. */
+    void (*predict)(const void *impl, const double *x, double *out);
+    /* Optional: n rows at once (x: n × n_features, out: n × n_outputs), bit-identical to calling
+     * predict row by row, but free to reorder the work for cache locality. */
+    void (*predict_block)(const void *impl, const double *x, size_t n, double *out);
+    void (*save)(const void *impl, tb_writer *w);
+    /* Must validate every count and index against the reader before trusting it. */
+    tb_status (*load)(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl);
+    void (*free)(void *impl);
+} tb_model_ops;
+
+/* Owned by whoever trained or loaded it; tb_model_free releases it. */
+typedef struct tb_model {
+    const tb_model_ops *ops;
+    void *impl;
+    tb_task task;
+    size_t n_features;
+    size_t n_outputs;
+} tb_model;
+
+/* The family registered under `kind`, or NULL. */
+const tb_model_ops *tb_model_ops_find(const char *kind);
+/* Comma-separated list of registered kinds, for help and error messages. */
+const char *tb_model_kinds(void);
+
+tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_train_params *params,
+                         tb_model **ret_model);
+tb_model *tb_model_free(tb_model *m);
+
+static inline void tb_model_predict(const tb_model *m, const double *x, double *out) {
+    m->ops->predict(m->impl, x, out);
+}
+/* Predicts n rows of X (n × n_features) into out (n × n_outputs), in parallel over rows. */
+void tb_model_predict_batch(const tb_model *m, const double *X, size_t n, int threads, double *out);
+
+/* Section: kind, family format version, task, n_features, n_outputs, then the family's bytes. */
+tb_status tb_model_save(const tb_model *m, tb_writer *w);
+/* Refuses an unknown kind or a family format version other than this binary's, naming both. */
+tb_status tb_model_load(tb_reader *r, tb_model **ret_model);
+
+#endif

@@ -1,0 +1,169 @@
+/* Blob layout (little-endian):
+ *   "TMBR" u16 major u16 minor str kind u32 n_features u8 task
+ *   section pipeline | section labels (u32 n, n × str) | section model
+ * where a section is a u32 byte length followed by its bytes. */
+#include "predictor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define PREDICTOR_MAX_CLASSES 65535
+#define PREDICTOR_MAX_LABEL 256
+
+tb_predictor *tb_predictor_free(tb_predictor *p) {
+    if (!p)
+        return NULL;
+    tb_pipeline_free(p->pipeline);
+    tb_model_free(p->model);
+    if (p->class_names)
+        for (size_t i = 0; i < p->n_classes; i++)
+            free(p->class_names[i]);
+    free(p->class_names);
+    free(p);
+    return NULL;
+}
+
+tb_status tb_predictor_new(tb_pipeline *pipeline, tb_model *model, char *const *class_names, size_t n_classes,
+                           tb_predictor **ret) {
+    if (pipeline->n_features != model->n_features ||
+        (model->task == TB_TASK_CLASSIFY ? n_classes != model->n_outputs : n_classes != 0))
+        return tb_error(TB_INVALID, "pipeline, model and labels disagree (%zu/%zu features, %zu/%zu outputs)",
+                        pipeline->n_features, model->n_features, n_classes, model->n_outputs);
+    tb_predictor *p = calloc(1, sizeof *p);
+    if (!p)
+        return tb_error(TB_NOMEM, "out of memory");
+    if (n_classes) {
+        p->class_names = tb_calloc_n(n_classes, sizeof *p->class_names);
+        if (!p->class_names) {
+            free(p);
+            return tb_error(TB_NOMEM, "out of memory");
+        }
+        p->n_classes = n_classes;
+        for (size_t i = 0; i < n_classes; i++) {
+            if (!(p->class_names[i] = strdup(class_names[i]))) {
+                tb_predictor_free(p);
+                return tb_error(TB_NOMEM, "out of memory");
+            }
+        }
+    }
+    p->pipeline = pipeline;
+    p->model = model;
+    *ret = p;
+    return TB_OK;
+}
+
+void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out) {
+    double x[1024]; /* MODEL_MAX_FEATURES: models refuse more at train and load time */
+    tb_pipeline_transform(p->pipeline, raw, x);
+    tb_model_predict(p->model, x, out);
+}
+
+tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_len) {
+    tb_writer w;
+    tb_writer_init(&w);
+    tb_write_bytes(&w, TB_BLOB_MAGIC, 4);
+    tb_write_u16(&w, TB_BLOB_MAJOR);
+    tb_write_u16(&w, TB_BLOB_MINOR);
+    tb_write_str(&w, p->model->ops->kind);
+    tb_write_u32(&w, (uint32_t)p->pipeline->n_features);
+    tb_write_u8(&w, (uint8_t)p->model->task);
+    size_t at = tb_write_len_placeholder(&w);
+    tb_pipeline_save(p->pipeline, &w);
+    tb_write_patch_len(&w, at);
+    at = tb_write_len_placeholder(&w);
+    tb_write_u32(&w, (uint32_t)p->n_classes);
+    for (size_t i = 0; i < p->n_classes; i++)
+        tb_write_str(&w, p->class_names[i]);
+    tb_write_patch_len(&w, at);
+    at = tb_write_len_placeholder(&w);
+    tb_model_save(p->model, &w);
+    tb_write_patch_len(&w, at);
+    tb_status st = tb_writer_status(&w);
+    if (st != TB_OK) {
+        tb_writer_free(&w);
+        return st;
+    }
+    *ret_blob = w.data;
+    *ret_len = w.len;
+    return TB_OK;
+}
+
+tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
+    tb_reader r, sec;
+    tb_reader_init(&r, blob, len);
+    char magic[4];
+    uint16_t major, minor;
+    uint32_t n_features, n_classes = 0;
+    uint8_t task;
+    char *kind = NULL;
+    tb_pipeline *pipeline = NULL;
+    tb_model *model = NULL;
+    tb_predictor *p = NULL;
+    tb_status st = tb_read_bytes(&r, magic, 4, "blob magic");
+    if (st != TB_OK)
+        return tb_error_prefix(st, "model blob of %zu bytes", len);
+    if (memcmp(magic, TB_BLOB_MAGIC, 4) != 0)
+        return tb_error(TB_CORRUPT, "model blob has a wrong magic number (not a Timbre model)");
+    if ((st = tb_read_u16(&r, &major, "blob major version")) != TB_OK ||
+        (st = tb_read_u16(&r, &minor, "blob minor version")) != TB_OK)
+        return st;
+    if (major != TB_BLOB_MAJOR)
+        return tb_error(TB_VERSION, "model blob format %u.%u; this binary reads format %d.x", major, minor,
+                        TB_BLOB_MAJOR);
+    if ((st = tb_read_str(&r, &kind, 32, "model kind")) != TB_OK)
+        return st;
+    if ((st = tb_read_u32(&r, &n_features, "feature count")) != TB_OK || (st = tb_read_u8(&r, &task, "task")) != TB_OK)
+        goto fail;
+    if ((st = tb_read_section(&r, &sec, "pipeline section")) != TB_OK || (st = tb_pipeline_load(&sec, &pipeline)) != TB_OK)
+        goto fail;
+    if (pipeline->n_features != n_features) {
+        st = tb_error(TB_CORRUPT, "model blob: header says %u features, pipeline has %zu", n_features,
+                      pipeline->n_features);
+        goto fail;
+    }
+    if ((st = tb_read_section(&r, &sec, "labels section")) != TB_OK ||
+        (st = tb_read_u32(&sec, &n_classes, "class count")) != TB_OK)
+        goto fail;
+    if (n_classes > PREDICTOR_MAX_CLASSES || (st = tb_reader_expect(&sec, n_classes, 4, "class names")) != TB_OK) {
+        if (st == TB_OK)
+            st = tb_error(TB_CORRUPT, "model blob: %u classes exceeds %d", n_classes, PREDICTOR_MAX_CLASSES);
+        goto fail;
+    }
+    char **names = tb_calloc_n(n_classes, sizeof *names);
+    if (!names) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < n_classes && st == TB_OK; i++)
+        st = tb_read_str(&sec, &names[i], PREDICTOR_MAX_LABEL, "class name");
+    if (st == TB_OK && (st = tb_read_section(&r, &sec, "model section")) == TB_OK)
+        st = tb_model_load(&sec, &model);
+    if (st == TB_OK && (strcmp(model->ops->kind, kind) != 0 || model->task != task))
+        st = tb_error(TB_CORRUPT, "model blob: header (%s) and model section (%s) disagree", kind, model->ops->kind);
+    if (st == TB_OK && tb_reader_left(&r) != 0)
+        st = tb_error(TB_CORRUPT, "model blob: %zu unexpected trailing bytes", tb_reader_left(&r));
+    if (st == TB_OK) {
+        st = tb_predictor_new(pipeline, model, names, n_classes, &p);
+        if (st == TB_OK) {
+            pipeline = NULL; /* owned by p now */
+            model = NULL;
+        } else if (st == TB_INVALID) {
+            st = tb_error(TB_CORRUPT, "model blob: %s", tb_error_message());
+        }
+    }
+    for (uint32_t i = 0; i < n_classes; i++)
+        free(names[i]);
+    free(names);
+    if (st != TB_OK)
+        goto fail;
+    free(kind);
+    *ret = p;
+    return TB_OK;
+fail:
+    free(kind);
+    tb_pipeline_free(pipeline);
+    tb_model_free(model);
+    return st;
+}

@@ -1,0 +1,39 @@
+/* A servable unit: the feature pipeline, the model and the class names, saved together as one
+ * self-describing blob (magic "TMBR", format version, kind, feature count, sized sections). */
+#ifndef TB_PREDICTOR_H
+#define TB_PREDICTOR_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "pipeline.h"
+#include "status.h"
+
+#define TB_BLOB_MAGIC "TMBR"
+#define TB_BLOB_MAJOR 1
+#define TB_BLOB_MINOR 0
+
+/* Owns pipeline, model and class names. Immutable once built or loaded: share across threads. */
+typedef struct tb_predictor {
+    tb_pipeline *pipeline;
+    tb_model *model;
+    size_t n_classes;  /* 0 for regression */
+    char **class_names;
+} tb_predictor;
+
+/* Takes ownership of pipeline and model; copies class_names (n_classes of them, none to regress). */
+tb_status tb_predictor_new(tb_pipeline *pipeline, tb_model *model, char *const *class_names, size_t n_classes,
+                           tb_predictor **ret);
+tb_predictor *tb_predictor_free(tb_predictor *p);
+
+/* raw: n_features raw values in pipeline order (NaN = missing, imputed); out: n_outputs values.
+ * No allocation; thread-safe. */
+void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out);
+
+/* A new blob (caller frees *ret_blob). */
+tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_len);
+/* Refuses a wrong magic, an unknown major version (naming both versions), and any count that
+ * disagrees with the bytes present. */
+tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret);
+
+#endif

@@ -1,0 +1,449 @@
+/* Training, evaluation, cross-validation and catalog storage for timbre-train. */
+#include "trainer.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "pipeline.h"
+#include "split.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void free_names(char **names, size_t n) {
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void tb_task_result_clear(tb_task_result *r) {
+    tb_predictor_free(r->predictor);
+    free_names(r->features, r->n_features);
+    memset(r, 0, sizeof *r);
+}
+
+tb_status tb_trainer_feature_names(const tb_dataset *ds, tb_target target, int popularity_feature, char ***ret_names,
+                                   size_t *ret_n) {
+    const char *pop = tb_dataset_popularity_name(ds);
+    char **names = tb_calloc_n(ds->n_features + 1, sizeof *names);
+    size_t n = 0;
+    int has_pop = 0;
+    if (!names)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t j = 0; j < ds->n_features; j++) {
+        int is_pop = pop && strcmp(ds->feature_names[j], pop) == 0;
+        if (is_pop && target == TB_TARGET_POPULARITY)
+            continue;
+        has_pop |= is_pop;
+        if (!(names[n++] = strdup(ds->feature_names[j]))) {
+            free_names(names, n);
+            return tb_error(TB_NOMEM, "out of memory");
+        }
+    }
+    if (target == TB_TARGET_GENRE && popularity_feature && pop && !has_pop) {
+        if (!(names[n++] = strdup(pop))) {
+            free_names(names, n);
+            return tb_error(TB_NOMEM, "out of memory");
+        }
+    }
+    if (n == 0) {
+        free(names);
+        return tb_error(TB_INVALID, "no input features left for the %s task",
+                        target == TB_TARGET_GENRE ? "genre" : "popularity");
+    }
+    *ret_names = names;
+    *ret_n = n;
+    return TB_OK;
+}
+
+/* Rows usable for a target: all rows for genre; rows with a known popularity for popularity. */
+static tb_status usable_rows(const tb_dataset *ds, tb_target target, const size_t *rows, size_t n, size_t **ret,
+                             size_t *ret_n) {
+    size_t *out = tb_malloc_n(n, sizeof *out), m = 0;
+    if (!out)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (target == TB_TARGET_GENRE || !isnan(ds->popularity[rows[i]]))
+            out[m++] = rows[i];
+    *ret = out;
+    *ret_n = m;
+    return TB_OK;
+}
+
+/* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor. */
+static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **names, size_t d, const size_t *train,
+                               size_t n_train, tb_target target, const tb_trainer_options *opt, int with_progress,
+                               tb_predictor **ret) {
+    tb_pipeline *pipeline = NULL;
+    tb_model *model = NULL;
+    double *X = NULL, *target_values = NULL;
+    int32_t *y = NULL;
+    tb_status st = tb_pipeline_fit(raw, d, names, train, n_train, &pipeline);
+    if (st != TB_OK)
+        return st;
+    if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
+        goto out;
+    tb_train_data data = {.X = X, .n = n_train, .d = d};
+    if (target == TB_TARGET_GENRE) {
+        y = tb_malloc_n(n_train, sizeof *y);
+        if (!y) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n_train; i++)
+            y[i] = ds->y[train[i]];
+        data.task = TB_TASK_CLASSIFY;
+        data.y = y;
+        data.n_classes = ds->n_classes;
+    } else {
+        target_values = tb_malloc_n(n_train, sizeof *target_values);
+        if (!target_values) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n_train; i++)
+            target_values[i] = ds->popularity[train[i]];
+        data.task = TB_TASK_REGRESS;
+        data.target = target_values;
+    }
+    tb_train_params params = opt->params;
+    params.threads = opt->threads;
+    tb_progress *bar = NULL;
+    if (with_progress) {
+        bar = tb_progress_new(target == TB_TARGET_GENRE ? "genre: trees" : "popularity: trees", params.n_trees);
+        params.progress = tb_progress_callback;
+        params.progress_ctx = bar;
+    }
+    st = tb_model_train(opt->model_kind, &data, &params, &model);
+    tb_progress_free(bar);
+    if (st != TB_OK)
+        goto out;
+    st = tb_predictor_new(pipeline, model, target == TB_TARGET_GENRE ? ds->class_names : NULL,
+                          target == TB_TARGET_GENRE ? ds->n_classes : 0, ret);
+    if (st == TB_OK)
+        pipeline = NULL, model = NULL;
+out:
+    tb_pipeline_free(pipeline);
+    tb_model_free(model);
+    free(X);
+    free(y);
+    free(target_values);
+    return st;
+}
+
+/* Predicts `rows` of raw (pipeline, then the model in cache-friendly blocks); out is
+ * n × n_outputs. Same numbers as tb_predictor_predict row by row. */
+static tb_status predict_rows(const tb_predictor *p, const double *raw, const size_t *rows, size_t n, int threads,
+                              double *out) {
+    double *X;
+    tb_status st = tb_pipeline_transform_rows(p->pipeline, raw, rows, n, &X);
+    if (st != TB_OK)
+        return st;
+    tb_model_predict_batch(p->model, X, n, threads, out);
+    free(X);
+    return TB_OK;
+}
+
+/* Scores predictions of `rows` against the truth of `ds` into *cls or *reg as a 5-vector. */
+static tb_status score(const tb_dataset *ds, tb_target target, const size_t *rows, size_t n, const double *pred,
+                       tb_class_metrics *cls, tb_reg_metrics *reg) {
+    tb_status st;
+    if (target == TB_TARGET_GENRE) {
+        int32_t *y = tb_malloc_n(n, sizeof *y);
+        if (!y)
+            return tb_error(TB_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            y[i] = ds->y[rows[i]];
+        st = tb_class_metrics_compute(y, pred, n, ds->n_classes, cls);
+        free(y);
+    } else {
+        double *y = tb_malloc_n(n, sizeof *y);
+        if (!y)
+            return tb_error(TB_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            y[i] = ds->popularity[rows[i]];
+        st = tb_reg_metrics_compute(y, pred, n, reg);
+        free(y);
+    }
+    return st;
+}
+
+static void metrics_vector(tb_target target, const tb_class_metrics *c, const tb_reg_metrics *r, double v[5]) {
+    if (target == TB_TARGET_GENRE) {
+        double a[5] = {c->accuracy, c->micro_f1, c->macro_f1, c->top3_accuracy, c->log_loss};
+        memcpy(v, a, sizeof a);
+    } else {
+        double a[5] = {r->mse, r->rmse, r->mae, r->r2, r->spearman};
+        memcpy(v, a, sizeof a);
+    }
+}
+
+static tb_status cross_validate(const tb_dataset *ds, const double *raw, char **names, size_t d, const size_t *train,
+                                size_t n_train, tb_target target, const tb_trainer_options *opt, tb_task_result *res) {
+    size_t k = opt->cv_folds;
+    size_t *group = tb_malloc_n(n_train, sizeof *group), *fold = tb_malloc_n(n_train, sizeof *fold);
+    const char **ids = tb_malloc_n(n_train, sizeof *ids);
+    int32_t *y = tb_malloc_n(n_train, sizeof *y);
+    size_t *fit = tb_malloc_n(n_train, sizeof *fit), *hold = tb_malloc_n(n_train, sizeof *hold);
+    double *pred = NULL, sums[5] = {0}, sq[5] = {0};
+    char (*buf)[32] = tb_malloc_n(n_train, 32);
+    tb_status st = TB_OK;
+    size_t n_groups;
+    if (!group || !fold || !ids || !y || !fit || !hold || !buf) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_train; i++) {
+        ids[i] = tb_dataset_id(ds, train[i], buf[i]);
+        y[i] = target == TB_TARGET_GENRE ? ds->y[train[i]] : 0;
+    }
+    if ((st = tb_groups_from_keys(ids, n_train, group, &n_groups)) != TB_OK ||
+        (st = tb_split_kfold(y, group, n_train, k, opt->params.seed, fold)) != TB_OK)
+        goto out;
+    tb_progress *bar = tb_progress_new(target == TB_TARGET_GENRE ? "genre: cv folds" : "popularity: cv folds", k);
+    for (size_t f = 0; f < k && st == TB_OK; f++) {
+        size_t n_fit = 0, n_hold = 0;
+        for (size_t i = 0; i < n_train; i++) {
+            if (fold[i] == f)
+                hold[n_hold++] = train[i];
+            else
+                fit[n_fit++] = train[i];
+        }
+        tb_predictor *p = NULL;
+        if ((st = fit_predictor(ds, raw, names, d, fit, n_fit, target, opt, 0, &p)) != TB_OK)
+            break;
+        size_t outs = p->model->n_outputs;
+        free(pred);
+        pred = tb_malloc_n(n_hold * outs, sizeof *pred);
+        if (!pred) {
+            tb_predictor_free(p);
+            st = tb_error(TB_NOMEM, "out of memory");
+            break;
+        }
+        st = predict_rows(p, raw, hold, n_hold, opt->threads, pred);
+        tb_predictor_free(p);
+        if (st != TB_OK)
+            break;
+        tb_class_metrics cls;
+        tb_reg_metrics reg;
+        if ((st = score(ds, target, hold, n_hold, pred, &cls, &reg)) != TB_OK)
+            break;
+        double v[5];
+        metrics_vector(target, &cls, &reg, v);
+        for (int m = 0; m < 5; m++) {
+            sums[m] += v[m];
+            sq[m] += v[m] * v[m];
+        }
+        tb_progress_update(bar, f + 1);
+    }
+    tb_progress_free(bar);
+    if (st == TB_OK) {
+        res->cv_folds = k;
+        for (int m = 0; m < 5; m++) {
+            double mean = sums[m] / (double)k;
+            res->cv_mean[m] = mean;
+            res->cv_std[m] = sqrt(fmax(0.0, sq[m] / (double)k - mean * mean)); /* population std, as numpy */
+        }
+    }
+out:
+    free(group);
+    free(fold);
+    free(ids);
+    free(y);
+    free(fit);
+    free(hold);
+    free(pred);
+    free(buf);
+    return st;
+}
+
+tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
+                              tb_task_result *res) {
+    const tb_dataset *ds = split->train_ds, *ts = split->test_ds ? split->test_ds : split->train_ds;
+    memset(res, 0, sizeof *res);
+    res->target = target;
+    if (target == TB_TARGET_GENRE && !ds->y)
+        return tb_error_with_field(TB_INVALID, "label", "the genre task needs a label column");
+    if (target == TB_TARGET_POPULARITY && (!ds->popularity || !ts->popularity))
+        return tb_error_with_field(TB_INVALID, "popularity", "the popularity task needs a popularity column");
+    double *raw = NULL, *raw_test = NULL, *pred = NULL;
+    size_t *train = NULL, *test = NULL, n_train = 0, n_test = 0;
+    tb_status st = tb_trainer_feature_names(ds, target, opt->popularity_feature, &res->features, &res->n_features);
+    if (st != TB_OK)
+        return st;
+    size_t d = res->n_features;
+    if ((st = tb_dataset_matrix(ds, res->features, d, &raw)) != TB_OK)
+        goto out;
+    if (ts != ds && (st = tb_dataset_matrix(ts, res->features, d, &raw_test)) != TB_OK)
+        goto out;
+    if ((st = usable_rows(ds, target, split->train, split->n_train, &train, &n_train)) != TB_OK ||
+        (st = usable_rows(ts, target, split->test, split->n_test, &test, &n_test)) != TB_OK)
+        goto out;
+    if (n_train == 0 || n_test == 0) {
+        st = tb_error(TB_INVALID, "%zu training and %zu test rows: need both", n_train, n_test);
+        goto out;
+    }
+    res->n_train = n_train;
+    res->n_test = n_test;
+    double t0 = now_seconds();
+    if ((st = fit_predictor(ds, raw, res->features, d, train, n_train, target, opt, 1, &res->predictor)) != TB_OK)
+        goto out;
+    res->train_seconds = now_seconds() - t0;
+    size_t outs = res->predictor->model->n_outputs;
+    pred = tb_malloc_n(n_test * outs, sizeof *pred);
+    if (!pred) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    t0 = now_seconds();
+    if ((st = predict_rows(res->predictor, raw_test ? raw_test : raw, test, n_test, opt->threads, pred)) != TB_OK)
+        goto out;
+    res->predict_seconds = now_seconds() - t0;
+    if ((st = score(ts, target, test, n_test, pred, &res->cls, &res->reg)) != TB_OK)
+        goto out;
+    if (opt->cv_folds)
+        st = cross_validate(ds, raw, res->features, d, train, n_train, target, opt, res);
+out:
+    free(raw);
+    free(raw_test);
+    free(pred);
+    free(train);
+    free(test);
+    if (st != TB_OK)
+        tb_task_result_clear(res);
+    return st;
+}
+
+tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out) {
+    double *raw = NULL;
+    size_t d = p->pipeline->n_features, n = ds->n_rows;
+    tb_status st = tb_dataset_matrix(ds, p->pipeline->names, d, &raw);
+    if (st != TB_OK)
+        return st;
+    size_t *rows = tb_malloc_n(n, sizeof *rows);
+    double *out = tb_malloc_n(n * p->model->n_outputs, sizeof *out);
+    if (!rows || !out) {
+        free(raw);
+        free(rows);
+        free(out);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i] = i;
+    st = predict_rows(p, raw, rows, n, threads, out);
+    free(raw);
+    free(rows);
+    if (st != TB_OK) {
+        free(out);
+        return st;
+    }
+    *ret_out = out;
+    return TB_OK;
+}
+
+/* ---------- catalog ---------- */
+
+typedef struct catalog_row {
+    const tb_dataset *ds;
+    size_t row;
+    const char *id;
+} catalog_row;
+
+static int cmp_catalog(const void *a, const void *b) {
+    const catalog_row *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    if (x->ds != y->ds)
+        return x->ds < y->ds ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static char *features_json(const tb_dataset *ds, size_t row) {
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj)
+        return NULL;
+    for (size_t j = 0; j < ds->n_features; j++) {
+        double v = ds->X[row * ds->n_features + j];
+        if (!isnan(v))
+            cJSON_AddNumberToObject(obj, ds->feature_names[j], v);
+    }
+    const char *pop = tb_dataset_popularity_name(ds);
+    if (pop && !isnan(ds->popularity[row]) && !cJSON_GetObjectItemCaseSensitive(obj, pop))
+        cJSON_AddNumberToObject(obj, pop, ds->popularity[row]);
+    char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    return s;
+}
+
+tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets) {
+    size_t total = 0;
+    for (size_t s = 0; s < n_sets; s++)
+        total += sets[s]->n_rows;
+    catalog_row *rows = tb_malloc_n(total, sizeof *rows);
+    char (*buf)[32] = tb_malloc_n(total, 32);
+    tb_track *tracks = tb_calloc_n(total, sizeof *tracks);
+    size_t n = 0, n_tracks = 0;
+    tb_status st = TB_OK;
+    if (!rows || !buf || !tracks) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t s = 0; s < n_sets; s++)
+        for (size_t r = 0; r < sets[s]->n_rows; r++, n++)
+            rows[n] = (catalog_row){sets[s], r, tb_dataset_id(sets[s], r, buf[n])};
+    qsort(rows, n, sizeof *rows, cmp_catalog);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && strcmp(rows[j].id, rows[i].id) == 0)
+            j++;
+        /* One track per id: text and features from its first row, every distinct genre kept. */
+        const tb_dataset *ds = rows[i].ds;
+        size_t r = rows[i].row;
+        cJSON *genres = cJSON_CreateArray();
+        for (size_t t = i; t < j && genres; t++) {
+            const tb_dataset *gds = rows[t].ds;
+            if (gds->col_label < 0)
+                continue;
+            const char *g = tb_dataset_text(gds, gds->col_label, rows[t].row);
+            int seen = 0;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, genres) seen |= strcmp(e->valuestring, g) == 0;
+            if (!seen)
+                cJSON_AddItemToArray(genres, cJSON_CreateString(g));
+        }
+        tb_track *tr = &tracks[n_tracks++];
+        tr->track_id = strdup(rows[i].id);
+        tr->track_name = strdup(tb_dataset_text(ds, ds->col_name, r));
+        tr->artists = strdup(tb_dataset_text(ds, ds->col_artists, r));
+        tr->genres = genres ? cJSON_PrintUnformatted(genres) : NULL;
+        tr->popularity = ds->popularity ? ds->popularity[r] : NAN;
+        tr->features = features_json(ds, r);
+        cJSON_Delete(genres);
+        if (!tr->track_id || !tr->track_name || !tr->artists || !tr->genres || !tr->features) {
+            st = tb_error(TB_NOMEM, "out of memory building the catalog");
+            goto out;
+        }
+        i = j;
+    }
+    st = tb_store_put_tracks(store, tracks, n_tracks);
+out:
+    if (tracks)
+        for (size_t i = 0; i < n_tracks; i++)
+            tb_track_clear(&tracks[i]);
+    free(tracks);
+    free(rows);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,66 @@
+/* The trainer's steps, callable from the CLI and from tests: train one task on a split, evaluate
+ * it, publish it, store the catalog, predict an unlabelled file. */
+#ifndef TB_TRAINER_H
+#define TB_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
+#include "predictor.h"
+#include "status.h"
+#include "store.h"
+
+typedef enum tb_target { TB_TARGET_GENRE, TB_TARGET_POPULARITY } tb_target;
+
+typedef struct tb_trainer_options {
+    const char *model_kind;      /* "rf" */
+    tb_train_params params;
+    int popularity_feature;      /* genre task: add popularity as an input (default 1) */
+    size_t cv_folds;             /* 0 = no cross-validation */
+    double test_fraction;        /* 0.2 when no test file */
+    int threads;                 /* 0 = all cores */
+} tb_trainer_options;
+
+/* Row indices of the training and test rows. When `test` is a second dataset, test rows index it. */
+typedef struct tb_split_rows {
+    const tb_dataset *train_ds, *test_ds;
+    size_t *train, *test;
+    size_t n_train, n_test;
+} tb_split_rows;
+
+/* The outcome of training one task; owns everything in it. */
+typedef struct tb_task_result {
+    tb_target target;
+    tb_predictor *predictor;
+    char **features;             /* names, in model order */
+    size_t n_features;
+    size_t n_train, n_test;
+    double train_seconds, predict_seconds;
+    tb_class_metrics cls;        /* genre */
+    tb_reg_metrics reg;          /* popularity */
+    size_t cv_folds;             /* 0 when not run */
+    double cv_mean[5], cv_std[5];/* genre: accuracy, micro_f1, macro_f1, top3, log_loss;
+                                    popularity: mse, rmse, mae, r2, spearman */
+} tb_task_result;
+
+void tb_task_result_clear(tb_task_result *r);
+
+/* Input names for a target: the dataset's features, plus popularity for the genre task when asked
+ * and available; never popularity for the popularity task. Caller frees each name and the array. */
+tb_status tb_trainer_feature_names(const tb_dataset *ds, tb_target target, int popularity_feature, char ***ret_names,
+                                   size_t *ret_n);
+
+/* Trains, evaluates on the test rows and (optionally) cross-validates on the training rows. */
+tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
+                              tb_task_result *ret);
+
+/* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees). */
+tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out);
+
+/* Stores the tracks of the datasets (unique ids, every genre kept) in one transaction. */
+tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets);
+
+#endif

@@ -1,0 +1,25 @@
+/* GET /healthz (the process answers) and GET /readyz (a model is loaded and can serve). */
+#include <cjson/cJSON.h>
+
+#include "../reply.h"
+#include "../request.h"
+#include "handlers.h"
+
+enum MHD_Result tb_handle_healthz(struct tb_request *req) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}
+
+enum MHD_Result tb_handle_readyz(struct tb_request *req) {
+    const tb_server_state *s = req->state;
+    if (!s->genre && !s->popularity)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+                              "no published model is loaded (train one with timbre-train)");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ready");
+    cJSON *models = cJSON_AddObjectToObject(o, "models");
+    cJSON_AddBoolToObject(models, "genre", s->genre != NULL);
+    cJSON_AddBoolToObject(models, "popularity", s->popularity != NULL);
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}

@@ -1,0 +1,39 @@
+/* GET /v1/models: the loaded models, their inputs, classes and evaluation metrics. */
+#include <cjson/cJSON.h>
+
+#include "../reply.h"
+#include "../request.h"
+#include "handlers.h"
+
+static cJSON *model_json(const tb_served_model *m) {
+    const tb_predictor *p = m->predictor;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", m->task);
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddNumberToObject(o, "version", m->version);
+    cJSON_AddNumberToObject(o, "id", (double)m->id);
+    cJSON_AddStringToObject(o, "kind", m->kind);
+    cJSON_AddStringToObject(o, "created_at", m->created_at);
+    cJSON *features = cJSON_AddArrayToObject(o, "features");
+    for (size_t j = 0; j < p->pipeline->n_features; j++)
+        cJSON_AddItemToArray(features, cJSON_CreateString(p->pipeline->names[j]));
+    if (p->n_classes) {
+        cJSON *classes = cJSON_AddArrayToObject(o, "classes");
+        for (size_t k = 0; k < p->n_classes; k++)
+            cJSON_AddItemToArray(classes, cJSON_CreateString(p->class_names[k]));
+    }
+    cJSON *metrics = cJSON_Parse(m->metrics);
+    cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateObject());
+    return o;
+}
+
+enum MHD_Result tb_handle_models(struct tb_request *req) {
+    const tb_server_state *s = req->state;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "models");
+    if (s->genre)
+        cJSON_AddItemToArray(list, model_json(s->genre));
+    if (s->popularity)
+        cJSON_AddItemToArray(list, model_json(s->popularity));
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}

@@ -1,0 +1,91 @@
+/* POST /v1/genre and POST /v1/popularity: one track's features (or a catalog id) in, the
+ * prediction out, with the features that had to be imputed. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "../input.h"
+#include "../limits.h"
+#include "../reply.h"
+#include "../request.h"
+#include "handlers.h"
+
+static int model_or_503(struct tb_request *req, const tb_served_model *m, const char *task) {
+    if (m)
+        return 0;
+    tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published %s model is loaded", task);
+    return 1;
+}
+
+static void add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
+    if (track_id[0])
+        cJSON_AddStringToObject(o, "track_id", track_id);
+    cJSON_AddItemToObject(o, "imputed", imputed);
+    cJSON *model = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddStringToObject(model, "name", m->name);
+    cJSON_AddNumberToObject(model, "version", m->version);
+}
+
+enum MHD_Result tb_handle_genre(struct tb_request *req) {
+    const tb_served_model *m = req->state->genre;
+    cJSON *root = NULL, *imputed = NULL;
+    double raw[1024], *proba;
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
+    if (model_or_503(req, m, "genre") || tb_input_parse_object(req, &root))
+        return req->result;
+    const tb_predictor *p = m->predictor;
+    if (tb_input_model_input(req, root, p, raw, &imputed, track_id)) {
+        cJSON_Delete(root);
+        return req->result;
+    }
+    cJSON_Delete(root);
+    size_t k = p->n_classes;
+    if (!(proba = malloc(k * sizeof *proba))) {
+        cJSON_Delete(imputed);
+        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+    }
+    tb_predictor_predict(p, raw, proba);
+    /* Top classes by probability, ties to the lower class index (the argmax rule). */
+    size_t top[TB_TOP_GENRES] = {0}, n_top = 0;
+    for (size_t i = 0; i < TB_TOP_GENRES && i < k; i++) {
+        size_t best = k;
+        for (size_t c = 0; c < k; c++) {
+            int taken = 0;
+            for (size_t t = 0; t < n_top; t++)
+                taken |= top[t] == c;
+            if (!taken && (best == k || proba[c] > proba[best]))
+                best = c;
+        }
+        top[n_top++] = best;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "genre", p->class_names[top[0]]);
+    cJSON *list = cJSON_AddArrayToObject(o, "probabilities");
+    for (size_t i = 0; i < n_top; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "genre", p->class_names[top[i]]);
+        cJSON_AddNumberToObject(e, "probability", proba[top[i]]);
+        cJSON_AddItemToArray(list, e);
+    }
+    free(proba);
+    add_common(o, m, imputed, track_id);
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}
+
+enum MHD_Result tb_handle_popularity(struct tb_request *req) {
+    const tb_served_model *m = req->state->popularity;
+    cJSON *root = NULL, *imputed = NULL;
+    double raw[1024], value;
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
+    if (model_or_503(req, m, "popularity") || tb_input_parse_object(req, &root))
+        return req->result;
+    if (tb_input_model_input(req, root, m->predictor, raw, &imputed, track_id)) {
+        cJSON_Delete(root);
+        return req->result;
+    }
+    cJSON_Delete(root);
+    tb_predictor_predict(m->predictor, raw, &value);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "popularity", value);
+    add_common(o, m, imputed, track_id);
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}

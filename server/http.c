@@ -1,0 +1,186 @@
+/* libmicrohttpd glue. The access handler is called several times per request: first with no
+ * body (route and header checks), then with body chunks (accumulated up to the route's limit,
+ * past which the rest is discarded and a 413 sent), then once more to run the handler. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "route.h"
+
+struct tb_http {
+    struct MHD_Daemon *daemon;
+    const tb_server_state *state;
+    uint16_t port;
+};
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* "application/json", optionally with parameters ("; charset=utf-8"). */
+static int is_json_content_type(const char *ct) {
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static enum MHD_Result first_call(tb_http *h, struct MHD_Connection *conn, const char *url, const char *method,
+                                  tb_request *req) {
+    (void)h;
+    char allow[sizeof req->allow];
+    tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
+    if (m == TB_ROUTE_NO_PATH)
+        return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
+    if (m == TB_ROUTE_NO_METHOD) {
+        memcpy(req->allow, allow, sizeof allow);
+        return tb_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                              "%.16s is not allowed on %.200s (allowed: %s)", method, url, allow);
+    }
+    const char *len_header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = len_header ? strtoull(len_header, NULL, 10) : 0;
+    if (req->route->max_body == 0) {
+        if (declared > 0)
+            return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "%s %s takes no request body",
+                                  method, req->route->path);
+        return MHD_YES;
+    }
+    if (!is_json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return tb_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
+                              "send the body as Content-Type: application/json");
+    if (declared > req->route->max_body)
+        return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                              "request body of %llu bytes exceeds the limit of %zu bytes", declared,
+                              req->route->max_body);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    tb_http *h = cls;
+    tb_request *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->conn = conn;
+        req->state = h->state;
+        req->start = now_seconds();
+        *con_cls = req;
+        return first_call(h, conn, url, method, req);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->replied || req->body_too_large)
+            return MHD_YES; /* an error is queued or due: drain and drop the body */
+        if (req->body_len + n > req->route->max_body) {
+            req->body_too_large = 1;
+            free(req->body);
+            req->body = NULL;
+            req->body_len = req->body_cap = 0;
+            return MHD_YES;
+        }
+        if (req->body_len + n + 1 > req->body_cap) {
+            size_t cap = req->body_cap ? req->body_cap : 1024;
+            while (cap < req->body_len + n + 1)
+                cap *= 2;
+            char *p = realloc(req->body, cap);
+            if (!p)
+                return MHD_NO;
+            req->body = p;
+            req->body_cap = cap;
+        }
+        memcpy(req->body + req->body_len, upload_data, n);
+        req->body_len += n;
+        req->body[req->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (req->replied)
+        return req->result;
+    if (req->body_too_large)
+        return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                              "request body exceeds the limit of %zu bytes", req->route->max_body);
+    enum MHD_Result r = req->route->handler(req);
+    if (!req->replied)
+        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "handler sent no reply");
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    tb_request *req = *con_cls;
+    if (!req)
+        return;
+    if (tb_log_enabled(TB_LOG_DEBUG))
+        tb_log(TB_LOG_DEBUG, "%s %u %.0fus%s", req->route ? req->route->path : "-", req->status,
+               (now_seconds() - req->start) * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state, tb_http **ret) {
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    if (inet_pton(AF_INET, opt->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(opt->port);
+    } else if (inet_pton(AF_INET6, opt->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(opt->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return tb_error(TB_INVALID, "--listen: '%s' is not a numeric IPv4 or IPv6 address", opt->host);
+    }
+    tb_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return tb_error(TB_NOMEM, "out of memory");
+    h->state = state;
+    h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, opt->threads,
+                                 MHD_OPTION_CONNECTION_LIMIT, opt->connection_limit,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->per_ip_limit,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : opt->port;
+    *ret = h;
+    return TB_OK;
+}
+
+uint16_t tb_http_port(const tb_http *h) { return h->port; }
+
+tb_http *tb_http_stop(tb_http *h) {
+    if (!h)
+        return NULL;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+    return NULL;
+}

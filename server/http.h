@@ -1,0 +1,27 @@
+/* The libmicrohttpd daemon: request contexts, body accumulation under the route's limit, and
+ * dispatch through the routing table. */
+#ifndef TB_SERVER_HTTP_H
+#define TB_SERVER_HTTP_H
+
+#include <stdint.h>
+
+#include "state.h"
+#include "status.h"
+
+typedef struct tb_http_options {
+    const char *host;        /* numeric IPv4 or IPv6 address */
+    uint16_t port;           /* 0: any free port (see tb_http_port) */
+    unsigned threads;        /* thread-pool size */
+    unsigned connection_limit, per_ip_limit, timeout_s;
+} tb_http_options;
+
+typedef struct tb_http tb_http;
+
+/* Starts serving `state` (borrowed: it must outlive the server). */
+tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state, tb_http **ret);
+/* The port actually bound. */
+uint16_t tb_http_port(const tb_http *h);
+/* Stops accepting, lets in-flight requests finish, frees. Accepts NULL. */
+tb_http *tb_http_stop(tb_http *h);
+
+#endif

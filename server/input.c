@@ -1,0 +1,182 @@
+/* Parsing and validating JSON request bodies. */
+#include "input.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio_features.h"
+#include "limits.h"
+#include "reply.h"
+
+static int bad(tb_request *req, const char *field, const char *message) {
+    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "%s", message);
+    return 1;
+}
+
+static int has_duplicate_keys(const cJSON *obj, const char **ret_name) {
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0) {
+                *ret_name = a->string;
+                return 1;
+            }
+    return 0;
+}
+
+int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
+    if (!req->body || req->body_len == 0)
+        return bad(req, NULL, "request body is empty: expected a JSON object");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t offset = at && at >= req->body && at <= req->body + req->body_len ? (size_t)(at - req->body) : 0;
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "malformed JSON near byte %zu", offset);
+        return 1;
+    }
+    while (end && end < req->body + req->body_len && strchr(" \t\r\n", *end))
+        end++;
+    const char *dup;
+    if (end != req->body + req->body_len) {
+        cJSON_Delete(root);
+        return bad(req, NULL, "unexpected bytes after the JSON value");
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return bad(req, NULL, "request body must be a JSON object");
+    }
+    if (has_duplicate_keys(root, &dup)) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "key '%.64s' appears twice", dup);
+        cJSON_Delete(root);
+        return 1;
+    }
+    *ret_root = root;
+    return 0;
+}
+
+int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *allowed, const char *where) {
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(c->string, allowed[i]) == 0;
+        if (!ok) {
+            char field[128];
+            snprintf(field, sizeof field, "%s%.64s", where, c->string);
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "unknown key '%.64s'", c->string);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One feature value: a finite number, a boolean, null (missing), or a string Spotify tables use
+ * ("F#", "Major", "?"). Returns 0 and sets *v, or replies. */
+static int feature_value(tb_request *req, const cJSON *item, double *v) {
+    const char *name = item->string;
+    if (cJSON_IsNull(item)) {
+        *v = NAN;
+        return 0;
+    }
+    if (cJSON_IsBool(item)) {
+        *v = cJSON_IsTrue(item) ? 1.0 : 0.0;
+        return 0;
+    }
+    if (cJSON_IsNumber(item)) {
+        if (!isfinite(item->valuedouble)) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name, "feature '%s' is not a finite number", name);
+            return 1;
+        }
+        *v = item->valuedouble;
+        return 0;
+    }
+    if (cJSON_IsString(item) && strlen(item->valuestring) <= TB_MAX_STRING_VALUE_BYTES) {
+        tb_status st = tb_feature_parse(name, item->valuestring, v);
+        if (st == TB_OK)
+            return 0;
+    }
+    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name, "feature '%s' must be a number", name);
+    return 1;
+}
+
+/* Fills raw from a features object. From a client (strict): unknown names are errors. From the
+ * catalog: names the model does not use are skipped. */
+static int fill_features(tb_request *req, const cJSON *features, const tb_pipeline *pl, double *raw, int strict) {
+    for (const cJSON *c = features->child; c; c = c->next) {
+        if (strlen(c->string) > TB_MAX_FEATURE_NAME_BYTES)
+            return bad(req, "features", "a feature name is longer than the limit of 64 bytes");
+        long j = tb_pipeline_find(pl, c->string);
+        if (j < 0) {
+            if (!strict)
+                continue;
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", c->string,
+                           "unknown feature '%s' (this model takes %zu features; see GET /v1/models)", c->string,
+                           pl->n_features);
+            return 1;
+        }
+        if (feature_value(req, c, &raw[j]))
+            return 1;
+    }
+    return 0;
+}
+
+int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
+                         char *track_id) {
+    static const char *const keys[] = {"features", "track_id", NULL};
+    const tb_pipeline *pl = p->pipeline;
+    track_id[0] = '\0';
+    if (tb_input_only_keys(req, root, keys, ""))
+        return 1;
+    const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "track_id");
+    if (!features == !id)
+        return bad(req, NULL, "give exactly one of \"features\" (an object) or \"track_id\" (a string)");
+    for (size_t j = 0; j < pl->n_features; j++)
+        raw[j] = NAN;
+    if (features) {
+        const char *dup;
+        if (!cJSON_IsObject(features))
+            return bad(req, "features", "\"features\" must be an object of feature name to number");
+        if (has_duplicate_keys(features, &dup)) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "feature '%.64s' appears twice", dup);
+            return 1;
+        }
+        if (fill_features(req, features, pl, raw, 1))
+            return 1;
+    } else {
+        if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
+            return bad(req, "track_id", "\"track_id\" must be a non-empty string");
+        if (strlen(id->valuestring) > TB_MAX_TRACK_ID_BYTES)
+            return bad(req, "track_id", "\"track_id\" is longer than the limit of 128 bytes");
+        tb_track track;
+        tb_status st = tb_store_get_track(req->state->store, id->valuestring, &track);
+        if (st != TB_OK) {
+            tb_reply_status(req, st);
+            return 1;
+        }
+        cJSON *stored = cJSON_Parse(track.features);
+        tb_track_clear(&track);
+        if (!cJSON_IsObject(stored)) {
+            cJSON_Delete(stored);
+            tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "corrupt", "track_id",
+                           "stored features of this track are not a JSON object");
+            return 1;
+        }
+        int failed = fill_features(req, stored, pl, raw, 0);
+        cJSON_Delete(stored);
+        if (failed)
+            return 1;
+        snprintf(track_id, TB_MAX_TRACK_ID_BYTES + 1, "%s", id->valuestring);
+    }
+    cJSON *imputed = cJSON_CreateArray();
+    if (!imputed) {
+        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return 1;
+    }
+    for (size_t j = 0; j < pl->n_features; j++)
+        if (isnan(raw[j]))
+            cJSON_AddItemToArray(imputed, cJSON_CreateString(pl->names[j]));
+    *ret_imputed = imputed;
+    return 0;
+}

@@ -1,0 +1,22 @@
+/* Request-body validation. Each helper either succeeds and returns 0, or sends the 400/404 error
+ * reply itself (naming the bad field) and returns nonzero, so handlers read as a flat column of
+ * checks: `if (tb_input_...(req, ...)) return req->result;`. */
+#ifndef TB_SERVER_INPUT_H
+#define TB_SERVER_INPUT_H
+
+#include <cjson/cJSON.h>
+
+#include "request.h"
+
+/* The body as one JSON object (trailing bytes, other types, duplicate keys are errors). */
+int tb_input_parse_object(tb_request *req, cJSON **ret_root);
+/* Rejects any key of obj not in `allowed` (NULL-terminated). `where` prefixes the field name. */
+int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *allowed, const char *where);
+
+/* The model input from {"features": {...}} or {"track_id": "..."} (exactly one): raw gets one
+ * value per feature of the predictor's pipeline, NaN where missing; *ret_imputed a new JSON array
+ * of the missing names (caller deletes); track_id (129 bytes) the id when given, else "". */
+int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
+                         char *track_id);
+
+#endif

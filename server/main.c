@@ -1,0 +1,180 @@
+/* timbre-serve: loads the published models from the database and answers JSON over HTTP until
+ * SIGINT or SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "limits.h"
+#include "log.h"
+#include "state.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: timbre-serve [--db timbre.db] [--listen 127.0.0.1:8080] [--threads N]\n"
+               "                    [--max-connections N] [--max-connections-per-ip N] [--timeout S]\n"
+               "                    [--log-level debug|info|warn|error] [--port-file FILE]\n"
+               "\n"
+               "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
+               "                       (IPv6 as [::1]:8080)\n"
+               "  --threads N          request threads (default: number of cores)\n"
+               "  --port-file FILE     write the bound port there once listening\n");
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned long max, unsigned long *ret) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-') {
+        tb_log(TB_LOG_ERROR, "%s: '%s' is not an integer from 0 to %lu", flag, s, max);
+        return -1;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" into host (64 bytes) and port. */
+static int parse_listen(const char *s, char *host, unsigned long *port) {
+    const char *colon;
+    size_t len;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        len = (size_t)(close - s - 1);
+        if (len >= 64)
+            return -1;
+        memcpy(host, s + 1, len);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        len = (size_t)(colon - s);
+        if (len >= 64)
+            return -1;
+        memcpy(host, s, len);
+    }
+    host[len] = '\0';
+    return parse_uint("--listen port", colon + 1, 65535, port);
+}
+
+int main(int argc, char **argv) {
+    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE };
+    static const struct option opts[] = {
+        {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
+        {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
+        {"max-connections-per-ip", required_argument, 0, O_PERIP}, {"timeout", required_argument, 0, O_TIMEOUT},
+        {"log-level", required_argument, 0, O_LOG}, {"port-file", required_argument, 0, O_PORTFILE},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    tb_http_options hopt = {
+        .threads = cores > 0 ? (unsigned)cores : 2,
+        .connection_limit = TB_DEFAULT_CONNECTION_LIMIT,
+        .per_ip_limit = TB_DEFAULT_PER_IP_LIMIT,
+        .timeout_s = TB_DEFAULT_CONNECTION_TIMEOUT_S,
+    };
+    unsigned long v;
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case O_DB: db = optarg; break;
+        case O_LISTEN: listen = optarg; break;
+        case O_THREADS:
+            if (parse_uint("--threads", optarg, 1024, &v) || v == 0) {
+                tb_log(TB_LOG_ERROR, "--threads must be from 1 to 1024");
+                return 2;
+            }
+            hopt.threads = (unsigned)v;
+            break;
+        case O_MAXCONN:
+            if (parse_uint("--max-connections", optarg, 100000, &v) || v == 0)
+                return 2;
+            hopt.connection_limit = (unsigned)v;
+            break;
+        case O_PERIP:
+            if (parse_uint("--max-connections-per-ip", optarg, 100000, &v))
+                return 2;
+            hopt.per_ip_limit = (unsigned)v;
+            break;
+        case O_TIMEOUT:
+            if (parse_uint("--timeout", optarg, 3600, &v))
+                return 2;
+            hopt.timeout_s = (unsigned)v;
+            break;
+        case O_LOG: {
+            tb_log_level level;
+            if (tb_log_parse_level(optarg, &level)) {
+                tb_log(TB_LOG_ERROR, "--log-level: '%s' is not debug, info, warn or error", optarg);
+                return 2;
+            }
+            tb_log_set_level(level);
+            break;
+        }
+        case O_PORTFILE: port_file = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            tb_log(TB_LOG_ERROR, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        tb_log(TB_LOG_ERROR, "unexpected argument '%s' (see --help)", argv[optind]);
+        return 2;
+    }
+    char host[64];
+    if (parse_listen(listen, host, &v)) {
+        tb_log(TB_LOG_ERROR, "--listen '%s': expected ADDRESS:PORT such as 127.0.0.1:8080 or [::1]:8080", listen);
+        return 2;
+    }
+    hopt.host = host;
+    hopt.port = (uint16_t)v;
+
+    /* Block the stop signals before any thread starts so only sigwait below receives them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tb_server_state *state = NULL;
+    tb_status st = tb_server_state_load(db, &state);
+    if (st != TB_OK) {
+        tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
+        return 1;
+    }
+    if (!state->genre && !state->popularity)
+        tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
+    tb_http *http = NULL;
+    if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) {
+        tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
+        tb_server_state_free(state);
+        return 1;
+    }
+    if (port_file) {
+        FILE *f = fopen(port_file, "w");
+        if (!f || fprintf(f, "%u\n", tb_http_port(http)) < 0 || fclose(f) != 0) {
+            tb_log(TB_LOG_ERROR, "cannot write --port-file %s", port_file);
+            tb_http_stop(http);
+            tb_server_state_free(state);
+            return 1;
+        }
+    }
+    tb_log(TB_LOG_INFO, "listening on %s port %u with %u threads; models: genre %s v%d, popularity %s v%d", host,
+           tb_http_port(http), hopt.threads, state->genre ? state->genre->name : "-",
+           state->genre ? state->genre->version : 0, state->popularity ? state->popularity->name : "-",
+           state->popularity ? state->popularity->version : 0);
+    int sig;
+    sigwait(&stop, &sig);
+    tb_log(TB_LOG_INFO, "received %s: finishing in-flight requests and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    tb_http_stop(http);
+    tb_server_state_free(state);
+    return 0;
+}

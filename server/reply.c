@@ -1,0 +1,74 @@
+/* JSON response helpers. */
+#include "reply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *text) {
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (req->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+    enum MHD_Result r = MHD_queue_response(req->conn, http_status, resp);
+    MHD_destroy_response(resp);
+    req->replied = 1;
+    req->status = http_status;
+    req->result = r;
+    return r;
+}
+
+enum MHD_Result tb_reply_json(tb_request *req, unsigned http_status, cJSON *body) {
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!text)
+        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+    return send_text(req, http_status, text);
+}
+
+enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char *code, const char *field,
+                               const char *fmt, ...) {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(err, "code", code);
+    cJSON_AddStringToObject(err, "message", message);
+    if (field && field[0])
+        cJSON_AddStringToObject(err, "field", field);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text) {
+        /* Last resort that needs no allocation by us. */
+        static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        enum MHD_Result r = MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
+        MHD_destroy_response(resp);
+        req->replied = 1;
+        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        req->result = r;
+        return r;
+    }
+    return send_text(req, http_status, text);
+}
+
+enum MHD_Result tb_reply_status(tb_request *req, tb_status st) {
+    const char *msg = tb_error_message();
+    return tb_reply_error(req, (unsigned)tb_status_http(st), tb_status_code(st), tb_error_field(), "%s",
+                          msg[0] ? msg : tb_strerror(st));
+}

@@ -1,0 +1,21 @@
+/* JSON replies: every response body the server sends goes through here, so errors have one
+ * shape: {"error": {"code", "message", "field"?}}. */
+#ifndef TB_SERVER_REPLY_H
+#define TB_SERVER_REPLY_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "status.h"
+
+struct tb_request;
+
+/* Sends `body` (consumed: deleted here) with `http_status`. */
+enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSON *body);
+/* Sends the error object. `code` e.g. "bad_request"; field may be NULL. */
+enum MHD_Result tb_reply_error(struct tb_request *req, unsigned http_status, const char *code, const char *field,
+                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Error reply for a tb_status, with the thread's tb_error_message() and tb_error_field(). */
+enum MHD_Result tb_reply_status(struct tb_request *req, tb_status st);
+
+#endif

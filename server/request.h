@@ -1,0 +1,27 @@
+/* Per-request context: created on a request's first callback, freed in libmicrohttpd's completion
+ * callback and nowhere else. */
+#ifndef TB_SERVER_REQUEST_H
+#define TB_SERVER_REQUEST_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "route.h"
+#include "state.h"
+
+typedef struct tb_request {
+    struct MHD_Connection *conn;
+    const tb_server_state *state;
+    const tb_route *route;
+    char param[256];       /* the {param} path segment, if the route has one */
+    char allow[64];        /* Allow header for a 405, else "" */
+    char *body;            /* NUL-terminated request body */
+    size_t body_len, body_cap;
+    int body_too_large;
+    int replied;
+    enum MHD_Result result; /* of queueing the reply; what the access handler returns */
+    unsigned status;       /* HTTP status sent, for the access log */
+    double start;          /* monotonic seconds at the first callback */
+} tb_request;
+
+#endif

@@ -1,0 +1,62 @@
+/* The routing table and path matching. */
+#include "route.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers/handlers.h"
+#include "limits.h"
+
+const tb_route tb_routes[] = {
+    {"GET", "/healthz", tb_handle_healthz, 0},
+    {"GET", "/readyz", tb_handle_readyz, 0},
+    {"GET", "/v1/models", tb_handle_models, 0},
+    {"POST", "/v1/genre", tb_handle_genre, TB_MAX_BODY_BYTES},
+    {"POST", "/v1/popularity", tb_handle_popularity, TB_MAX_BODY_BYTES},
+};
+const size_t tb_n_routes = sizeof tb_routes / sizeof tb_routes[0];
+
+/* Matches url against pattern; a "{...}" segment matches one non-empty segment, copied to param. */
+static int path_matches(const char *pattern, const char *url, char *param, size_t param_size) {
+    while (*pattern && *url) {
+        if (*pattern == '{') {
+            const char *close = strchr(pattern, '}');
+            const char *seg_end = strchr(url, '/');
+            size_t len = seg_end ? (size_t)(seg_end - url) : strlen(url);
+            if (!close || len == 0 || len >= param_size)
+                return 0;
+            memcpy(param, url, len);
+            param[len] = '\0';
+            pattern = close + 1;
+            url += len;
+            continue;
+        }
+        if (*pattern != *url)
+            return 0;
+        pattern++;
+        url++;
+    }
+    return *pattern == '\0' && *url == '\0';
+}
+
+tb_route_match tb_route_find(const char *method, const char *url, const tb_route **ret, char *param,
+                             size_t param_size, char *allow, size_t allow_size) {
+    int path_seen = 0;
+    size_t allow_len = 0;
+    allow[0] = '\0';
+    for (size_t i = 0; i < tb_n_routes; i++) {
+        const tb_route *r = &tb_routes[i];
+        if (!path_matches(r->path, url, param, param_size))
+            continue;
+        if (strcmp(r->method, method) == 0) {
+            *ret = r;
+            return TB_ROUTE_FOUND;
+        }
+        path_seen = 1;
+        int n = snprintf(allow + allow_len, allow_size - allow_len, "%s%s", allow_len ? ", " : "", r->method);
+        if (n > 0 && (size_t)n < allow_size - allow_len)
+            allow_len += (size_t)n;
+    }
+    param[0] = '\0';
+    return path_seen ? TB_ROUTE_NO_METHOD : TB_ROUTE_NO_PATH;
+}

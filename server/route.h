@@ -1,0 +1,34 @@
+/* The routing table: one row a route, {method, path, handler, max_body}. The dispatcher checks
+ * path (404), method (405 with Allow), content type (415) and body size (413) before a handler
+ * runs; paths may hold one "{param}" segment. */
+#ifndef TB_SERVER_ROUTE_H
+#define TB_SERVER_ROUTE_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+struct tb_request;
+typedef enum MHD_Result (*tb_handler)(struct tb_request *req);
+
+typedef struct tb_route {
+    const char *method;
+    const char *path;     /* "/v1/genre", or "/v1/tracks/{id}" */
+    tb_handler handler;
+    size_t max_body;      /* 0: the route takes no body */
+} tb_route;
+
+extern const tb_route tb_routes[];
+extern const size_t tb_n_routes;
+
+typedef enum tb_route_match {
+    TB_ROUTE_FOUND,
+    TB_ROUTE_NO_PATH,     /* 404 */
+    TB_ROUTE_NO_METHOD,   /* 405: the path exists with other methods */
+} tb_route_match;
+
+/* Finds the route; on TB_ROUTE_FOUND fills *ret and copies a {param} segment into param (up to
+ * param_size bytes, NUL-terminated). On TB_ROUTE_NO_METHOD, allow gets "GET, POST"-style text. */
+tb_route_match tb_route_find(const char *method, const char *url, const tb_route **ret, char *param,
+                             size_t param_size, char *allow, size_t allow_size);
+
+#endif

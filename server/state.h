@@ -1,0 +1,31 @@
+/* What the server serves: the published models loaded from the database at start-up, and the
+ * store for track look-ups. Built once, then read-only and shared by every request thread. */
+#ifndef TB_SERVER_STATE_H
+#define TB_SERVER_STATE_H
+
+#include <stdint.h>
+
+#include "predictor.h"
+#include "status.h"
+#include "store.h"
+
+typedef struct tb_served_model {
+    tb_predictor *predictor;
+    int64_t id;
+    char *task, *kind, *name, *created_at;
+    int version;
+    char *metrics;    /* JSON text as stored */
+} tb_served_model;
+
+typedef struct tb_server_state {
+    tb_store *store;
+    tb_served_model *genre;       /* NULL when none is published */
+    tb_served_model *popularity;
+} tb_server_state;
+
+/* Opens the database read-only and loads every published model. Fails (nothing half-built) when
+ * the database is missing or invalid, or a published blob does not load. */
+tb_status tb_server_state_load(const char *db_path, tb_server_state **ret);
+tb_server_state *tb_server_state_free(tb_server_state *s);
+
+#endif
