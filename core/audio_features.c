@@ -74,10 +74,12 @@ tb_status tb_feature_parse(const char *column, const char *text, double *ret) {
         end++;
     if (end == text || *end != '\0' || errno == ERANGE || isinf(v) || isnan(v))
         return tb_error_with_field(TB_PARSE, column, "column %s: '%.40s' is not a number", column, text);
-    if (v == -1.0 && minus_one_is_missing(column))
-        v = NAN;
-    *ret = v;
+    *ret = tb_feature_normalize(column, v);
     return TB_OK;
+}
+
+double tb_feature_normalize(const char *column, double v) {
+    return v == -1.0 && minus_one_is_missing(column) ? NAN : v;
 }
 
 double tb_year_from_date(const char *text) {

@@ -21,6 +21,10 @@ int tb_is_audio_feature(const char *name);
  * of these; the message quotes the value. Thread-safe, locale-independent (C locale assumed). */
 tb_status tb_feature_parse(const char *column, const char *text, double *ret);
 
+/* The number a value of `column` stands for: NaN for Spotify's -1 "unknown" sentinel in
+ * duration_ms, key and tempo, else v itself. Applied to CSV cells and JSON numbers alike. */
+double tb_feature_normalize(const char *column, double v);
+
 /* Year from a release date "YYYY", "YYYY-MM" or "YYYY-MM-DD"; NaN when absent or malformed. */
 double tb_year_from_date(const char *text);
 

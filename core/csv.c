@@ -18,6 +18,7 @@ struct tb_csv_reader {
     size_t line;      /* current physical line, 1-based */
     size_t col;       /* current byte column on that line, 1-based */
     int first_bytes;  /* still at file start: strip a BOM */
+    size_t quote_line, quote_col; /* where the open quoted field started */
     char *rec;        /* record bytes, fields separated by NULs */
     size_t rec_len, rec_cap;
     size_t *starts;   /* offset of each field in rec */
@@ -161,6 +162,8 @@ tb_status tb_csv_next(tb_csv_reader *r, char ***ret_fields, size_t *ret_n, size_
                         return tb_error(TB_PARSE, "%s:%zu:%zu: quote inside an unquoted field (field %zu)",
                                         r->path, r->line, r->col, r->n_fields);
                     state = QUOTED;
+                    r->quote_line = r->line;
+                    r->quote_col = r->col;
                 } else {
                     if ((st = push_char(r, (char)c)) != TB_OK)
                         return st;
@@ -169,8 +172,8 @@ tb_status tb_csv_next(tb_csv_reader *r, char ***ret_fields, size_t *ret_n, size_
                 break;
             case QUOTED:
                 if (c == -1)
-                    return tb_error(TB_PARSE, "%s:%zu:%zu: end of file inside a quoted field (field %zu, opened on line %zu)",
-                                    r->path, r->line, r->col, r->n_fields, start_line);
+                    return tb_error(TB_PARSE, "%s:%zu:%zu: quoted field %zu is never closed (end of file reached)",
+                                    r->path, r->quote_line, r->quote_col, r->n_fields);
                 if (c == '"') {
                     state = QUOTE_IN_QUOTED;
                 } else {

@@ -88,7 +88,7 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
             tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name, "feature '%s' is not a finite number", name);
             return 1;
         }
-        *v = item->valuedouble;
+        *v = tb_feature_normalize(name, item->valuedouble);
         return 0;
     }
     if (cJSON_IsString(item) && strlen(item->valuestring) <= TB_MAX_STRING_VALUE_BYTES) {

@@ -1,12 +1,25 @@
 /* JSON response helpers. */
 #include "reply.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "request.h"
+
+cJSON *tb_json_number(double v) {
+    if (!isfinite(v))
+        return NULL;
+    char buf[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
+}
 
 static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *text) {
     size_t len = strlen(text);

@@ -10,6 +10,10 @@
 
 struct tb_request;
 
+/* A JSON number that parses back to exactly v (cJSON's own printer may drop the last bit):
+ * the shortest of %.15g, %.16g, %.17g that round-trips. NULL for a non-finite v. */
+cJSON *tb_json_number(double v);
+
 /* Sends `body` (consumed: deleted here) with `http_status`. */
 enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSON *body);
 /* Sends the error object. `code` e.g. "bad_request"; field may be NULL. */

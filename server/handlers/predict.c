@@ -63,7 +63,7 @@ enum MHD_Result tb_handle_genre(struct tb_request *req) {
     for (size_t i = 0; i < n_top; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "genre", p->class_names[top[i]]);
-        cJSON_AddNumberToObject(e, "probability", proba[top[i]]);
+        cJSON_AddItemToObject(e, "probability", tb_json_number(proba[top[i]]));
         cJSON_AddItemToArray(list, e);
     }
     free(proba);
@@ -85,7 +85,7 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req) {
     cJSON_Delete(root);
     tb_predictor_predict(m->predictor, raw, &value);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "popularity", value);
+    cJSON_AddItemToObject(o, "popularity", tb_json_number(value));
     add_common(o, m, imputed, track_id);
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Integration test: train on a slice of music_genre_50k with the real trainer, start the real
+timbre-serve on a free loopback port, and check every endpoint over HTTP, errors included.
+Also checks that predictions served after loading from SQLite equal the trainer's in-memory
+predictions bit for bit, and that the server refuses a missing, corrupt or newer database."""
+import argparse
+import csv
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+PASSED = 0
+FAILED = 0
+
+
+def check(cond, what):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+    else:
+        FAILED += 1
+        print(f"FAIL: {what}", file=sys.stderr)
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+
+    def request(self, method, path, body=None, headers=None, raw=None, chunked=False):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        if chunked:
+            conn.request(method, path, body=iter([data]), headers=hdrs, encode_chunked=True)
+        else:
+            conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read()
+        conn.close()
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return resp.status, parsed, resp.headers
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+
+def is_error(status, body, code, expected_status, field=None):
+    ok = status == expected_status and isinstance(body, dict) and set(body) == {"error"}
+    ok = ok and body["error"].get("code") == code and isinstance(body["error"].get("message"), str)
+    if field is not None:
+        ok = ok and body["error"].get("field") == field
+    return ok
+
+
+def write_slices(src, tmp):
+    """Every 25th row for training (2,000 rows, all 10 genres), another 40 rows to predict."""
+    with gzip.open(src, "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [r for r in rows[1:] if any(r)]
+    train = [r for i, r in enumerate(body) if i % 25 == 0]
+    predict = [r for i, r in enumerate(body) if i % 1250 == 7]
+    paths = {}
+    for name, part in (("train.csv", train), ("predict.csv", predict)):
+        paths[name] = os.path.join(tmp, name)
+        with open(paths[name], "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(part)
+    return paths, header, predict, train[3]
+
+
+def feature_value(text):
+    """A CSV cell as a client would send it: a number when it is one, else the string."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def start_server(server, db, tmp, extra=()):
+    port_file = os.path.join(tmp, f"port-{time.monotonic_ns()}")
+    proc = subprocess.Popen([server, "--db", db, "--listen", "127.0.0.1:0", "--port-file", port_file,
+                             "--threads", "2", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc, None
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return proc, int(open(port_file).read())
+        time.sleep(0.05)
+    proc.kill()
+    return proc, None
+
+
+def refuses(server, db, tmp, needle, what):
+    proc = subprocess.run([server, "--db", db, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                          timeout=30)
+    check(proc.returncode == 1 and needle in proc.stderr, f"{what}: exit {proc.returncode}, stderr {proc.stderr!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trainer", required=True)
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--find-data", required=True)
+    a = ap.parse_args()
+    data = subprocess.run(["bash", a.find_data, "music_genre_50k.csv.gz"], capture_output=True, text=True)
+    if data.returncode != 0:
+        print(f"cannot find the data: {data.stderr}", file=sys.stderr)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="timbre-it-")
+    try:
+        return run(a, data.stdout.strip(), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, data, tmp):
+    paths, header, predict_rows, catalog_row = write_slices(data, tmp)
+    db = os.path.join(tmp, "timbre.db")
+    report, preds = os.path.join(tmp, "report.json"), os.path.join(tmp, "preds.csv")
+
+    # --- trainer ---
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--trees", "20", "--threads", "2",
+                        "--cv", "3", "--report", report, "--predict", paths["predict.csv"], "--out", preds,
+                        "--proba"], capture_output=True, text=True, timeout=300)
+    check(t.returncode == 0, f"trainer exit {t.returncode}: {t.stderr[-2000:]}")
+    if t.returncode != 0:
+        return 1
+    rep = json.load(open(report))
+    check(set(rep) == {"genre", "popularity"}, "report has both tasks")
+    g = rep["genre"]
+    for key in ("task", "model", "n_train", "n_test", "n_features", "train_seconds", "predict_seconds", "metrics",
+                "cv", "model_id", "version"):
+        check(key in g, f"report key {key}")
+    check(set(g["metrics"]) == {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"}, "genre metrics")
+    check(set(rep["popularity"]["metrics"]) == {"mse", "rmse", "mae", "r2", "spearman"}, "popularity metrics")
+    check(g["n_train"] == 1600 and g["n_test"] == 400 and g["n_features"] == 13, f"split sizes {g}")
+    check(0.3 < g["metrics"]["accuracy"] < 0.8, f"genre accuracy {g['metrics']['accuracy']}")
+    check(g["cv"]["folds"] == 3 and 0.3 < g["cv"]["accuracy"]["mean"] < 0.8, "cv reported")
+    check(abs(g["metrics"]["micro_f1"] - g["metrics"]["accuracy"]) < 1e-12, "micro-F1 equals accuracy")
+    with open(preds, newline="") as f:
+        pred_rows = list(csv.DictReader(f))
+    check(len(pred_rows) == len(predict_rows), "one prediction per row")
+    check(list(pred_rows[0])[:3] == ["track_id", "genre", "popularity"], f"prediction columns {list(pred_rows[0])[:3]}")
+
+    # A malformed file changes nothing in the database.
+    bad = os.path.join(tmp, "bad.csv")
+    with open(bad, "w") as f:
+        f.write(",".join(header) + "\n" + "1.0,\"unterminated\n")
+    with sqlite3.connect(db) as con:
+        before = con.execute("SELECT COUNT(*) FROM models").fetchone()[0]
+    t2 = subprocess.run([a.trainer, "--data", bad, "--db", db], capture_output=True, text=True)
+    with sqlite3.connect(db) as con:
+        after = con.execute("SELECT COUNT(*) FROM models").fetchone()[0]
+    check(t2.returncode == 1 and "bad.csv:2:5: quoted field 2 is never closed" in t2.stderr and before == after,
+          f"malformed CSV refused: {t2.returncode} {t2.stderr!r}")
+    t3 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--model", "nope"], capture_output=True, text=True)
+    check(t3.returncode == 2 and "known models" in t3.stderr, "unknown model refused")
+    t4 = subprocess.run([a.trainer], capture_output=True, text=True)
+    check(t4.returncode == 2 and "--data is required" in t4.stderr, "missing --data refused")
+
+    # --- server ---
+    proc, port = start_server(a.server, db, tmp)
+    check(port is not None, "server started")
+    if port is None:
+        print(proc.stderr.read().decode(), file=sys.stderr)
+        return 1
+    c = Client(port)
+    try:
+        serve_checks(c, header, predict_rows, pred_rows, catalog_row)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+
+    # --- start-up refusals ---
+    refuses(a.server, os.path.join(tmp, "missing.db"), tmp, "no such database", "missing database")
+    garbage = os.path.join(tmp, "garbage.db")
+    with open(garbage, "w") as f:
+        f.write("not a database at all, but long enough to look like a header" * 4)
+    refuses(a.server, garbage, tmp, "not a valid SQLite database", "garbage database")
+    newer = os.path.join(tmp, "newer.db")
+    shutil.copy(db, newer)
+    with sqlite3.connect(newer) as con:
+        con.execute("PRAGMA user_version = 99")
+    refuses(a.server, newer, tmp, "newer than this binary", "newer schema")
+    broken = os.path.join(tmp, "broken.db")
+    shutil.copy(db, broken)
+    with sqlite3.connect(broken) as con:
+        con.execute("UPDATE models SET blob = CAST('XXXXnot-a-model' AS BLOB) WHERE task = 'genre' AND published = 1")
+    refuses(a.server, broken, tmp, "wrong magic", "corrupt model blob")
+    print(f"{PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
+    s, b, _ = c.request("GET", "/healthz")
+    check(s == 200 and b == {"status": "ok"}, f"healthz {s} {b}")
+    s, b, _ = c.request("GET", "/readyz")
+    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True}, f"readyz {b}")
+    s, b, _ = c.request("GET", "/v1/models")
+    check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity"], f"models {s}")
+    genre_model = b["models"][0]
+    pop_model = b["models"][1]
+    check(len(genre_model["classes"]) == 10 and "popularity" in genre_model["features"], "genre model inputs")
+    check("popularity" not in pop_model["features"] and "accuracy" in genre_model["metrics"], "popularity inputs")
+
+    # Bit-for-bit: HTTP predictions equal the trainer's in-memory ones for the same rows.
+    col = {name: i for i, name in enumerate(header)}
+    exact_genre = exact_pop = 0
+    for row, pred in zip(predict_rows, pred_rows):
+        feats = {f: feature_value(row[col[f]]) for f in genre_model["features"]}
+        s, b, _ = c.post("/v1/genre", {"features": feats})
+        ok = s == 200 and b["genre"] == pred["genre"]
+        ok = ok and all(p["probability"] == float(pred["p_" + p["genre"]]) for p in b["probabilities"])
+        probs = [p["probability"] for p in b["probabilities"]] if s == 200 else []
+        ok = ok and len(probs) == 5 and probs == sorted(probs, reverse=True)
+        exact_genre += ok
+        del feats["popularity"]
+        s, b, _ = c.post("/v1/popularity", {"features": feats})
+        exact_pop += s == 200 and b["popularity"] == float(pred["popularity"])
+    check(exact_genre == len(pred_rows), f"genre over HTTP equals the trainer's ({exact_genre}/{len(pred_rows)})")
+    check(exact_pop == len(pred_rows), f"popularity over HTTP equals the trainer's ({exact_pop}/{len(pred_rows)})")
+
+    # Missing ('?' tempo, -1 duration, omitted, null) are imputed and listed.
+    s, b, _ = c.post("/v1/genre", {"features": {"danceability": 0.7, "tempo": "?", "duration_ms": -1,
+                                                "energy": None, "key": "F#", "mode": "Minor"}})
+    check(s == 200 and {"tempo", "duration_ms", "energy", "loudness"} <= set(b["imputed"])
+          and "danceability" not in b["imputed"] and b["model"]["name"] == "genre-rf", f"imputed {s} {b}")
+
+    # By catalog id: the stored row's features give the same answer as sending them.
+    tid = catalog_row[col["instance_id"]]
+    feats = {f: feature_value(catalog_row[col[f]]) for f in genre_model["features"]}
+    s, by_features, _ = c.post("/v1/genre", {"features": feats})
+    s, b, _ = c.post("/v1/genre", {"track_id": tid})
+    check(s == 200 and b["track_id"] == tid and b["probabilities"] == by_features["probabilities"],
+          f"genre by id {s} {b}")
+    del feats["popularity"]
+    s, by_features, _ = c.post("/v1/popularity", {"features": feats})
+    s, b, _ = c.post("/v1/popularity", {"track_id": tid})
+    check(s == 200 and b["popularity"] == by_features["popularity"], f"popularity by id {s} {b}")
+
+    # Errors: status, code and the field named.
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"danceability": 0.5', headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400), f"malformed JSON {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}} trailing', headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400), f"trailing bytes {s} {b}")
+    s, b, _ = c.post("/v1/genre", [1, 2])
+    check(is_error(s, b, "bad_request", 400), f"array body {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b"", headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400), f"empty body {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": {"danceability": 0.5}, "extra": 1})
+    check(is_error(s, b, "bad_request", 400, "extra"), f"unknown key {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": {"loudnes": -5}})
+    check(is_error(s, b, "bad_request", 400, "loudnes"), f"unknown feature {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": {"danceability": "high"}})
+    check(is_error(s, b, "bad_request", 400, "danceability"), f"non-numeric feature {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": {"danceability": [0.5]}})
+    check(is_error(s, b, "bad_request", 400, "danceability"), f"array feature {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": 1e999}}', headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400, "tempo"), f"infinite feature {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": NaN}}', headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400), f"NaN literal {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": 1, "tempo": 2}}',
+                     headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400, "tempo"), f"duplicate feature {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": {"tempo": 120}, "track_id": tid})
+    check(is_error(s, b, "bad_request", 400), f"both inputs {s} {b}")
+    s, b, _ = c.post("/v1/genre", {})
+    check(is_error(s, b, "bad_request", 400), f"no input {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"features": [1, 2]})
+    check(is_error(s, b, "bad_request", 400, "features"), f"features not an object {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"track_id": 12})
+    check(is_error(s, b, "bad_request", 400, "track_id"), f"numeric track_id {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"track_id": "x" * 500})
+    check(is_error(s, b, "bad_request", 400, "track_id"), f"long track_id {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"track_id": "no-such-track"})
+    check(is_error(s, b, "not_found", 404, "track_id"), f"unknown track {s} {b}")
+    s, b, _ = c.post("/v1/popularity", {"features": {"popularity": 50}})
+    check(is_error(s, b, "bad_request", 400, "popularity"), f"popularity is not an input of itself {s} {b}")
+    s, b, h = c.request("GET", "/v1/genre")
+    check(is_error(s, b, "method_not_allowed", 405) and h.get("Allow") == "POST", f"GET /v1/genre {s} {b}")
+    s, b, h = c.request("POST", "/healthz", raw=b"{}", headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "method_not_allowed", 405) and h.get("Allow") == "GET", f"POST /healthz {s} {b}")
+    s, b, _ = c.request("GET", "/v1/nothing")
+    check(is_error(s, b, "not_found", 404), f"unknown route {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}}', headers={"Content-Type": "text/plain"})
+    check(is_error(s, b, "unsupported_media_type", 415), f"wrong content type {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}}')
+    check(is_error(s, b, "unsupported_media_type", 415), f"no content type {s} {b}")
+    big = b'{"features": {"tempo": 1' + b" " * (70 * 1024) + b"}}"
+    s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "too_large", 413), f"body over the limit {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"}, chunked=True)
+    check(is_error(s, b, "too_large", 413), f"chunked body over the limit {s} {b}")
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": 120}}',
+                     headers={"Content-Type": "application/json; charset=utf-8"}, chunked=True)
+    check(s == 200, f"chunked body within the limit {s} {b}")
+
+    # Still healthy after all of that.
+    s, b, _ = c.request("GET", "/readyz")
+    check(s == 200, "still ready")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
