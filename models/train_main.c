@@ -38,6 +38,7 @@ static void usage(FILE *f) {
             "                         default sqrt(d) for genre, d/3 for popularity\n"
             "  --no-class-weight      do not balance class weights (genre)\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
+            "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
             "  --threads N            0 = all cores (default 0)\n"
             "  --cv K                 also report stratified K-fold mean and std on the training rows\n"
@@ -83,7 +84,7 @@ static int parse_args(int argc, char **argv, cli *c) {
     enum {
         O_DATA = 256, O_TEST, O_DB, O_TASK, O_MODEL, O_NAME, O_TREES, O_MAX_DEPTH, O_MSL, O_MAX_FEATURES, O_NO_CW,
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
-        O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL,
+        O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -92,6 +93,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         {"trees", required_argument, 0, O_TREES}, {"max-depth", required_argument, 0, O_MAX_DEPTH},
         {"min-samples-leaf", required_argument, 0, O_MSL}, {"max-features", required_argument, 0, O_MAX_FEATURES},
         {"no-class-weight", no_argument, 0, O_NO_CW}, {"no-popularity-feature", no_argument, 0, O_NO_POP},
+        {"no-year", no_argument, 0, O_NO_YEAR},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"cv", required_argument, 0, O_CV}, {"test-fraction", required_argument, 0, O_TEST_FRACTION},
         {"label", required_argument, 0, O_LABEL}, {"id", required_argument, 0, O_ID},
@@ -134,6 +136,7 @@ static int parse_args(int argc, char **argv, cli *c) {
             break;
         case O_NO_CW: c->opt.params.class_weight_balanced = 0; break;
         case O_NO_POP: c->opt.popularity_feature = 0; break;
+        case O_NO_YEAR: c->ds_opt.derive_year = 0; break;
         case O_SEED:
             if (parse_size("--seed", optarg, &v))
                 return -1;

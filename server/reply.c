@@ -21,13 +21,8 @@ cJSON *tb_json_number(double v) {
     return cJSON_CreateRaw(buf);
 }
 
-static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *text) {
-    size_t len = strlen(text);
-    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
+/* Queues resp with the common headers and records the outcome in req; consumes resp. */
+static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_Response *resp) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (req->allow[0])
@@ -38,6 +33,16 @@ static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *te
     req->status = http_status;
     req->result = r;
     return r;
+}
+
+/* Sends text (malloc'd; freed by libmicrohttpd after sending, or here on failure). */
+static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *text) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    return queue(req, http_status, resp);
 }
 
 enum MHD_Result tb_reply_json(tb_request *req, unsigned http_status, cJSON *body) {
@@ -70,12 +75,7 @@ enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char
             MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
         if (!resp)
             return MHD_NO;
-        enum MHD_Result r = MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
-        MHD_destroy_response(resp);
-        req->replied = 1;
-        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        req->result = r;
-        return r;
+        return queue(req, MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
     }
     return send_text(req, http_status, text);
 }

@@ -62,6 +62,24 @@ int main(void) {
     }
     tb_dataset_free(ds);
 
+    /* The playlist table's names, and a year derived from the release date. */
+    ds = NULL;
+    CHECK(tb_dataset_load(tb_fixture("playlist_small.csv"), &opt, &ds) == TB_OK);
+    if (ds) {
+        CHECK_STR(tb_dataset_popularity_name(ds), "track_popularity");
+        CHECK_STR(tb_dataset_text(ds, ds->col_artists, 1), "Maroon 5");
+        CHECK_STR(ds->class_names[1], "rock");
+        long y = feature_index(ds, "year");
+        CHECK(y == (long)ds->n_features - 1);
+        CHECK_NEAR(ds->X[2 * ds->n_features + (size_t)y], 2019.0, 0);
+    }
+    tb_dataset_free(ds);
+    tb_dataset_options no_year = {.require_label = 1};
+    ds = NULL;
+    CHECK(tb_dataset_load(tb_fixture("playlist_small.csv"), &no_year, &ds) == TB_OK);
+    CHECK(ds && feature_index(ds, "year") < 0);
+    tb_dataset_free(ds);
+
     /* Overrides and errors. */
     tb_dataset_options o2 = {.require_label = 1, .features = "energy,danceability"};
     ds = NULL;
