@@ -59,16 +59,25 @@ tb_status tb_error_with_field(tb_status s, const char *field, const char *fmt, .
 }
 
 tb_status tb_error_prefix(tb_status s, const char *fmt, ...) {
-    char prefix[512];
-    char old[sizeof tls_message];
+    char joined[sizeof tls_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(joined, sizeof joined, fmt, ap);
     va_end(ap);
-    memcpy(old, tls_message, sizeof old);
-    if (old[0] == '\0')
-        snprintf(old, sizeof old, "%s", tb_strerror(s));
-    snprintf(tls_message, sizeof tls_message, "%s: %s", prefix, old);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof joined ? (size_t)n : sizeof joined - 1;
+    const char *old = tls_message[0] ? tls_message : tb_strerror(s);
+    /* "prefix: old", cut to the buffer; built aside because old may be tls_message itself. */
+    if (len + 2 < sizeof joined) {
+        memcpy(joined + len, ": ", 2);
+        len += 2;
+        size_t rest = strlen(old);
+        if (rest > sizeof joined - 1 - len)
+            rest = sizeof joined - 1 - len;
+        memcpy(joined + len, old, rest);
+        len += rest;
+    }
+    joined[len] = '\0';
+    memcpy(tls_message, joined, len + 1);
     return s;
 }
 

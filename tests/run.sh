@@ -13,9 +13,9 @@ run_build() { # dir, meson options...
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >/dev/null || return 1
+    meson setup "$dir" "$@" >/dev/null || { failed=$((failed + 1)); return 1; }
   fi
-  ninja -C "$dir" || return 1
+  ninja -C "$dir" || { echo "tests: the build in $dir failed" >&2; failed=$((failed + 1)); return 1; }
   meson test -C "$dir" --print-errorlogs
   local rc=$?
   local counts
