@@ -1,5 +1,6 @@
-/* Random forest (Breiman): bootstrap rows, sqrt(d) features a node, fully grown CART trees,
- * balanced class weights; predictions average the trees' leaf distributions or values. Trees grow
+/* Random forest (Breiman: bootstrap rows, sqrt(d) features a node, fully grown CART trees) and
+ * extra trees (Geurts et al.: all rows, one random cut per tried feature), balanced class weights
+ * by default; predictions average the trees' leaf distributions or values. Trees grow
  * in parallel, each from its own RNG stream derived from (seed, tree index), so the forest is the
  * same for any thread count. */
 #include <math.h>
@@ -46,7 +47,7 @@ static size_t resolve_mtry(const tb_train_params *p, tb_task task, size_t d) {
     return m > (double)d ? d : (size_t)m;
 }
 
-static tb_status forest_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+static tb_status forest_train_kind(const tb_train_data *data, const tb_train_params *p, int extra, void **ret_impl) {
     size_t n = data->n, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
     if (p->n_trees == 0 || p->n_trees > FOREST_MAX_TREES)
         return tb_error_with_field(TB_INVALID, "trees", "%zu trees: choose 1 to %d", p->n_trees, FOREST_MAX_TREES);
@@ -72,7 +73,8 @@ static tb_status forest_train(const tb_train_data *data, const tb_train_params *
     f->n_trees = p->n_trees;
     for (size_t c = 0; c < k; c++)
         class_weight[c] = 1.0;
-    if (data->task == TB_TASK_CLASSIFY && p->class_weight_balanced) {
+    int bootstrap = p->bootstrap >= 0 ? p->bootstrap : !extra;
+    if (data->task == TB_TASK_CLASSIFY && p->class_weight_balanced != 0) {
         size_t *count = tb_calloc_n(k, sizeof *count);
         if (!count) {
             free(class_weight);
@@ -94,6 +96,7 @@ static tb_status forest_train(const tb_train_data *data, const tb_train_params *
         .max_depth = p->max_depth,
         .min_samples_leaf = p->min_samples_leaf,
         .mtry = resolve_mtry(p, data->task, data->d),
+        .random_splits = extra,
     };
     int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
     long n_trees = (long)p->n_trees;
@@ -112,7 +115,7 @@ static tb_status forest_train(const tb_train_data *data, const tb_train_params *
             } else {
                 tb_rng rng;
                 tb_rng_derive(&rng, p->seed, (uint64_t)t);
-                if (p->bootstrap) {
+                if (bootstrap) {
                     memset(weight, 0, n * sizeof *weight);
                     for (size_t i = 0; i < n; i++)
                         weight[tb_rng_below(&rng, n)] += 1.0;
@@ -160,6 +163,14 @@ static inline void add_tree(const forest *f, const tb_tree *tree, const double *
     }
 }
 
+static tb_status forest_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    return forest_train_kind(data, p, 0, ret_impl);
+}
+
+static tb_status extra_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    return forest_train_kind(data, p, 1, ret_impl);
+}
+
 static void forest_predict(const void *impl, const double *x, double *out) {
     const forest *f = impl;
     size_t k = f->n_classes;
@@ -186,6 +197,8 @@ static void forest_predict_block(const void *impl, const double *x, size_t n, do
     for (size_t i = 0; i < n * k; i++)
         out[i] *= inv;
 }
+
+static size_t forest_n_trees(const void *impl) { return ((const forest *)impl)->n_trees; }
 
 static void forest_save(const void *impl, tb_writer *w) {
     const forest *f = impl;
@@ -230,6 +243,19 @@ const tb_model_ops tb_forest_ops = {
     .train = forest_train,
     .predict = forest_predict,
     .predict_block = forest_predict_block,
+    .n_trees = forest_n_trees,
+    .save = forest_save,
+    .load = forest_load,
+    .free = forest_free,
+};
+
+const tb_model_ops tb_extra_ops = {
+    .kind = "extra",
+    .format_version = FOREST_FORMAT,
+    .train = extra_train,
+    .predict = forest_predict,
+    .predict_block = forest_predict_block,
+    .n_trees = forest_n_trees,
     .save = forest_save,
     .load = forest_load,
     .free = forest_free,

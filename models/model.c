@@ -8,10 +8,14 @@
 #include "alloc.h"
 
 extern const tb_model_ops tb_forest_ops;
+extern const tb_model_ops tb_extra_ops;
+extern const tb_model_ops tb_gbdt_ops;
 
 /* Every family, once. Adding a family means one line here and one file in models/. */
 static const tb_model_ops *const registry[] = {
     &tb_forest_ops,
+    &tb_extra_ops,
+    &tb_gbdt_ops,
 };
 #define N_FAMILIES (sizeof registry / sizeof registry[0])
 
@@ -24,8 +28,18 @@ void tb_train_params_default(tb_train_params *p) {
     p->max_depth = 0;
     p->min_samples_leaf = 1;
     p->max_features = 0.0;
-    p->class_weight_balanced = 1;
-    p->bootstrap = 1;
+    p->class_weight_balanced = -1;
+    p->bootstrap = -1;
+    p->n_rounds = 500;
+    p->learning_rate = 0.1;
+    p->max_leaves = 31;
+    p->min_child_weight = 1.0;
+    p->lambda = 1.0;
+    p->subsample = 1.0;
+    p->colsample = 1.0;
+    p->early_stopping = 20;
+    p->validation_fraction = 0.1;
+    p->sketch = 0;
     p->seed = 42;
     p->threads = 0;
 }
@@ -37,7 +51,7 @@ const tb_model_ops *tb_model_ops_find(const char *kind) {
     return NULL;
 }
 
-const char *tb_model_kinds(void) { return "rf"; }
+const char *tb_model_kinds(void) { return "rf, extra, gbdt"; }
 
 tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_train_params *params,
                          tb_model **ret_model) {

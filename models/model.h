@@ -24,20 +24,37 @@ typedef struct tb_train_data {
     const int32_t *y;      /* classify: class index per row */
     size_t n_classes;      /* classify */
     const double *target;  /* regress: value per row */
+    const size_t *group;   /* optional: group (track) of each row, so internal hold-outs keep
+                              a track's rows together; NULL = every row its own group */
 } tb_train_data;
 
 /* Hyper-parameters; tb_train_params_default gives the documented defaults. */
 typedef struct tb_train_params {
+    /* forests (rf, extra) */
     size_t n_trees;          /* 100 */
-    size_t max_depth;        /* 0 = unlimited */
+    size_t max_depth;        /* 0 = unlimited (all families) */
     size_t min_samples_leaf; /* 1 */
     double max_features;     /* 0 = family default (sqrt(d) to classify, d/3 to regress);
                                 in (0, 1]: a fraction of d; > 1: a count */
-    int class_weight_balanced; /* 1: weight classes by n / (k * n_c) */
-    int bootstrap;           /* 1 */
+    int class_weight_balanced; /* 1: weight classes by n / (k * n_c); -1 = family default
+                                  (forests: balanced; gbdt: none) */
+    int bootstrap;           /* 1/0; -1 = family default (rf: 1, extra: 0) */
+    /* gradient boosting (gbdt) */
+    size_t n_rounds;         /* 500: an upper bound when early stopping is on */
+    double learning_rate;    /* 0.1 */
+    size_t max_leaves;       /* 31 (best-first growth) */
+    double min_child_weight; /* 1: minimum hessian sum in a child */
+    double lambda;           /* 1: L2 penalty on leaf values */
+    double subsample;        /* 1: share of rows each round */
+    double colsample;        /* 1: share of features each tree */
+    size_t early_stopping;   /* 20: stop after this many rounds without validation gain; 0 = off */
+    double validation_fraction; /* 0.1: rows held out of training for early stopping */
+    size_t sketch;           /* classes used to search splits; 0 = all up to 16, else 16 */
+    double *loss_trace;      /* optional, n_rounds entries: training loss after each round */
+    /* all */
     uint64_t seed;           /* 42 */
     int threads;             /* 0 = all cores */
-    tb_progress_fn progress; /* optional; called as trees finish */
+    tb_progress_fn progress; /* optional; called as trees (or rounds) finish */
     void *progress_ctx;
 } tb_train_params;
 
@@ -52,6 +69,8 @@ typedef struct tb_model_ops {
     /* Optional: n rows at once (x: n × n_features, out: n × n_outputs), bit-identical to calling
      * predict row by row, but free to reorder the work for cache locality. */
     void (*predict_block)(const void *impl, const double *x, size_t n, double *out);
+    /* Trees in the ensemble (after early stopping, for boosting). */
+    size_t (*n_trees)(const void *impl);
     void (*save)(const void *impl, tb_writer *w);
     /* Must validate every count and index against the reader before trusting it. */
     tb_status (*load)(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl);

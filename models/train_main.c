@@ -31,12 +31,24 @@ static void usage(FILE *f) {
             "  --task T               genre | popularity | all (default all)\n"
             "  --model M              model family: %s (default rf)\n"
             "  --name NAME            model name prefix (default: TASK-MODEL, e.g. genre-rf)\n"
-            "  --trees N              trees in a forest (default 100)\n"
+            "  --trees N              trees in a forest (rf, extra; default 100)\n"
             "  --max-depth N          0 = unlimited (default 0)\n"
-            "  --min-samples-leaf N   (default 1)\n"
+            "  --min-samples-leaf N   forests (default 1)\n"
             "  --max-features X       features tried per split: a fraction in (0,1] or a count;\n"
             "                         default sqrt(d) for genre, d/3 for popularity\n"
-            "  --no-class-weight      do not balance class weights (genre)\n"
+            "  --no-class-weight      do not balance class weights (forests balance by default)\n"
+            "  --class-weight         balance class weights (gbdt does not by default)\n"
+            "  --bootstrap / --no-bootstrap  forests: sample rows (default: rf yes, extra no)\n"
+            "  --rounds N             gbdt: boosting rounds, an upper bound with early stopping (500)\n"
+            "  --learning-rate X      gbdt: shrinkage (0.1)\n"
+            "  --max-leaves N         gbdt: leaves per tree, grown best-first (31)\n"
+            "  --min-child-weight X   gbdt: least hessian sum in a child (1)\n"
+            "  --lambda X             gbdt: L2 penalty on leaf values (1)\n"
+            "  --subsample X          gbdt: share of rows per round (1)\n"
+            "  --colsample X          gbdt: share of features per tree (1)\n"
+            "  --early-stopping N     gbdt: stop after N rounds without validation gain; 0 = off (20)\n"
+            "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
+            "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -84,7 +96,8 @@ static int parse_args(int argc, char **argv, cli *c) {
     enum {
         O_DATA = 256, O_TEST, O_DB, O_TASK, O_MODEL, O_NAME, O_TREES, O_MAX_DEPTH, O_MSL, O_MAX_FEATURES, O_NO_CW,
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
-        O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR,
+        O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
+        O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -93,7 +106,13 @@ static int parse_args(int argc, char **argv, cli *c) {
         {"trees", required_argument, 0, O_TREES}, {"max-depth", required_argument, 0, O_MAX_DEPTH},
         {"min-samples-leaf", required_argument, 0, O_MSL}, {"max-features", required_argument, 0, O_MAX_FEATURES},
         {"no-class-weight", no_argument, 0, O_NO_CW}, {"no-popularity-feature", no_argument, 0, O_NO_POP},
-        {"no-year", no_argument, 0, O_NO_YEAR},
+        {"no-year", no_argument, 0, O_NO_YEAR}, {"class-weight", no_argument, 0, O_CW},
+        {"bootstrap", no_argument, 0, O_BOOT}, {"no-bootstrap", no_argument, 0, O_NO_BOOT},
+        {"rounds", required_argument, 0, O_ROUNDS}, {"learning-rate", required_argument, 0, O_LR},
+        {"max-leaves", required_argument, 0, O_LEAVES}, {"min-child-weight", required_argument, 0, O_MCW},
+        {"lambda", required_argument, 0, O_LAMBDA}, {"subsample", required_argument, 0, O_SUBSAMPLE},
+        {"colsample", required_argument, 0, O_COLSAMPLE}, {"early-stopping", required_argument, 0, O_ES},
+        {"validation-fraction", required_argument, 0, O_VALFRAC}, {"sketch", required_argument, 0, O_SKETCH},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"cv", required_argument, 0, O_CV}, {"test-fraction", required_argument, 0, O_TEST_FRACTION},
         {"label", required_argument, 0, O_LABEL}, {"id", required_argument, 0, O_ID},
@@ -137,6 +156,53 @@ static int parse_args(int argc, char **argv, cli *c) {
         case O_NO_CW: c->opt.params.class_weight_balanced = 0; break;
         case O_NO_POP: c->opt.popularity_feature = 0; break;
         case O_NO_YEAR: c->ds_opt.derive_year = 0; break;
+        case O_CW: c->opt.params.class_weight_balanced = 1; break;
+        case O_BOOT: c->opt.params.bootstrap = 1; break;
+        case O_NO_BOOT: c->opt.params.bootstrap = 0; break;
+        case O_ROUNDS:
+            if (parse_size("--rounds", optarg, &c->opt.params.n_rounds))
+                return -1;
+            break;
+        case O_LR:
+            if (parse_double("--learning-rate", optarg, &c->opt.params.learning_rate))
+                return -1;
+            break;
+        case O_LEAVES:
+            if (parse_size("--max-leaves", optarg, &c->opt.params.max_leaves))
+                return -1;
+            break;
+        case O_MCW:
+            if (parse_double("--min-child-weight", optarg, &c->opt.params.min_child_weight))
+                return -1;
+            break;
+        case O_LAMBDA:
+            if (parse_double("--lambda", optarg, &c->opt.params.lambda))
+                return -1;
+            break;
+        case O_SUBSAMPLE:
+            if (parse_double("--subsample", optarg, &c->opt.params.subsample))
+                return -1;
+            break;
+        case O_COLSAMPLE:
+            if (parse_double("--colsample", optarg, &c->opt.params.colsample))
+                return -1;
+            break;
+        case O_ES:
+            if (parse_size("--early-stopping", optarg, &c->opt.params.early_stopping))
+                return -1;
+            break;
+        case O_VALFRAC:
+            if (parse_double("--validation-fraction", optarg, &c->opt.params.validation_fraction))
+                return -1;
+            if (!(c->opt.params.validation_fraction >= 0.0 && c->opt.params.validation_fraction < 1.0)) {
+                tb_log(TB_LOG_ERROR, "--validation-fraction must be in [0, 1)");
+                return -1;
+            }
+            break;
+        case O_SKETCH:
+            if (parse_size("--sketch", optarg, &c->opt.params.sketch))
+                return -1;
+            break;
         case O_SEED:
             if (parse_size("--seed", optarg, &v))
                 return -1;
@@ -250,17 +316,34 @@ static cJSON *cv_json(const tb_task_result *r) {
 
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
     const tb_train_params *p = &c->opt.params;
+    int gbdt = strcmp(c->opt.model_kind, "gbdt") == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->opt.model_kind);
-    cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
     cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
-    cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
-    if (p->max_features > 0)
-        cJSON_AddNumberToObject(o, "max_features", p->max_features);
-    else
-        cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
+    if (gbdt) {
+        cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
+        cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
+        cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
+        cJSON_AddNumberToObject(o, "min_child_weight", p->min_child_weight);
+        cJSON_AddNumberToObject(o, "lambda", p->lambda);
+        cJSON_AddNumberToObject(o, "subsample", p->subsample);
+        cJSON_AddNumberToObject(o, "colsample", p->colsample);
+        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
+        cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
+    } else {
+        cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
+        cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
+        if (p->max_features > 0)
+            cJSON_AddNumberToObject(o, "max_features", p->max_features);
+        else
+            cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
+        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(c->opt.model_kind, "rf") == 0);
+    }
     if (r->target == TB_TARGET_GENRE)
-        cJSON_AddStringToObject(o, "class_weight", p->class_weight_balanced ? "balanced" : "none");
+        cJSON_AddStringToObject(o, "class_weight",
+                                p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
+                                                                                                       : "none");
     cJSON_AddNumberToObject(o, "seed", (double)p->seed);
     cJSON_AddStringToObject(o, "data", c->data);
     if (c->test)
@@ -336,6 +419,8 @@ static cJSON *report_json(const cli *c, const tb_task_result *r, int64_t id, int
     cJSON_AddNumberToObject(o, "n_features", (double)r->n_features);
     cJSON_AddItemToObject(o, "features", string_array(r->features, r->n_features));
     cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
+    cJSON_AddNumberToObject(o, "trees", (double)r->n_trees);
+    cJSON_AddNumberToObject(o, "model_bytes", (double)r->model_bytes);
     cJSON_AddNumberToObject(o, "predict_seconds", r->predict_seconds);
     cJSON_AddItemToObject(o, "metrics", metrics_json(r));
     cJSON_AddItemToObject(o, "cv", cv_json(r));

@@ -89,12 +89,32 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     tb_model *model = NULL;
     double *X = NULL, *target_values = NULL;
     int32_t *y = NULL;
+    size_t *group = NULL;
     tb_status st = tb_pipeline_fit(raw, d, names, train, n_train, &pipeline);
     if (st != TB_OK)
         return st;
     if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
         goto out;
     tb_train_data data = {.X = X, .n = n_train, .d = d};
+    /* Groups (one per track id) keep a model's internal hold-out free of leaked duplicates. */
+    size_t n_groups;
+    group = tb_malloc_n(n_train, sizeof *group);
+    const char **ids = tb_malloc_n(n_train, sizeof *ids);
+    char (*idbuf)[32] = tb_malloc_n(n_train, 32);
+    if (!group || !ids || !idbuf) {
+        free(ids);
+        free(idbuf);
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_train; i++)
+        ids[i] = tb_dataset_id(ds, train[i], idbuf[i]);
+    st = tb_groups_from_keys(ids, n_train, group, &n_groups);
+    free(ids);
+    free(idbuf);
+    if (st != TB_OK)
+        goto out;
+    data.group = group;
     if (target == TB_TARGET_GENRE) {
         y = tb_malloc_n(n_train, sizeof *y);
         if (!y) {
@@ -121,7 +141,11 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     params.threads = opt->threads;
     tb_progress *bar = NULL;
     if (with_progress) {
-        bar = tb_progress_new(target == TB_TARGET_GENRE ? "genre: trees" : "popularity: trees", params.n_trees);
+        int boosting = strcmp(opt->model_kind, "gbdt") == 0;
+        char label[48];
+        snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
+                 boosting ? "rounds" : "trees");
+        bar = tb_progress_new(label, boosting ? params.n_rounds : params.n_trees);
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }
@@ -136,6 +160,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
 out:
     tb_pipeline_free(pipeline);
     tb_model_free(model);
+    free(group);
     free(X);
     free(y);
     free(target_values);
@@ -300,6 +325,12 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     if ((st = fit_predictor(ds, raw, res->features, d, train, n_train, target, opt, 1, &res->predictor)) != TB_OK)
         goto out;
     res->train_seconds = now_seconds() - t0;
+    const tb_model *model = res->predictor->model;
+    res->n_trees = model->ops->n_trees ? model->ops->n_trees(model->impl) : 0;
+    void *blob;
+    if ((st = tb_predictor_save(res->predictor, &blob, &res->model_bytes)) != TB_OK)
+        goto out;
+    free(blob);
     size_t outs = res->predictor->model->n_outputs;
     pred = tb_malloc_n(n_test * outs, sizeof *pred);
     if (!pred) {

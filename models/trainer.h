@@ -39,6 +39,8 @@ typedef struct tb_task_result {
     size_t n_features;
     size_t n_train, n_test;
     double train_seconds, predict_seconds;
+    size_t n_trees;              /* trees in the trained ensemble */
+    size_t model_bytes;          /* size of the saved blob */
     tb_class_metrics cls;        /* genre */
     tb_reg_metrics reg;          /* popularity */
     size_t cv_folds;             /* 0 when not run */

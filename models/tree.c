@@ -195,6 +195,57 @@ typedef struct best_split {
     double score;
 } best_split;
 
+/* Extra trees: scores one cut drawn uniformly between the node's lowest and highest occupied bins
+ * of feature j. Returns 1 if the feature is constant in the node. */
+static int random_cut(tb_tree_work *w, const tb_tree_spec *s, const double *weight, size_t j, uint32_t start,
+                      uint32_t end, double w_total, double total_stat, tb_rng *rng, best_split *best) {
+    const uint8_t *codes = w->bins->codes + j * w->bins->n;
+    unsigned lo = TB_MAX_BINS, hi = 0;
+    for (uint32_t i = start; i < end; i++) {
+        unsigned c = codes[w->rows[i]];
+        lo = c < lo ? c : lo;
+        hi = c > hi ? c : hi;
+    }
+    if (lo == hi)
+        return 1;
+    unsigned cut = lo + (unsigned)tb_rng_below(rng, hi - lo); /* left: bins <= cut */
+    uint32_t n_left = 0;
+    double wl = 0.0, stat_l = 0.0;
+    if (s->task == TB_TASK_CLASSIFY)
+        memset(w->left, 0, w->k * sizeof *w->left);
+    for (uint32_t i = start; i < end; i++) {
+        uint32_t r = w->rows[i];
+        if (codes[r] > cut)
+            continue;
+        n_left++;
+        wl += weight[r];
+        if (s->task == TB_TASK_CLASSIFY)
+            w->left[s->y[r]] += weight[r];
+        else
+            stat_l += weight[r] * s->target[r];
+    }
+    uint32_t n_right = end - start - n_left;
+    double wr = w_total - wl;
+    if (n_left < s->min_samples_leaf || n_right < s->min_samples_leaf || wl <= 0.0 || wr <= 0.0)
+        return 0;
+    double score;
+    if (s->task == TB_TASK_CLASSIFY) {
+        double sql = 0.0, sqr = 0.0;
+        for (size_t c = 0; c < w->k; c++) {
+            double r = w->total[c] - w->left[c];
+            sql += w->left[c] * w->left[c];
+            sqr += r * r;
+        }
+        score = sql / wl + sqr / wr;
+    } else {
+        double stat_r = total_stat - stat_l;
+        score = stat_l * stat_l / wl + stat_r * stat_r / wr;
+    }
+    if (!best->found || score > best->score)
+        *best = (best_split){1, j, cut, score};
+    return 0;
+}
+
 /* Scans feature j over rows[start, end); updates *best. total_stat is Σ_c w_c² (classify) or
  * Σ w·y (regress) over the node. Returns 1 if the feature is constant in
  * the node (so it does not count toward mtry). */
@@ -377,7 +428,10 @@ tb_status tb_tree_grow(tb_tree_work *w, const tb_tree_spec *s, const double *wei
                 w->features[pick] = w->features[remaining - 1];
                 w->features[remaining - 1] = j;
                 remaining--;
-                if (!scan_feature(w, s, weight, j, f.start, f.end, w_total, sumsq, &best))
+                int constant = s->random_splits
+                                   ? random_cut(w, s, weight, j, f.start, f.end, w_total, sumsq, rng, &best)
+                                   : scan_feature(w, s, weight, j, f.start, f.end, w_total, sumsq, &best);
+                if (!constant)
                     tried++;
             }
         }

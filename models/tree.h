@@ -70,6 +70,7 @@ typedef struct tb_tree_spec {
     size_t max_depth;       /* 0 = unlimited */
     size_t min_samples_leaf;
     size_t mtry;
+    int random_splits;      /* extra trees: one random cut per feature instead of the best */
 } tb_tree_spec;
 
 tb_status tb_tree_grow(tb_tree_work *work, const tb_tree_spec *spec, const double *weight, tb_rng *rng,

@@ -1,0 +1,211 @@
+/* Gradient boosting and extra trees: XOR and a step function learned exactly, training loss
+ * falling every round, thread-count invariance, bit-identical round trips, hostile blobs. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "model.h"
+#include "predictor.h"
+#include "rng.h"
+
+static tb_model *fit(const char *kind, tb_train_data *d, tb_train_params *p) {
+    tb_model *m = NULL;
+    if (tb_model_train(kind, d, p, &m) != TB_OK)
+        fprintf(stderr, "%s: %s\n", kind, tb_error_message());
+    return m;
+}
+
+static size_t errors(const tb_model *m, const double *X, const int32_t *y, size_t n, size_t d) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        double out[8];
+        tb_model_predict(m, X + i * d, out);
+        size_t best = 0;
+        for (size_t c = 1; c < m->n_outputs; c++)
+            if (out[c] > out[best])
+                best = c;
+        wrong += (int32_t)best != y[i];
+    }
+    return wrong;
+}
+
+static tb_predictor *wrap(tb_model *m, size_t d, size_t k) {
+    char *names[4] = {"a", "b", "c", "d"};
+    char *classes[4] = {"w", "x", "y", "z"};
+    double zero[4] = {0, 0, 0, 0};
+    const size_t row0 = 0;
+    tb_pipeline *pl = NULL;
+    tb_pipeline_fit(zero, d, names, &row0, 1, &pl);
+    tb_predictor *p = NULL;
+    CHECK(tb_predictor_new(pl, m, classes, k, &p) == TB_OK);
+    return p;
+}
+
+int main(void) {
+    enum { NX = 400 };
+    static double X[NX * 2];
+    static int32_t y[NX];
+    tb_rng rng;
+    tb_rng_seed(&rng, 5);
+    /* XOR of two signs; quadrant sizes differ a little so the first greedy cut has some gain. */
+    for (size_t i = 0; i < NX; i++) {
+        double a = tb_rng_uniform(&rng) * 2 - 1, b = tb_rng_uniform(&rng) * 2 - 1;
+        if (i % 7 == 0 && a < 0 && b < 0)
+            a = -a;
+        X[i * 2] = a;
+        X[i * 2 + 1] = b;
+        y[i] = (a > 0) != (b > 0);
+    }
+    tb_train_params p;
+    tb_train_params_default(&p);
+    p.n_rounds = 60;
+    p.max_leaves = 4;
+    p.early_stopping = 0;
+    p.learning_rate = 0.3;
+    p.threads = 1;
+    tb_train_data d = {.X = X, .n = NX, .d = 2, .task = TB_TASK_CLASSIFY, .y = y, .n_classes = 2};
+    tb_model *xor_gbdt = fit("gbdt", &d, &p);
+    CHECK(xor_gbdt && errors(xor_gbdt, X, y, NX, 2) == 0);
+    /* A single unbootstrapped CART tree learns XOR exactly too (extra trees: random cuts). */
+    tb_train_params one;
+    tb_train_params_default(&one);
+    one.n_trees = 1;
+    one.bootstrap = 0;
+    one.max_features = 1.0;
+    tb_model *xor_tree = fit("rf", &d, &one);
+    CHECK(xor_tree && errors(xor_tree, X, y, NX, 2) == 0);
+    tb_model *xor_extra = fit("extra", &d, &one);
+    CHECK(xor_extra && errors(xor_extra, X, y, NX, 2) == 0);
+    tb_model_free(xor_tree);
+    tb_model_free(xor_extra);
+
+    /* A step function: one round with three leaves, no shrinkage or penalty, is exact. */
+    enum { NS = 300 };
+    static double xs[NS], ys[NS];
+    for (size_t i = 0; i < NS; i++) {
+        xs[i] = (double)i / NS;
+        ys[i] = xs[i] < 0.3 ? 1.0 : xs[i] < 0.7 ? 5.0 : 2.0;
+    }
+    tb_train_params sp;
+    tb_train_params_default(&sp);
+    sp.n_rounds = 1;
+    sp.max_leaves = 3;
+    sp.learning_rate = 1.0;
+    sp.lambda = 0.0;
+    sp.early_stopping = 0;
+    tb_train_data sd = {.X = xs, .n = NS, .d = 1, .task = TB_TASK_REGRESS, .target = ys};
+    tb_model *step = fit("gbdt", &sd, &sp);
+    double worst = 0;
+    for (size_t i = 0; step && i < NS; i++) {
+        double out;
+        tb_model_predict(step, &xs[i], &out);
+        worst = fmax(worst, fabs(out - ys[i]));
+    }
+    CHECK(step && worst < 1e-6); /* leaf values are stored as float */
+    double probe = 0.298, out_probe = 0; /* the cut sits midway between 89/300 and 90/300 */
+    if (step)
+        tb_model_predict(step, &probe, &out_probe);
+    CHECK_NEAR(out_probe, 1.0, 1e-6);
+    tb_model_free(step);
+
+    /* Training loss falls every round (4 classes, 3 features). */
+    enum { N = 800, D = 3, K = 4 };
+    static double X3[N * D];
+    static int32_t y3[N];
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < D; j++)
+            X3[i * D + j] = tb_rng_uniform(&rng);
+        y3[i] = (int32_t)((X3[i * D] > 0.5) * 2 + (X3[i * D + 1] + 0.3 * tb_rng_uniform(&rng) > 0.6));
+    }
+    double trace[40];
+    tb_train_params lp;
+    tb_train_params_default(&lp);
+    lp.n_rounds = 40;
+    lp.early_stopping = 0;
+    lp.loss_trace = trace;
+    lp.threads = 2;
+    tb_train_data d3 = {.X = X3, .n = N, .d = D, .task = TB_TASK_CLASSIFY, .y = y3, .n_classes = K};
+    tb_model *m1 = fit("gbdt", &d3, &lp);
+    int falling = m1 != NULL;
+    for (int r = 1; r < 40; r++)
+        falling &= trace[r] < trace[r - 1];
+    CHECK(falling);
+    CHECK(trace[39] < 0.5 * trace[0]);
+    /* The same model from 1 thread; a sketch of 2 of the 4 classes still learns. */
+    lp.threads = 1;
+    lp.loss_trace = NULL;
+    tb_model *m2 = fit("gbdt", &d3, &lp);
+    tb_predictor *p1 = wrap(m1, D, K), *p2 = wrap(m2, D, K);
+    void *b1, *b2;
+    size_t l1, l2;
+    CHECK(tb_predictor_save(p1, &b1, &l1) == TB_OK && tb_predictor_save(p2, &b2, &l2) == TB_OK);
+    CHECK(l1 == l2 && memcmp(b1, b2, l1) == 0);
+    free(b2);
+    lp.sketch = 2;
+    tb_model *ms = fit("gbdt", &d3, &lp);
+    CHECK(ms && errors(ms, X3, y3, N, D) < N / 5);
+    tb_model_free(ms);
+
+    /* Early stopping keeps fewer trees than the cap on noisy labels. */
+    tb_train_params ep;
+    tb_train_params_default(&ep);
+    ep.n_rounds = 400;
+    ep.early_stopping = 5;
+    ep.learning_rate = 0.5;
+    tb_model *me = fit("gbdt", &d3, &ep);
+    CHECK(me && me->ops->n_trees(me->impl) < 400);
+    tb_model_free(me);
+
+    /* Save → load → identical probabilities; corrupt blobs refused or harmless. */
+    tb_predictor *back = NULL;
+    CHECK(tb_predictor_load(b1, l1, &back) == TB_OK);
+    int same = back != NULL;
+    for (size_t i = 0; same && i < N; i++) {
+        double a[K], b[K];
+        tb_predictor_predict(p1, X3 + i * D, a);
+        tb_predictor_predict(back, X3 + i * D, b);
+        same &= memcmp(a, b, sizeof a) == 0;
+    }
+    CHECK(same);
+    tb_predictor_free(back);
+    int refused = 1;
+    for (size_t cut = 0; cut < l1; cut += l1 / 500 + 1) {
+        back = NULL;
+        refused &= tb_predictor_load(b1, cut, &back) != TB_OK && back == NULL;
+    }
+    CHECK(refused);
+    unsigned char *bad = malloc(l1);
+    size_t loaded = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        memcpy(bad, b1, l1);
+        for (int f = 0; f < 3; f++)
+            bad[tb_rng_below(&rng, l1)] ^= (unsigned char)(1u << tb_rng_below(&rng, 8));
+        back = NULL;
+        if (tb_predictor_load(bad, l1, &back) == TB_OK) {
+            double o[K];
+            for (size_t i = 0; i < N; i += 11)
+                tb_predictor_predict(back, X3 + i * D, o);
+            loaded++;
+        }
+        tb_predictor_free(back);
+    }
+    CHECK(loaded < 300);
+    free(bad);
+    free(b1);
+    tb_predictor_free(p1);
+    tb_predictor_free(p2);
+
+    /* Bad parameters. */
+    tb_train_params bp;
+    tb_train_params_default(&bp);
+    tb_model *m = NULL;
+    bp.learning_rate = 0;
+    CHECK_ERR(tb_model_train("gbdt", &d3, &bp, &m), TB_INVALID, "learning rate");
+    tb_train_params_default(&bp);
+    bp.max_leaves = 1;
+    CHECK_ERR(tb_model_train("gbdt", &d3, &bp, &m), TB_INVALID, "max_leaves");
+    tb_train_params_default(&bp);
+    bp.subsample = 0;
+    CHECK_ERR(tb_model_train("gbdt", &d3, &bp, &m), TB_INVALID, "subsample");
+    tb_model_free(xor_gbdt);
+    return tb_test_done();
+}
