@@ -27,6 +27,7 @@ static tb_pipeline *pipeline_alloc(size_t d) {
     if (!p)
         return NULL;
     p->n_features = d;
+    p->impute = 1;
     p->names = calloc(d ? d : 1, sizeof *p->names);
     p->mean = calloc(d ? d : 1, sizeof *p->mean);
     p->scale = calloc(d ? d : 1, sizeof *p->scale);
@@ -73,8 +74,8 @@ tb_status tb_pipeline_fit(const double *X, size_t d, char *const *names, const s
 
 void tb_pipeline_transform(const tb_pipeline *p, const double *raw, double *out) {
     for (size_t j = 0; j < p->n_features; j++) {
-        double v = isnan(raw[j]) ? p->mean[j] : raw[j];
-        out[j] = (v - p->mean[j]) / p->scale[j];
+        double v = isnan(raw[j]) && p->impute ? p->mean[j] : raw[j];
+        out[j] = (v - p->mean[j]) / p->scale[j]; /* NaN stays NaN when not imputing */
     }
 }
 
@@ -99,6 +100,7 @@ long tb_pipeline_find(const tb_pipeline *p, const char *name) {
 
 void tb_pipeline_save(const tb_pipeline *p, tb_writer *w) {
     tb_write_u32(w, (uint32_t)p->n_features);
+    tb_write_u8(w, (uint8_t)(p->impute ? 1 : 0));
     for (size_t j = 0; j < p->n_features; j++)
         tb_write_str(w, p->names[j]);
     tb_write_f64s(w, p->mean, p->n_features);
@@ -115,9 +117,15 @@ tb_status tb_pipeline_load(tb_reader *r, tb_pipeline **ret_pipeline) {
     /* Each feature needs at least a 4-byte name length and two doubles. */
     if ((st = tb_reader_expect(r, d, 20, "pipeline features")) != TB_OK)
         return st;
+    uint8_t flags;
+    if ((st = tb_read_u8(r, &flags, "pipeline flags")) != TB_OK)
+        return st;
+    if (flags > 1)
+        return tb_error(TB_CORRUPT, "pipeline: unknown flags %u", flags);
     tb_pipeline *p = pipeline_alloc(d);
     if (!p)
         return tb_error(TB_NOMEM, "out of memory");
+    p->impute = flags & 1;
     for (size_t j = 0; j < d && st == TB_OK; j++)
         st = tb_read_str(r, &p->names[j], PIPELINE_MAX_NAME, "pipeline feature name");
     for (size_t j = 0; j < d && st == TB_OK; j++)

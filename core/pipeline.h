@@ -1,5 +1,6 @@
-/* Feature pipeline: mean imputation of missing values, then standardization, fitted on training
- * rows only and stored with each model so serving transforms exactly as training did. */
+/* Feature pipeline: mean imputation of missing values (unless the model handles them itself),
+ * then standardization, fitted on training rows only and stored with each model so serving
+ * transforms exactly as training did. */
 #ifndef TB_PIPELINE_H
 #define TB_PIPELINE_H
 
@@ -11,17 +12,19 @@
 /* Owned by its creator; immutable after fit/load, so many threads may transform with one. */
 typedef struct tb_pipeline {
     size_t n_features;
+    int impute;     /* 1: NaN becomes the mean; 0: NaN passes through to the model */
     char **names;   /* feature names, in model input order */
     double *mean;   /* training mean of observed values (0 when none were observed) */
     double *scale;  /* training standard deviation (ddof 0, as scikit-learn), 1 when 0 */
 } tb_pipeline;
 
-/* Fits on rows `rows[0..n_rows)` of the n × d raw matrix X (NaN = missing). */
+/* Fits on rows `rows[0..n_rows)` of the n × d raw matrix X (NaN = missing), imputing by default;
+ * set ->impute = 0 afterwards for a model that routes missing values itself. */
 tb_status tb_pipeline_fit(const double *X, size_t d, char *const *names, const size_t *rows, size_t n_rows,
                           tb_pipeline **ret_pipeline);
 tb_pipeline *tb_pipeline_free(tb_pipeline *p);
 
-/* raw (d values, NaN = missing) → out (d values): impute, then (x - mean) / scale. */
+/* raw (d values, NaN = missing) → out (d values): impute (or keep NaN), then (x - mean) / scale. */
 void tb_pipeline_transform(const tb_pipeline *p, const double *raw, double *out);
 /* Transforms the listed rows of X into a new n_rows × d matrix (caller frees). */
 tb_status tb_pipeline_transform_rows(const tb_pipeline *p, const double *X, const size_t *rows, size_t n_rows,

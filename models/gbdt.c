@@ -51,10 +51,18 @@ static void gbdt_free(void *impl) {
 
 /* ---------- prediction ---------- */
 
+/* An internal node's feature field carries, in bit 30, where missing (NaN) values go: set = right.
+ * NaN compares false, so without the bit they go left. */
+#define MISSING_RIGHT 0x40000000
+#define FEATURE_MASK 0x3fffffff
+
 static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
     const tb_tree_node *nd = nodes;
-    while (nd->feature >= 0)
-        nd = nodes + nd->child + (x[nd->feature] > nd->threshold);
+    while (nd->feature >= 0) {
+        double v = x[nd->feature & FEATURE_MASK];
+        int right = v > nd->threshold || (v != v && (nd->feature & MISSING_RIGHT));
+        nd = nodes + nd->child + right;
+    }
     return (uint32_t)nd->child;
 }
 
@@ -84,6 +92,27 @@ static void gbdt_predict(const void *impl, const double *x, double *out) {
         softmax_inplace(out, k);
 }
 
+/* Tree-major over a block of rows (each tree stays in cache while every row walks it), adding
+ * in the same order as gbdt_predict, so the numbers are identical. */
+static void gbdt_predict_block(const void *impl, const double *x, size_t n, double *out) {
+    const gbdt *g = impl;
+    size_t k = g->k, d = g->n_features;
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + i * k, g->base, k * sizeof *out);
+    for (size_t t = 0; t < g->n_trees; t++) {
+        const gbdt_tree *tr = &g->trees[t];
+        for (size_t i = 0; i < n; i++) {
+            const float *v = tr->values + (size_t)leaf_of(tr->nodes, x + i * d) * k;
+            double *o = out + i * k;
+            for (size_t c = 0; c < k; c++)
+                o[c] += (double)v[c];
+        }
+    }
+    if (g->task == TB_TASK_CLASSIFY)
+        for (size_t i = 0; i < n; i++)
+            softmax_inplace(out + i * k, k);
+}
+
 /* ---------- training ---------- */
 
 typedef struct open_leaf {
@@ -93,6 +122,7 @@ typedef struct open_leaf {
     int has_split;
     size_t feature;
     unsigned bin;
+    int miss_right;  /* missing values of the split feature go right */
     double gain;
 } open_leaf;
 
@@ -126,11 +156,13 @@ static void build_hist(const booster *b, uint32_t start, uint32_t end, double *h
     for (long a = 0; a < n_active; a++) {
         size_t j = b->active[a];
         double *hb = hist + b->bin_offset[j] * kk2;
-        memset(hb, 0, (size_t)b->bins->n_bins[j] * kk2 * sizeof *hb);
+        unsigned nb = b->bins->n_bins[j]; /* slot nb holds the missing values */
+        memset(hb, 0, (size_t)(nb + 1) * kk2 * sizeof *hb);
         const uint8_t *codes = b->bins->codes + j * n;
         const double *src = ordered;
         for (size_t i = 0; i < n_rows; i++, src += kk2) {
-            double *dst = hb + (size_t)codes[rows[i]] * kk2;
+            unsigned code = codes[rows[i]];
+            double *dst = hb + (size_t)(code < nb ? code : nb) * kk2;
             for (size_t c = 0; c < kk2; c++)
                 dst[c] += src[c];
         }
@@ -158,9 +190,11 @@ static void find_split(const booster *b, open_leaf *lf) {
     long n_active = (long)b->n_active;
     double *gains = tb_malloc_n(b->n_active, sizeof *gains);
     unsigned *cuts = tb_malloc_n(b->n_active, sizeof *cuts);
-    if (!gains || !cuts) {
+    int *rights = tb_malloc_n(b->n_active, sizeof *rights);
+    if (!gains || !cuts || !rights) {
         free(gains);
         free(cuts);
+        free(rights);
         return; /* no split: the leaf stays a leaf */
     }
 #pragma omp parallel num_threads(b->threads) if ((size_t)n_active * b->bins->n_bins[0] * kk2 > 65536)
@@ -173,37 +207,51 @@ static void find_split(const booster *b, open_leaf *lf) {
             unsigned nb = b->bins->n_bins[j];
             double best = 0.0;
             unsigned best_bin = 0;
+            int best_right = 0;
             if (acc) {
+                /* Missing values (slot nb) try both sides of every cut, and a cut of their own. */
+                const double *miss = hb + (size_t)nb * kk2;
+                double h_miss = 0.0;
+                for (size_t c = kk; c < kk2; c++)
+                    h_miss += miss[c];
                 memset(acc, 0, kk2 * sizeof *acc);
                 double hl = 0.0;
-                for (unsigned bin = 0; bin + 1 < nb; bin++) {
+                unsigned last = h_miss > 0.0 ? nb : nb - 1;
+                for (unsigned bin = 0; bin < last; bin++) {
                     const double *row = hb + (size_t)bin * kk2;
                     double added = 0.0;
                     for (size_t c = 0; c < kk2; c++)
                         acc[c] += row[c];
                     for (size_t c = kk; c < kk2; c++)
                         added += row[c];
-                    if (added == 0.0)
+                    if (added == 0.0 && bin + 1 < nb)
                         continue; /* empty bin: same cut as before */
                     hl += added;
-                    if (hl < mcw)
-                        continue;
-                    if (h_total - hl < mcw)
-                        break;
-                    double gain = -parent;
-                    for (size_t c = 0; c < kk; c++) {
-                        double gl = acc[c], hlc = acc[kk + c];
-                        double gr = lf->sum[c] - gl, hr = lf->sum[kk + c] - hlc;
-                        gain += gl * gl / (hlc + lambda) + gr * gr / (hr + lambda);
-                    }
-                    if (gain > best) {
-                        best = gain;
-                        best_bin = bin;
+                    for (int right = 0; right <= (h_miss > 0.0); right++) {
+                        /* right = 0: missing join the left side; 1: the right side. */
+                        double hl_side = hl + (right ? 0.0 : h_miss);
+                        if (hl_side < mcw || h_total - hl_side < mcw)
+                            continue;
+                        if (!right && bin + 1 == nb)
+                            continue; /* everything left: not a split */
+                        double gain = -parent;
+                        for (size_t c = 0; c < kk; c++) {
+                            double gl = acc[c] + (right ? 0.0 : miss[c]);
+                            double hlc = acc[kk + c] + (right ? 0.0 : miss[kk + c]);
+                            double gr = lf->sum[c] - gl, hr = lf->sum[kk + c] - hlc;
+                            gain += gl * gl / (hlc + lambda) + gr * gr / (hr + lambda);
+                        }
+                        if (gain > best) {
+                            best = gain;
+                            best_bin = bin;
+                            best_right = right;
+                        }
                     }
                 }
             }
             gains[a] = best;
             cuts[a] = best_bin;
+            rights[a] = best_right;
         }
         free(acc);
     }
@@ -213,10 +261,12 @@ static void find_split(const booster *b, open_leaf *lf) {
             lf->gain = gains[a];
             lf->feature = b->active[a];
             lf->bin = cuts[a];
+            lf->miss_right = rights[a];
         }
     }
     free(gains);
     free(cuts);
+    free(rights);
 }
 
 /* Growable node arrays for the tree being built; split_bin mirrors thresholds in bin space. */
@@ -281,8 +331,10 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
         /* Partition the leaf's rows: bin <= cut first. */
         const uint8_t *codes = b->bins->codes + best->feature * b->n;
         uint32_t lo = best->start, hi = best->end;
+        const int may_miss = b->bins->has_missing[best->feature]; /* else code 255 is a real bin */
         while (lo < hi) {
-            if (codes[b->rows[lo]] <= best->bin) {
+            unsigned code = codes[b->rows[lo]];
+            if (may_miss && code == TB_MISSING_BIN ? !best->miss_right : code <= best->bin) {
                 lo++;
             } else {
                 uint32_t tmp = b->rows[lo];
@@ -296,8 +348,14 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
             free(sums);
             return tb_error(TB_NOMEM, "out of memory growing a boosted tree");
         }
-        t->nodes[best->node] = (tb_tree_node){.feature = (int32_t)best->feature, .child = (int32_t)child,
-                                              .threshold = b->bins->cuts[best->feature][best->bin]};
+        unsigned nb_split = b->bins->n_bins[best->feature];
+        /* A cut after the last real bin sends only the missing values right. */
+        double threshold = best->bin + 1 < nb_split ? b->bins->cuts[best->feature][best->bin] : INFINITY;
+        t->nodes[best->node] = (tb_tree_node){
+            .feature = (int32_t)best->feature | (best->miss_right ? MISSING_RIGHT : 0),
+            .child = (int32_t)child,
+            .threshold = threshold,
+        };
         t->split_bin[best->node] = best->bin;
         open_leaf *right = &leaves[n_leaves++];
         double *right_sum = right->sum;
@@ -325,6 +383,9 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
         for (unsigned bin = 0; bin <= best->bin; bin++)
             for (size_t c = 0; c < b->kk2; c++)
                 left_sum[c] += hb[(size_t)bin * b->kk2 + c];
+        if (!best->miss_right)
+            for (size_t c = 0; c < b->kk2; c++)
+                left_sum[c] += hb[(size_t)nb_split * b->kk2 + c];
         for (size_t c = 0; c < b->kk2; c++)
             right->sum[c] = psum[c] - left_sum[c];
         free(heap_sum);
@@ -340,7 +401,7 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
         long n_active = (long)b->n_active;
         for (long a = 0; a < n_active; a++) {
             size_t j = b->active[a];
-            size_t from = b->bin_offset[j] * b->kk2, len = (size_t)b->bins->n_bins[j] * b->kk2;
+            size_t from = b->bin_offset[j] * b->kk2, len = ((size_t)b->bins->n_bins[j] + 1) * b->kk2;
             for (size_t i = 0; i < len; i++)
                 large->hist[from + i] -= small->hist[from + i];
         }
@@ -474,7 +535,7 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
     if (ok) {
         for (size_t j = 0; j < d; j++) {
             b.bin_offset[j] = b.total_bins;
-            b.total_bins += bins->n_bins[j];
+            b.total_bins += bins->n_bins[j] + 1u; /* + the missing-value slot */
         }
         for (size_t i = 0; i < p->max_leaves && ok; i++)
             ok = (pool[i] = tb_malloc_n(b.total_bins * b.kk2, sizeof **pool)) != NULL;
@@ -685,8 +746,13 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
             size_t i = (size_t)ii;
             const tb_tree_node *nd = tree->nodes;
             uint32_t at = 0;
-            while (nd[at].feature >= 0)
-                at = (uint32_t)nd[at].child + (bins->codes[(size_t)nd[at].feature * n_fit + i] > gt.split_bin[at]);
+            while (nd[at].feature >= 0) {
+                int32_t f = nd[at].feature;
+                unsigned code = bins->codes[(size_t)(f & FEATURE_MASK) * n_fit + i];
+                int missing = code == TB_MISSING_BIN && bins->has_missing[f & FEATURE_MASK];
+                int right = missing ? (f & MISSING_RIGHT) != 0 : code > gt.split_bin[at];
+                at = (uint32_t)nd[at].child + (uint32_t)right;
+            }
             const float *v = tree->values + (size_t)nd[at].child * k;
             for (size_t c = 0; c < k; c++)
                 F[i * k + c] += (double)v[c];
@@ -824,7 +890,8 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
             tb_read_i32(r, &nd->feature, "node feature"); /* sizes checked above */
             tb_read_i32(r, &nd->child, "node child");
             tb_read_f64(r, &nd->threshold, "node threshold");
-            if (nd->feature >= 0 ? ((size_t)nd->feature >= n_features || nd->child <= (int32_t)i ||
+            if (nd->feature >= 0 ? ((size_t)(nd->feature & FEATURE_MASK) >= n_features ||
+                                    (nd->feature & ~(FEATURE_MASK | MISSING_RIGHT)) != 0 || nd->child <= (int32_t)i ||
                                     (uint32_t)nd->child + 1 >= tr->n_nodes || isnan(nd->threshold))
                                  : (nd->feature != -1 || nd->child < 0 || (uint32_t)nd->child >= tr->n_leaves))
                 st = tb_error(TB_CORRUPT, "boosted tree %u: node %u has an invalid feature, child or threshold", t, i);
@@ -846,8 +913,10 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
 const tb_model_ops tb_gbdt_ops = {
     .kind = "gbdt",
     .format_version = GBDT_FORMAT,
+    .handles_missing = 1,
     .train = gbdt_train,
     .predict = gbdt_predict,
+    .predict_block = gbdt_predict_block,
     .n_trees = gbdt_n_trees,
     .save = gbdt_save,
     .load = gbdt_load,

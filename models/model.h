@@ -63,6 +63,7 @@ void tb_train_params_default(tb_train_params *p);
 typedef struct tb_model_ops {
     const char *kind;         /* "rf" */
     uint16_t format_version;  /* of this family's section of the blob */
+    int handles_missing;      /* 1: takes NaN inputs and routes them itself (no imputation) */
     tb_status (*train)(const tb_train_data *data, const tb_train_params *params, void **ret_impl);
     /* x: n_features transformed values; out: n_outputs values. No allocation, thread-safe. */
     void (*predict)(const void *impl, const double *x, double *out);

@@ -93,6 +93,9 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     tb_status st = tb_pipeline_fit(raw, d, names, train, n_train, &pipeline);
     if (st != TB_OK)
         return st;
+    const tb_model_ops *ops = tb_model_ops_find(opt->model_kind);
+    if (ops && ops->handles_missing)
+        pipeline->impute = 0;
     if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
         goto out;
     tb_train_data data = {.X = X, .n = n_train, .d = d};

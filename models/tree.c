@@ -20,6 +20,7 @@ tb_bins *tb_bins_free(tb_bins *b) {
     free(b->cuts);
     free(b->codes);
     free(b->n_bins);
+    free(b->has_missing);
     free(b);
     return NULL;
 }
@@ -57,15 +58,20 @@ tb_status tb_bins_build(const double *X, size_t n, size_t d, tb_bins **ret_bins)
     b->d = d;
     b->codes = tb_malloc_n(n * d, 1);
     b->n_bins = tb_calloc_n(d, sizeof *b->n_bins);
+    b->has_missing = tb_calloc_n(d, sizeof *b->has_missing);
     b->cuts = tb_calloc_n(d, sizeof *b->cuts);
-    if (!b->codes || !b->n_bins || !b->cuts)
+    if (!b->codes || !b->n_bins || !b->has_missing || !b->cuts)
         goto nomem;
     for (size_t j = 0; j < d; j++) {
+        size_t n_obs = 0;
         for (size_t i = 0; i < n; i++)
-            col[i] = X[i * d + j];
-        qsort(col, n, sizeof *col, cmp_double);
+            if (!isnan(X[i * d + j]))
+                col[n_obs++] = X[i * d + j];
+        b->has_missing[j] = n_obs < n;
+        size_t max_bins = b->has_missing[j] ? TB_MAX_BINS - 1 : TB_MAX_BINS;
+        qsort(col, n_obs, sizeof *col, cmp_double);
         size_t n_unique = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n_obs; i++)
             if (i == 0 || col[i] != col[i - 1])
                 n_unique++;
         double *cuts = tb_malloc_n(TB_MAX_BINS - 1, sizeof *cuts);
@@ -73,16 +79,16 @@ tb_status tb_bins_build(const double *X, size_t n, size_t d, tb_bins **ret_bins)
             goto nomem;
         b->cuts[j] = cuts;
         size_t n_cuts = 0;
-        if (n_unique <= TB_MAX_BINS) {
-            for (size_t i = 1; i < n; i++)
+        if (n_unique <= max_bins) {
+            for (size_t i = 1; i < n_obs; i++)
                 if (col[i] != col[i - 1])
                     cuts[n_cuts++] = midpoint(col[i - 1], col[i]);
         } else {
             /* Close a bin once it holds its share of rows, cutting only between distinct values. */
-            for (size_t i = 1; i < n && n_cuts < TB_MAX_BINS - 1; i++) {
+            for (size_t i = 1; i < n_obs && n_cuts < max_bins - 1; i++) {
                 if (col[i] == col[i - 1])
                     continue;
-                double share = (double)(n_cuts + 1) * (double)n / TB_MAX_BINS;
+                double share = (double)(n_cuts + 1) * (double)n_obs / (double)max_bins;
                 if ((double)i >= share)
                     cuts[n_cuts++] = midpoint(col[i - 1], col[i]);
             }
@@ -90,7 +96,7 @@ tb_status tb_bins_build(const double *X, size_t n, size_t d, tb_bins **ret_bins)
         b->n_bins[j] = (uint16_t)(n_cuts + 1);
         uint8_t *codes = b->codes + j * n;
         for (size_t i = 0; i < n; i++)
-            codes[i] = bin_of(cuts, n_cuts, X[i * d + j]);
+            codes[i] = isnan(X[i * d + j]) ? TB_MISSING_BIN : bin_of(cuts, n_cuts, X[i * d + j]);
     }
     free(col);
     *ret_bins = b;

@@ -12,16 +12,21 @@
 #include "status.h"
 
 #define TB_MAX_BINS 256
+/* Code of a missing (NaN) value; a feature with missing values has at most TB_MAX_BINS - 1
+ * real bins (without, 255 is an ordinary bin: check has_missing). */
+#define TB_MISSING_BIN 255
 
 /* Quantized training matrix. Owned by the trainer; read-only while trees grow. */
 typedef struct tb_bins {
     size_t n, d;
     uint8_t *codes;    /* d × n, column-major: codes[j * n + i] */
-    uint16_t *n_bins;  /* per feature, 1..256 */
+    uint16_t *n_bins;  /* per feature, 1..256 real bins (1..255 when it has missing values) */
+    uint8_t *has_missing; /* per feature: some value was NaN (coded TB_MISSING_BIN) */
     double **cuts;     /* per feature, n_bins - 1 ascending thresholds: x <= cuts[b] ⇔ bin(x) <= b */
 } tb_bins;
 
-/* Exact bins when a feature has ≤ 256 distinct values, equal-count quantile bins otherwise. */
+/* Exact bins when a feature has ≤ 256 distinct values, equal-count quantile bins otherwise.
+ * NaN values get the code TB_MISSING_BIN (the feature then keeps at most 255 real bins). */
 tb_status tb_bins_build(const double *X, size_t n, size_t d, tb_bins **ret_bins);
 tb_bins *tb_bins_free(tb_bins *b);
 

@@ -192,6 +192,23 @@ def run(a, data, tmp):
             rc = None
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
 
+    # --- gradient boosting, which routes missing values itself: same bit-for-bit contract ---
+    gdb, gpreds = os.path.join(tmp, "gbdt.db"), os.path.join(tmp, "gbdt-preds.csv")
+    t5 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", gdb, "--model", "gbdt", "--rounds", "40",
+                         "--threads", "2", "--predict", paths["predict.csv"], "--out", gpreds, "--proba"],
+                        capture_output=True, text=True, timeout=300)
+    check(t5.returncode == 0, f"gbdt trainer exit {t5.returncode}: {t5.stderr[-2000:]}")
+    with open(gpreds, newline="") as f:
+        gpred_rows = list(csv.DictReader(f))
+    proc, port = start_server(a.server, gdb, tmp)
+    check(port is not None, "gbdt server started")
+    if port is not None:
+        try:
+            exact_checks(Client(port), header, predict_rows, gpred_rows, "gbdt")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
     # --- start-up refusals ---
     refuses(a.server, os.path.join(tmp, "missing.db"), tmp, "no such database", "missing database")
     garbage = os.path.join(tmp, "garbage.db")
@@ -212,19 +229,11 @@ def run(a, data, tmp):
     return 1 if FAILED else 0
 
 
-def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
-    s, b, _ = c.request("GET", "/healthz")
-    check(s == 200 and b == {"status": "ok"}, f"healthz {s} {b}")
-    s, b, _ = c.request("GET", "/readyz")
-    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True}, f"readyz {b}")
+def exact_checks(c, header, predict_rows, pred_rows, kind):
+    """HTTP predictions equal the trainer's in-memory ones for the same rows, bit for bit."""
     s, b, _ = c.request("GET", "/v1/models")
-    check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity"], f"models {s}")
     genre_model = b["models"][0]
-    pop_model = b["models"][1]
-    check(len(genre_model["classes"]) == 10 and "popularity" in genre_model["features"], "genre model inputs")
-    check("popularity" not in pop_model["features"] and "accuracy" in genre_model["metrics"], "popularity inputs")
-
-    # Bit-for-bit: HTTP predictions equal the trainer's in-memory ones for the same rows.
+    check(genre_model["kind"] == kind, f"serving {kind}")
     col = {name: i for i, name in enumerate(header)}
     exact_genre = exact_pop = 0
     for row, pred in zip(predict_rows, pred_rows):
@@ -238,9 +247,24 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
         del feats["popularity"]
         s, b, _ = c.post("/v1/popularity", {"features": feats})
         exact_pop += s == 200 and b["popularity"] == float(pred["popularity"])
-    check(exact_genre == len(pred_rows), f"genre over HTTP equals the trainer's ({exact_genre}/{len(pred_rows)})")
-    check(exact_pop == len(pred_rows), f"popularity over HTTP equals the trainer's ({exact_pop}/{len(pred_rows)})")
+    check(exact_genre == len(pred_rows), f"{kind}: genre over HTTP equals the trainer's ({exact_genre}/{len(pred_rows)})")
+    check(exact_pop == len(pred_rows), f"{kind}: popularity over HTTP equals the trainer's ({exact_pop}/{len(pred_rows)})")
+    return genre_model
 
+
+def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
+    s, b, _ = c.request("GET", "/healthz")
+    check(s == 200 and b == {"status": "ok"}, f"healthz {s} {b}")
+    s, b, _ = c.request("GET", "/readyz")
+    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True}, f"readyz {b}")
+    s, b, _ = c.request("GET", "/v1/models")
+    check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity"], f"models {s}")
+    genre_model = b["models"][0]
+    pop_model = b["models"][1]
+    check(len(genre_model["classes"]) == 10 and "popularity" in genre_model["features"], "genre model inputs")
+    check("popularity" not in pop_model["features"] and "accuracy" in genre_model["metrics"], "popularity inputs")
+    exact_checks(c, header, predict_rows, pred_rows, "rf")
+    col = {name: i for i, name in enumerate(header)}
     # Missing ('?' tempo, -1 duration, omitted, null) are imputed and listed.
     s, b, _ = c.post("/v1/genre", {"features": {"danceability": 0.7, "tempo": "?", "duration_ms": -1,
                                                 "energy": None, "key": "F#", "mode": "Minor"}})

@@ -166,6 +166,16 @@ int main(void) {
         same &= memcmp(a, b, sizeof a) == 0;
     }
     CHECK(same);
+    /* Batched prediction (tree-major blocks) gives the same bits as row by row. */
+    static double batch[N * K];
+    tb_model_predict_batch(m1, X3, N, 2, batch);
+    int batch_same = 1;
+    for (size_t i = 0; i < N; i++) {
+        double a[K];
+        tb_model_predict(m1, X3 + i * D, a);
+        batch_same &= memcmp(a, batch + i * K, sizeof a) == 0;
+    }
+    CHECK(batch_same);
     tb_predictor_free(back);
     int refused = 1;
     for (size_t cut = 0; cut < l1; cut += l1 / 500 + 1) {
@@ -193,6 +203,33 @@ int main(void) {
     free(b1);
     tb_predictor_free(p1);
     tb_predictor_free(p2);
+
+    /* Missing values get their own bin and a learned direction: here NaN marks class 1 in a
+     * feature whose observed values are all class 0 or class 2 (<0.5 / >=0.5). */
+    static double Xm[N];
+    static int32_t ym[N];
+    for (size_t i = 0; i < N; i++) {
+        if (i % 3 == 1) {
+            Xm[i] = NAN;
+            ym[i] = 1;
+        } else {
+            Xm[i] = tb_rng_uniform(&rng);
+            ym[i] = Xm[i] < 0.5 ? 0 : 2;
+        }
+    }
+    tb_train_params mp;
+    tb_train_params_default(&mp);
+    mp.n_rounds = 30;
+    mp.early_stopping = 0;
+    tb_train_data dm = {.X = Xm, .n = N, .d = 1, .task = TB_TASK_CLASSIFY, .y = ym, .n_classes = 3};
+    tb_model *mm = fit("gbdt", &dm, &mp);
+    CHECK(mm && errors(mm, Xm, ym, N, 1) == 0);
+    if (mm) {
+        double nan_in = NAN, o[3];
+        tb_model_predict(mm, &nan_in, o);
+        CHECK(o[1] > 0.9);
+    }
+    tb_model_free(mm);
 
     /* Bad parameters. */
     tb_train_params bp;

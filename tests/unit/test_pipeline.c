@@ -23,6 +23,11 @@ int main(void) {
     CHECK_NEAR(out[0], 1.0 / sqrt(2.0 / 3.0), 1e-12);
     CHECK(tb_pipeline_find(p, "mode") == 1 && tb_pipeline_find(p, "x") == -1);
 
+    /* Without imputation NaN passes through for models that route missing values themselves. */
+    p->impute = 0;
+    tb_pipeline_transform(p, X + 6, out);
+    CHECK(isnan(out[0]) && out[1] == 0.0);
+
     tb_writer w;
     tb_writer_init(&w);
     tb_pipeline_save(p, &w);
@@ -32,6 +37,7 @@ int main(void) {
     CHECK(tb_pipeline_load(&r, &q) == TB_OK);
     if (q) {
         CHECK_STR(q->names[0], "tempo");
+        CHECK(q->impute == 0);
         CHECK(q->mean[0] == p->mean[0] && q->scale[0] == p->scale[0]);
     }
     tb_pipeline_free(q);
