@@ -29,7 +29,8 @@ static void usage(FILE *f) {
             "                         (stratified by label, grouped by id)\n"
             "  --db FILE              model database (default timbre.db)\n"
             "  --task T               genre | popularity | all (default all)\n"
-            "  --model M              model family: %s (default rf)\n"
+            "  --model M              model family: %s (default: gbdt for genre,\n"
+            "                         rf for popularity; chosen by measurement)\n"
             "  --name NAME            model name prefix (default: TASK-MODEL, e.g. genre-rf)\n"
             "  --trees N              trees in a forest (rf, extra; default 100)\n"
             "  --max-depth N          0 = unlimited (default 0)\n"
@@ -270,7 +271,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         tb_log(TB_LOG_ERROR, "--task '%s': choose genre, popularity or all", c->task);
         return -1;
     }
-    if (!tb_model_ops_find(c->opt.model_kind)) {
+    if (c->opt.model_kind && !tb_model_ops_find(c->opt.model_kind)) {
         tb_log(TB_LOG_ERROR, "--model '%s': known models are %s", c->opt.model_kind, tb_model_kinds());
         return -1;
     }
@@ -316,9 +317,9 @@ static cJSON *cv_json(const tb_task_result *r) {
 
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
     const tb_train_params *p = &c->opt.params;
-    int gbdt = strcmp(c->opt.model_kind, "gbdt") == 0;
+    int gbdt = strcmp(r->kind, "gbdt") == 0;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", c->opt.model_kind);
+    cJSON_AddStringToObject(o, "model", r->kind);
     cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
     if (gbdt) {
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
@@ -338,7 +339,7 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
             cJSON_AddNumberToObject(o, "max_features", p->max_features);
         else
             cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
-        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(c->opt.model_kind, "rf") == 0);
+        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
     }
     if (r->target == TB_TARGET_GENRE)
         cJSON_AddStringToObject(o, "class_weight",
@@ -366,7 +367,7 @@ static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r,
     if (c->name)
         snprintf(name, sizeof name, "%s-%s", c->name, target_name(r->target));
     else
-        snprintf(name, sizeof name, "%s-%s", target_name(r->target), c->opt.model_kind);
+        snprintf(name, sizeof name, "%s-%s", target_name(r->target), r->kind);
     void *blob = NULL;
     size_t blob_len;
     tb_status st = tb_predictor_save(r->predictor, &blob, &blob_len);
@@ -382,7 +383,7 @@ static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r,
                                                   : NULL;
     tb_model_record rec = {
         .task = (char *)target_name(r->target),
-        .kind = (char *)c->opt.model_kind,
+        .kind = (char *)r->kind,
         .name = name,
         .params = cJSON_PrintUnformatted(params),
         .metrics = cJSON_PrintUnformatted(metrics),
@@ -410,10 +411,10 @@ static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r,
     return st;
 }
 
-static cJSON *report_json(const cli *c, const tb_task_result *r, int64_t id, int version) {
+static cJSON *report_json(const tb_task_result *r, int64_t id, int version) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", target_name(r->target));
-    cJSON_AddStringToObject(o, "model", c->opt.model_kind);
+    cJSON_AddStringToObject(o, "model", r->kind);
     cJSON_AddNumberToObject(o, "n_train", (double)r->n_train);
     cJSON_AddNumberToObject(o, "n_test", (double)r->n_test);
     cJSON_AddNumberToObject(o, "n_features", (double)r->n_features);
@@ -615,7 +616,6 @@ static int fail(tb_status st) {
 
 int main(int argc, char **argv) {
     cli c = {.db = "timbre.db", .task = "all"};
-    c.opt.model_kind = "rf";
     c.opt.popularity_feature = 1;
     c.opt.test_fraction = 0.2;
     tb_train_params_default(&c.opt.params);
@@ -684,12 +684,12 @@ int main(int argc, char **argv) {
     if (c.report) {
         cJSON *report;
         if (n_results == 1) {
-            report = report_json(&c, &results[0], ids[0], versions[0]);
+            report = report_json(&results[0], ids[0], versions[0]);
         } else {
             report = cJSON_CreateObject();
             for (size_t t = 0; t < n_results; t++)
                 cJSON_AddItemToObject(report, target_name(results[t].target),
-                                      report_json(&c, &results[t], ids[t], versions[t]));
+                                      report_json(&results[t], ids[t], versions[t]));
         }
         st = write_report(c.report, report);
         cJSON_Delete(report);

@@ -33,6 +33,12 @@ void tb_task_result_clear(tb_task_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *tb_trainer_kind(const tb_trainer_options *opt, tb_target target) {
+    if (opt->model_kind)
+        return opt->model_kind;
+    return target == TB_TARGET_GENRE ? "gbdt" : "rf";
+}
+
 tb_status tb_trainer_feature_names(const tb_dataset *ds, tb_target target, int popularity_feature, char ***ret_names,
                                    size_t *ret_n) {
     const char *pop = tb_dataset_popularity_name(ds);
@@ -93,7 +99,8 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     tb_status st = tb_pipeline_fit(raw, d, names, train, n_train, &pipeline);
     if (st != TB_OK)
         return st;
-    const tb_model_ops *ops = tb_model_ops_find(opt->model_kind);
+    const char *kind = tb_trainer_kind(opt, target);
+    const tb_model_ops *ops = tb_model_ops_find(kind);
     if (ops && ops->handles_missing)
         pipeline->impute = 0;
     if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
@@ -144,7 +151,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     params.threads = opt->threads;
     tb_progress *bar = NULL;
     if (with_progress) {
-        int boosting = strcmp(opt->model_kind, "gbdt") == 0;
+        int boosting = strcmp(kind, "gbdt") == 0;
         char label[48];
         snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
                  boosting ? "rounds" : "trees");
@@ -152,7 +159,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }
-    st = tb_model_train(opt->model_kind, &data, &params, &model);
+    st = tb_model_train(kind, &data, &params, &model);
     tb_progress_free(bar);
     if (st != TB_OK)
         goto out;
@@ -301,6 +308,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     const tb_dataset *ds = split->train_ds, *ts = split->test_ds ? split->test_ds : split->train_ds;
     memset(res, 0, sizeof *res);
     res->target = target;
+    res->kind = tb_trainer_kind(opt, target);
     if (target == TB_TARGET_GENRE && !ds->y)
         return tb_error_with_field(TB_INVALID, "label", "the genre task needs a label column");
     if (target == TB_TARGET_POPULARITY && (!ds->popularity || !ts->popularity))

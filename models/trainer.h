@@ -16,7 +16,7 @@
 typedef enum tb_target { TB_TARGET_GENRE, TB_TARGET_POPULARITY } tb_target;
 
 typedef struct tb_trainer_options {
-    const char *model_kind;      /* "rf" */
+    const char *model_kind;      /* "rf", "extra", "gbdt"; NULL = the per-task default */
     tb_train_params params;
     int popularity_feature;      /* genre task: add popularity as an input (default 1) */
     size_t cv_folds;             /* 0 = no cross-validation */
@@ -34,6 +34,7 @@ typedef struct tb_split_rows {
 /* The outcome of training one task; owns everything in it. */
 typedef struct tb_task_result {
     tb_target target;
+    const char *kind;            /* model family trained (static string) */
     tb_predictor *predictor;
     char **features;             /* names, in model order */
     size_t n_features;
@@ -49,6 +50,10 @@ typedef struct tb_task_result {
 } tb_task_result;
 
 void tb_task_result_clear(tb_task_result *r);
+
+/* The model family trained for a target: opt->model_kind, or by default (chosen by measurement,
+ * see README) gbdt for genre and rf for popularity. */
+const char *tb_trainer_kind(const tb_trainer_options *opt, tb_target target);
 
 /* Input names for a target: the dataset's features, plus popularity for the genre task when asked
  * and available; never popularity for the popularity task. Caller frees each name and the array. */

@@ -135,7 +135,7 @@ def run(a, data, tmp):
     report, preds = os.path.join(tmp, "report.json"), os.path.join(tmp, "preds.csv")
 
     # --- trainer ---
-    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--trees", "20", "--threads", "2",
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "20", "--threads", "2",
                         "--cv", "3", "--report", report, "--predict", paths["predict.csv"], "--out", preds,
                         "--proba"], capture_output=True, text=True, timeout=300)
     check(t.returncode == 0, f"trainer exit {t.returncode}: {t.stderr[-2000:]}")
