@@ -839,11 +839,7 @@ static void gbdt_save(const void *impl, tb_writer *w) {
         const gbdt_tree *tr = &g->trees[t];
         tb_write_u32(w, tr->n_nodes);
         tb_write_u32(w, tr->n_leaves);
-        for (uint32_t i = 0; i < tr->n_nodes; i++) {
-            tb_write_i32(w, tr->nodes[i].feature);
-            tb_write_i32(w, tr->nodes[i].child);
-            tb_write_f64(w, tr->nodes[i].threshold);
-        }
+        tb_tree_nodes_write(w, tr->nodes, tr->n_nodes);
         tb_write_f32s(w, tr->values, (size_t)tr->n_leaves * g->k);
     }
 }
@@ -879,23 +875,8 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
                           tr->n_nodes, tr->n_leaves);
             break;
         }
-        if ((st = tb_reader_expect(r, tr->n_nodes, 16, "tree nodes")) != TB_OK)
+        if ((st = tb_tree_nodes_read(r, tr->n_nodes, tr->n_leaves, n_features, MISSING_RIGHT, &tr->nodes)) != TB_OK)
             break;
-        if (!(tr->nodes = tb_malloc_n(tr->n_nodes, sizeof *tr->nodes))) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            break;
-        }
-        for (uint32_t i = 0; i < tr->n_nodes && st == TB_OK; i++) {
-            tb_tree_node *nd = &tr->nodes[i];
-            tb_read_i32(r, &nd->feature, "node feature"); /* sizes checked above */
-            tb_read_i32(r, &nd->child, "node child");
-            tb_read_f64(r, &nd->threshold, "node threshold");
-            if (nd->feature >= 0 ? ((size_t)(nd->feature & FEATURE_MASK) >= n_features ||
-                                    (nd->feature & ~(FEATURE_MASK | MISSING_RIGHT)) != 0 || nd->child <= (int32_t)i ||
-                                    (uint32_t)nd->child + 1 >= tr->n_nodes || isnan(nd->threshold))
-                                 : (nd->feature != -1 || nd->child < 0 || (uint32_t)nd->child >= tr->n_leaves))
-                st = tb_error(TB_CORRUPT, "boosted tree %u: node %u has an invalid feature, child or threshold", t, i);
-        }
         if (st == TB_OK)
             st = tb_read_f32s(r, &tr->values, (size_t)tr->n_leaves * n_outputs, "leaf values");
         for (size_t v = 0; st == TB_OK && v < (size_t)tr->n_leaves * n_outputs; v++)

@@ -482,15 +482,44 @@ nomem_or_empty:
 
 /* ---------- serialization ---------- */
 
+void tb_tree_nodes_write(tb_writer *w, const tb_tree_node *nodes, uint32_t n_nodes) {
+    for (uint32_t k = 0; k < n_nodes; k++) {
+        tb_write_i32(w, nodes[k].feature);
+        tb_write_i32(w, nodes[k].child);
+        tb_write_f64(w, nodes[k].threshold);
+    }
+}
+
+tb_status tb_tree_nodes_read(tb_reader *r, uint32_t n_nodes, uint32_t n_leaves, size_t n_features, int32_t flag_bits,
+                             tb_tree_node **ret_nodes) {
+    tb_status st = tb_reader_expect(r, n_nodes, 16, "tree nodes");
+    if (st != TB_OK)
+        return st;
+    tb_tree_node *nodes = tb_malloc_n(n_nodes, sizeof *nodes);
+    if (!nodes)
+        return tb_error(TB_NOMEM, "out of memory loading a tree");
+    for (uint32_t k = 0; k < n_nodes; k++) {
+        tb_tree_node *nd = &nodes[k];
+        tb_read_i32(r, &nd->feature, "tree node feature"); /* sizes checked above */
+        tb_read_i32(r, &nd->child, "tree node child");
+        tb_read_f64(r, &nd->threshold, "tree node threshold");
+        int bad = nd->feature >= 0 ? (size_t)(nd->feature & ~flag_bits) >= n_features || nd->child <= (int32_t)k ||
+                                         (uint32_t)nd->child + 1 >= n_nodes || isnan(nd->threshold)
+                                   : nd->feature != -1 || nd->child < 0 || (uint32_t)nd->child >= n_leaves;
+        if (bad) {
+            free(nodes);
+            return tb_error(TB_CORRUPT, "tree: node %u has an invalid feature, child or threshold", k);
+        }
+    }
+    *ret_nodes = nodes;
+    return TB_OK;
+}
+
 void tb_tree_save(const tb_tree *t, tb_task task, tb_writer *w) {
     tb_write_u32(w, t->n_nodes);
     tb_write_u32(w, t->n_leaves);
     tb_write_u32(w, task == TB_TASK_CLASSIFY ? t->n_entries : 0);
-    for (uint32_t k = 0; k < t->n_nodes; k++) {
-        tb_write_i32(w, t->nodes[k].feature);
-        tb_write_i32(w, t->nodes[k].child);
-        tb_write_f64(w, t->nodes[k].threshold);
-    }
+    tb_tree_nodes_write(w, t->nodes, t->n_nodes);
     if (task == TB_TASK_CLASSIFY) {
         for (uint32_t i = 0; i <= t->n_leaves; i++)
             tb_write_u32(w, t->leaf_start[i]);
@@ -513,27 +542,8 @@ tb_status tb_tree_load(tb_reader *r, tb_task task, size_t n_features, size_t n_c
         t->n_nodes % 2 == 0)
         return tb_error(TB_CORRUPT, "tree: %u nodes and %u leaves do not form a binary tree", t->n_nodes,
                         t->n_leaves);
-    if ((st = tb_reader_expect(r, t->n_nodes, 16, "tree nodes")) != TB_OK)
+    if ((st = tb_tree_nodes_read(r, t->n_nodes, t->n_leaves, n_features, 0, &t->nodes)) != TB_OK)
         return st;
-    if (!(t->nodes = tb_malloc_n(t->n_nodes, sizeof *t->nodes)))
-        return tb_error(TB_NOMEM, "out of memory loading a tree");
-    for (uint32_t k = 0; k < t->n_nodes; k++) {
-        tb_tree_node *nd = &t->nodes[k];
-        tb_read_i32(r, &nd->feature, "tree node feature"); /* sizes checked above */
-        tb_read_i32(r, &nd->child, "tree node child");
-        tb_read_f64(r, &nd->threshold, "tree node threshold");
-        if (nd->feature >= 0) {
-            /* Children strictly after the parent guarantees traversal ends. */
-            if ((size_t)nd->feature >= n_features || nd->child <= (int32_t)k || (uint32_t)nd->child + 1 >= t->n_nodes ||
-                isnan(nd->threshold)) {
-                st = tb_error(TB_CORRUPT, "tree: node %u has an invalid feature, child or threshold", k);
-                goto fail;
-            }
-        } else if (nd->feature != -1 || nd->child < 0 || (uint32_t)nd->child >= t->n_leaves) {
-            st = tb_error(TB_CORRUPT, "tree: leaf node %u points outside the %u leaves", k, t->n_leaves);
-            goto fail;
-        }
-    }
     if (task == TB_TASK_CLASSIFY) {
         if ((st = tb_reader_expect(r, (size_t)t->n_leaves + 1, 4, "tree leaf offsets")) != TB_OK ||
             (st = tb_reader_expect(r, t->n_entries, 6, "tree leaf entries")) != TB_OK)

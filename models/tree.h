@@ -81,6 +81,14 @@ typedef struct tb_tree_spec {
 tb_status tb_tree_grow(tb_tree_work *work, const tb_tree_spec *spec, const double *weight, tb_rng *rng,
                        tb_tree *ret_tree);
 
+/* Node arrays in blobs, shared by every tree family: write n nodes; read and validate n nodes
+ * (internal: feature, after clearing `flag_bits`, below n_features, children strictly after the
+ * parent and in range, threshold not NaN; leaf: feature -1 and index below n_leaves), so a hostile
+ * blob cannot send a traversal out of bounds or into a loop. */
+void tb_tree_nodes_write(tb_writer *w, const tb_tree_node *nodes, uint32_t n_nodes);
+tb_status tb_tree_nodes_read(tb_reader *r, uint32_t n_nodes, uint32_t n_leaves, size_t n_features, int32_t flag_bits,
+                             tb_tree_node **ret_nodes);
+
 void tb_tree_save(const tb_tree *t, tb_task task, tb_writer *w);
 /* Validates structure (children after parents and in range, features < n_features, finite values,
  * classes < n_classes) so a hostile blob cannot send prediction out of bounds. */
