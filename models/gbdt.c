@@ -447,9 +447,13 @@ static int cmp_mass(const void *a, const void *b) {
     return (x->c > y->c) - (x->c < y->c);
 }
 
-static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *params, void **ret_impl) {
     const size_t n_all = data->n, d = data->d;
     const size_t k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
+    tb_train_params resolved = *params;
+    const tb_train_params *p = &resolved;
+    if (resolved.max_leaves == 0)
+        resolved.max_leaves = k <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see README */
     if (p->n_rounds == 0 || p->n_rounds > GBDT_MAX_TREES)
         return tb_error_with_field(TB_INVALID, "rounds", "%zu rounds: choose 1 to %d", p->n_rounds, GBDT_MAX_TREES);
     if (!(p->learning_rate > 0.0 && p->learning_rate <= 1.0))

@@ -32,7 +32,7 @@ void tb_train_params_default(tb_train_params *p) {
     p->bootstrap = -1;
     p->n_rounds = 500;
     p->learning_rate = 0.1;
-    p->max_leaves = 31;
+    p->max_leaves = 0;
     p->min_child_weight = 1.0;
     p->lambda = 1.0;
     p->subsample = 1.0;

@@ -42,7 +42,8 @@ typedef struct tb_train_params {
     /* gradient boosting (gbdt) */
     size_t n_rounds;         /* 500: an upper bound when early stopping is on */
     double learning_rate;    /* 0.1 */
-    size_t max_leaves;       /* 31 (best-first growth) */
+    size_t max_leaves;       /* 0 = by outputs: 31 up to 16 classes, 127 above (one tree serves
+                                every class, so more classes need more leaves); best-first growth */
     double min_child_weight; /* 1: minimum hessian sum in a child */
     double lambda;           /* 1: L2 penalty on leaf values */
     double subsample;        /* 1: share of rows each round */

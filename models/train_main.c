@@ -42,7 +42,8 @@ static void usage(FILE *f) {
             "  --bootstrap / --no-bootstrap  forests: sample rows (default: rf yes, extra no)\n"
             "  --rounds N             gbdt: boosting rounds, an upper bound with early stopping (500)\n"
             "  --learning-rate X      gbdt: shrinkage (0.1)\n"
-            "  --max-leaves N         gbdt: leaves per tree, grown best-first (31)\n"
+            "  --max-leaves N         gbdt: leaves per tree, grown best-first\n"
+            "                         (default 31 up to 16 genres, 127 above)\n"
             "  --min-child-weight X   gbdt: least hessian sum in a child (1)\n"
             "  --lambda X             gbdt: L2 penalty on leaf values (1)\n"
             "  --subsample X          gbdt: share of rows per round (1)\n"
@@ -325,7 +326,10 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
         cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
         cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
-        cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
+        if (p->max_leaves)
+            cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
+        else
+            cJSON_AddStringToObject(o, "max_leaves", "auto");
         cJSON_AddNumberToObject(o, "min_child_weight", p->min_child_weight);
         cJSON_AddNumberToObject(o, "lambda", p->lambda);
         cJSON_AddNumberToObject(o, "subsample", p->subsample);
