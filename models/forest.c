@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "model.h"
+#include "forest.h"
 #include "tree.h"
 
 #define FOREST_FORMAT 1
@@ -169,6 +170,21 @@ static tb_status forest_train(const tb_train_data *data, const tb_train_params *
 
 static tb_status extra_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
     return forest_train_kind(data, p, 1, ret_impl);
+}
+
+void tb_forest_accumulate(const void *impl, const double *x, double scale, double *out) {
+    const forest *f = impl;
+    double w = scale / (double)f->n_trees;
+    for (size_t t = 0; t < f->n_trees; t++) {
+        const tb_tree *tree = &f->trees[t];
+        uint32_t leaf = tb_tree_leaf(tree, x);
+        if (f->task == TB_TASK_CLASSIFY) {
+            for (uint32_t e = tree->leaf_start[leaf]; e < tree->leaf_start[leaf + 1]; e++)
+                out[tree->leaf_class[e]] += w * (double)tree->leaf_prob[e];
+        } else {
+            out[0] += w * tree->leaf_value[leaf];
+        }
+    }
 }
 
 static void forest_predict(const void *impl, const double *x, double *out) {

@@ -138,6 +138,7 @@ typedef struct booster {
     size_t n_active;
     uint32_t *rows;          /* rows of this round, partitioned by the tree */
     double *ordered;         /* n × kk2 scratch: a node's gradients gathered in row order */
+    double *parent_sum;      /* kk2 scratch */
     int threads;
 } booster;
 
@@ -295,7 +296,8 @@ static int add_nodes(grow_tree *t, size_t count) {
     return 0;
 }
 
-/* Grows one tree on rows[0, n_rows) and returns its leaves (row ranges) in *ret_leaves. */
+/* Grows one tree on rows[0, n_rows) and returns its leaves (row ranges) in *ret_leaves. The
+ * leaves' G/H sums live in one block that leaves[0].sum points to: free it, then the array. */
 static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, open_leaf **ret_leaves,
                       size_t *ret_n_leaves) {
     const tb_train_params *p = b->p;
@@ -368,16 +370,7 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
         /* Left sums from the split feature's histogram, right = parent - left. */
         const double *hb = best->hist + b->bin_offset[best->feature] * b->kk2;
         double *left_sum = best->sum;
-        double parent_sum[2 * 2 * GBDT_SKETCH_AUTO + 2];
-        double *psum = b->kk2 <= sizeof parent_sum / sizeof *parent_sum ? parent_sum : NULL;
-        double *heap_sum = psum ? NULL : malloc(b->kk2 * sizeof *heap_sum);
-        if (!psum)
-            psum = heap_sum;
-        if (!psum) {
-            free(leaves);
-            free(sums);
-            return tb_error(TB_NOMEM, "out of memory growing a boosted tree");
-        }
+        double *psum = b->parent_sum;
         memcpy(psum, left_sum, b->kk2 * sizeof *psum);
         memset(left_sum, 0, b->kk2 * sizeof *left_sum);
         for (unsigned bin = 0; bin <= best->bin; bin++)
@@ -388,7 +381,6 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
                 left_sum[c] += hb[(size_t)nb_split * b->kk2 + c];
         for (size_t c = 0; c < b->kk2; c++)
             right->sum[c] = psum[c] - left_sum[c];
-        free(heap_sum);
         *best = left_copy;
         open_leaf *left = best;
         /* Smaller child gets a fresh histogram; the larger one takes the parent's by subtraction. */
@@ -410,7 +402,6 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
     }
     *ret_leaves = leaves;
     *ret_n_leaves = n_leaves;
-    (void)sums; /* freed by the caller through leaves[0].sum */
     return TB_OK;
 }
 
@@ -471,7 +462,28 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *pa
     /* Hold out a validation share (stratified, grouped when ids are known) for early stopping. */
     size_t *fit_rows = NULL, *val_rows = NULL, *fit_rows_or_all = NULL, n_fit = n_all, n_val = 0;
     tb_status st = TB_OK;
-    if (p->early_stopping > 0 && p->validation_fraction > 0.0 && n_all >= 20) {
+    if (data->val_rows && data->n_val > 0 && data->n_val < n_all) {
+        /* The caller chose the hold-out (the blend reuses it to weigh its members). */
+        unsigned char *held = calloc(n_all, 1);
+        fit_rows = tb_malloc_n(n_all - data->n_val, sizeof *fit_rows);
+        val_rows = tb_malloc_n(data->n_val, sizeof *val_rows);
+        if (!held || !fit_rows || !val_rows) {
+            free(held);
+            free(fit_rows);
+            free(val_rows);
+            return tb_error(TB_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < data->n_val; i++)
+            held[data->val_rows[i]] = 1;
+        n_fit = n_val = 0;
+        for (size_t i = 0; i < n_all; i++) {
+            if (held[i] && n_val < data->n_val)
+                val_rows[n_val++] = i;
+            else if (n_fit < n_all - data->n_val)
+                fit_rows[n_fit++] = i;
+        }
+        free(held);
+    } else if (p->early_stopping > 0 && p->validation_fraction > 0.0 && n_all >= 20) {
         size_t *group = tb_malloc_n(n_all, sizeof *group);
         if (!group)
             return tb_error(TB_NOMEM, "out of memory");
@@ -523,6 +535,7 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *pa
     b.rows = tb_malloc_n(n_fit, sizeof *b.rows);
     b.gh = tb_malloc_n(n_fit * b.kk2, sizeof *b.gh);
     b.ordered = tb_malloc_n(n_fit * b.kk2, sizeof *b.ordered);
+    b.parent_sum = tb_malloc_n(b.kk2, sizeof *b.parent_sum);
     int sketched = b.kk < k;
     if (sketched) {
         b.g_full = tb_malloc_n(n_fit * k, sizeof *b.g_full);
@@ -535,7 +548,7 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *pa
     double *block_mass = tb_malloc_n(64 * k, sizeof *block_mass);
     float *exp_scratch = tb_malloc_n(64 * k, sizeof *exp_scratch);
     int ok = weight && (y || target) && g && F && Fval && Xval && b.bin_offset && b.active &&
-             b.rows && b.gh && b.ordered && (!sketched || (b.g_full && b.h_full)) && pool && mass && channel && leaf_acc && block_mass && exp_scratch;
+             b.rows && b.gh && b.ordered && b.parent_sum && (!sketched || (b.g_full && b.h_full)) && pool && mass && channel && leaf_acc && block_mass && exp_scratch;
     if (ok) {
         for (size_t j = 0; j < d; j++) {
             b.bin_offset[j] = b.total_bins;
@@ -812,6 +825,7 @@ out:
     free(b.rows);
     free(b.gh);
     free(b.ordered);
+    free(b.parent_sum);
     free(b.g_full);
     free(b.h_full);
     free(F);

@@ -10,12 +10,14 @@
 extern const tb_model_ops tb_forest_ops;
 extern const tb_model_ops tb_extra_ops;
 extern const tb_model_ops tb_gbdt_ops;
+extern const tb_model_ops tb_blend_ops;
 
 /* Every family, once. Adding a family means one line here and one file in models/. */
 static const tb_model_ops *const registry[] = {
     &tb_forest_ops,
     &tb_extra_ops,
     &tb_gbdt_ops,
+    &tb_blend_ops,
 };
 #define N_FAMILIES (sizeof registry / sizeof registry[0])
 
@@ -51,7 +53,7 @@ const tb_model_ops *tb_model_ops_find(const char *kind) {
     return NULL;
 }
 
-const char *tb_model_kinds(void) { return "rf, extra, gbdt"; }
+const char *tb_model_kinds(void) { return "rf, extra, gbdt, blend"; }
 
 tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_train_params *params,
                          tb_model **ret_model) {

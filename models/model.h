@@ -26,6 +26,9 @@ typedef struct tb_train_data {
     const double *target;  /* regress: value per row */
     const size_t *group;   /* optional: group (track) of each row, so internal hold-outs keep
                               a track's rows together; NULL = every row its own group */
+    const size_t *val_rows; /* optional: rows to hold out for early stopping instead of drawing
+                              them (boosting; the other rows train) */
+    size_t n_val;
 } tb_train_data;
 
 /* Hyper-parameters; tb_train_params_default gives the documented defaults. */

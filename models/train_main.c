@@ -59,7 +59,8 @@ static void usage(FILE *f) {
             "  --test-fraction F      held-out share without --test (default 0.2)\n"
             "  --label COL --id COL --popularity COL --artists COL --track-name COL\n"
             "                         column roles (default: detected by name)\n"
-            "  --features a,b,c       input columns (default: the audio columns present)\n"
+            "  --features a,b,c       exactly these input columns (default: the audio columns\n"
+            "                         present, plus popularity for the genre task)\n"
             "  --report FILE          write the evaluation as JSON\n"
             "  --predict FILE --out FILE\n"
             "                         label an unlabelled table: writes track_id,genre[,popularity]\n"
@@ -318,7 +319,7 @@ static cJSON *cv_json(const tb_task_result *r) {
 
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
     const tb_train_params *p = &c->opt.params;
-    int gbdt = strcmp(r->kind, "gbdt") == 0;
+    int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->kind);
     cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
@@ -336,6 +337,8 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "colsample", p->colsample);
         cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
         cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
+        if (strcmp(r->kind, "blend") == 0)
+            cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
     } else {
         cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
         cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
@@ -627,6 +630,8 @@ int main(int argc, char **argv) {
     int pr = parse_args(argc, argv, &c);
     if (pr)
         return pr > 0 ? 0 : 2;
+    if (c.ds_opt.features)
+        c.opt.popularity_feature = 0; /* an explicit list is the whole list */
 
     int want_genre = strcmp(c.task, "popularity") != 0, want_pop = strcmp(c.task, "genre") != 0;
     tb_dataset *ds = NULL, *ts = NULL;

@@ -151,7 +151,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
     params.threads = opt->threads;
     tb_progress *bar = NULL;
     if (with_progress) {
-        int boosting = strcmp(kind, "gbdt") == 0;
+        int boosting = strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0; /* reports rounds */
         char label[48];
         snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
                  boosting ? "rounds" : "trees");

@@ -73,8 +73,8 @@ def main():
     for r in range(a.repeat):
         report = os.path.join(tmp, "report.json")
         db = os.path.join(tmp, "bench.db")
-        subprocess.run([a.trainer, "--data", train_csv, "--test", test_csv, "--task", "genre", "--features",
-                        ",".join(f for f in FEATURES if f != "popularity"), "--threads", str(a.threads),
+        subprocess.run([a.trainer, "--data", train_csv, "--test", test_csv, "--task", "genre", "--model", "rf",
+                        "--features", ",".join(FEATURES), "--threads", str(a.threads),
                         "--db", db, "--report", report, "--log-level", "warn"], check=True)
         rep = json.load(open(report))
         tb_times.append(rep["train_seconds"])

@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--timbre", default="gbdt,rf,extra")
+    ap.add_argument("--timbre", default="gbdt,blend,rf,extra")
     ap.add_argument("--only", default="", help="music_genre_50k or spotify_tracks_114k")
     ap.add_argument("--skip-xgb-114k", action="store_true", help="XGBoost takes many minutes on 114 classes")
     ap.add_argument("--json", default="")

@@ -204,6 +204,35 @@ int main(void) {
     tb_predictor_free(p1);
     tb_predictor_free(p2);
 
+    /* The blend (forest + boosting, weight chosen on a hold-out) round-trips exactly too. */
+    {
+        tb_train_params bpp;
+        tb_train_params_default(&bpp);
+        bpp.n_rounds = 30;
+        bpp.n_trees = 20;
+        tb_model *bl = fit("blend", &d3, &bpp);
+        CHECK(bl && errors(bl, X3, y3, N, D) < N / 5);
+        tb_predictor *pb = bl ? wrap(bl, D, K) : NULL;
+        void *blob = NULL;
+        size_t len = 0;
+        tb_predictor *bb = NULL;
+        CHECK(pb && tb_predictor_save(pb, &blob, &len) == TB_OK && tb_predictor_load(blob, len, &bb) == TB_OK);
+        static double bl_batch[N * K];
+        if (bb) {
+            tb_model_predict_batch(bb->model, X3, N, 2, bl_batch);
+            int same_bl = 1;
+            for (size_t i = 0; i < N; i++) {
+                double a[K];
+                tb_predictor_predict(pb, X3 + i * D, a);
+                same_bl &= memcmp(a, bl_batch + i * K, sizeof a) == 0;
+            }
+            CHECK(same_bl);
+        }
+        free(blob);
+        tb_predictor_free(bb);
+        tb_predictor_free(pb);
+    }
+
     /* Missing values get their own bin and a learned direction: here NaN marks class 1 in a
      * feature whose observed values are all class 0 or class 2 (<0.5 / >=0.5). */
     static double Xm[N];

@@ -1,0 +1,210 @@
+/* Blend: a random forest and gradient boosting trained on the same rows, their predictions mixed
+ * as w·forest + (1−w)·boosting. The two err differently (averaged deep trees against additive
+ * shallow ones), so the mix beats both where each alone plateaus. w is chosen on a held-out share
+ * (grouped by track, stratified by genre) that also serves boosting's early stopping; both members
+ * train on the remaining rows. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "forest.h"
+#include "model.h"
+#include "split.h"
+
+#define BLEND_FORMAT 1
+#define BLEND_STEPS 20 /* w is searched on a grid of 1/20 */
+
+typedef struct blend {
+    tb_task task;
+    size_t k;
+    double w;          /* weight of the forest */
+    tb_model *forest;  /* kind "rf" */
+    tb_model *boost;   /* kind "gbdt" */
+} blend;
+
+static void blend_free(void *impl) {
+    blend *b = impl;
+    if (!b)
+        return;
+    tb_model_free(b->forest);
+    tb_model_free(b->boost);
+    free(b);
+}
+
+static void blend_predict(const void *impl, const double *x, double *out) {
+    const blend *b = impl;
+    tb_model_predict(b->boost, x, out);
+    for (size_t c = 0; c < b->k; c++)
+        out[c] *= 1.0 - b->w;
+    tb_forest_accumulate(b->forest->impl, x, b->w, out);
+}
+
+static void blend_predict_block(const void *impl, const double *x, size_t n, double *out) {
+    const blend *b = impl;
+    b->boost->ops->predict_block(b->boost->impl, x, n, out);
+    size_t d = b->boost->n_features;
+    for (size_t i = 0; i < n; i++) {
+        double *o = out + i * b->k;
+        for (size_t c = 0; c < b->k; c++)
+            o[c] *= 1.0 - b->w;
+        tb_forest_accumulate(b->forest->impl, x + i * d, b->w, o);
+    }
+}
+
+static size_t blend_n_trees(const void *impl) {
+    const blend *b = impl;
+    return b->forest->ops->n_trees(b->forest->impl) + b->boost->ops->n_trees(b->boost->impl);
+}
+
+/* Loss of the mix on the validation rows: for genres, errors first (the forest's near-0/1 leaf
+ * probabilities make log-loss shun it even where it votes better), log-loss to break ties; for
+ * popularity, squared error. */
+static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_val, size_t k, const double *pf,
+                       const double *pb, double w) {
+    double loss = 0.0;
+    for (size_t i = 0; i < n_val; i++) {
+        if (data->task == TB_TASK_CLASSIFY) {
+            size_t c = (size_t)data->y[val[i]], best = 0;
+            double pbest = -1.0;
+            for (size_t j = 0; j < k; j++) {
+                double pj = w * pf[i * k + j] + (1.0 - w) * pb[i * k + j];
+                if (pj > pbest) {
+                    pbest = pj;
+                    best = j;
+                }
+            }
+            double p = w * pf[i * k + c] + (1.0 - w) * pb[i * k + c];
+            loss += (best != c) - 1e-6 * log(fmax(p, 1e-15)) / (double)n_val;
+        } else {
+            double e = w * pf[i] + (1.0 - w) * pb[i] - data->target[val[i]];
+            loss += e * e;
+        }
+    }
+    return loss;
+}
+
+static tb_status blend_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    size_t n = data->n, d = data->d, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
+    double fraction = p->validation_fraction > 0.0 ? p->validation_fraction : 0.1;
+    size_t *group = tb_malloc_n(n, sizeof *group), *fit = NULL, *val = NULL, n_fit = 0, n_val = 0;
+    if (!group)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        group[i] = data->group ? data->group[i] : i;
+    tb_status st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, n, fraction,
+                                       p->seed ^ 0xb1e2dULL, &fit, &n_fit, &val, &n_val);
+    free(group);
+    if (st != TB_OK)
+        return st;
+    blend *b = calloc(1, sizeof *b);
+    double *Xf = tb_malloc_n(n_fit * d, sizeof *Xf), *tf = NULL, *Xv = tb_malloc_n(n_val * d, sizeof *Xv);
+    double *pf = tb_malloc_n(n_val * k, sizeof *pf), *pb = tb_malloc_n(n_val * k, sizeof *pb);
+    int32_t *yf = NULL;
+    size_t *gf = data->group ? tb_malloc_n(n_fit, sizeof *gf) : NULL;
+    if (data->task == TB_TASK_CLASSIFY)
+        yf = tb_malloc_n(n_fit, sizeof *yf);
+    else
+        tf = tb_malloc_n(n_fit, sizeof *tf);
+    if (!b || !Xf || !Xv || !pf || !pb || (!yf && !tf) || (data->group && !gf)) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    b->task = data->task;
+    b->k = k;
+    /* Boosting sees every row, with the validation rows named as its early-stopping hold-out. */
+    tb_train_data boost_data = *data;
+    boost_data.val_rows = val;
+    boost_data.n_val = n_val;
+    if ((st = tb_model_train("gbdt", &boost_data, p, &b->boost)) != TB_OK)
+        goto out;
+    /* The forest trains on the same non-validation rows. */
+    for (size_t i = 0; i < n_fit; i++) {
+        memcpy(Xf + i * d, data->X + fit[i] * d, d * sizeof *Xf);
+        if (yf)
+            yf[i] = data->y[fit[i]];
+        else
+            tf[i] = data->target[fit[i]];
+        if (gf)
+            gf[i] = data->group[fit[i]];
+    }
+    tb_train_data forest_data = {.X = Xf, .n = n_fit, .d = d, .task = data->task, .y = yf,
+                                 .n_classes = data->n_classes, .target = tf, .group = gf};
+    tb_train_params fp = *p;
+    fp.progress = NULL;
+    if ((st = tb_model_train("rf", &forest_data, &fp, &b->forest)) != TB_OK)
+        goto out;
+    for (size_t i = 0; i < n_val; i++)
+        memcpy(Xv + i * d, data->X + val[i] * d, d * sizeof *Xv);
+    tb_model_predict_batch(b->forest, Xv, n_val, p->threads, pf);
+    tb_model_predict_batch(b->boost, Xv, n_val, p->threads, pb);
+    double best = INFINITY;
+    for (int step = 0; step <= BLEND_STEPS; step++) {
+        double w = (double)step / BLEND_STEPS, loss = mix_loss(data, val, n_val, k, pf, pb, w);
+        if (loss < best) {
+            best = loss;
+            b->w = w;
+        }
+    }
+out:
+    free(fit);
+    free(val);
+    free(Xf);
+    free(Xv);
+    free(pf);
+    free(pb);
+    free(yf);
+    free(tf);
+    free(gf);
+    if (st != TB_OK) {
+        blend_free(b);
+        return st;
+    }
+    *ret_impl = b;
+    return TB_OK;
+}
+
+static void blend_save(const void *impl, tb_writer *w) {
+    const blend *b = impl;
+    tb_write_f64(w, b->w);
+    tb_model_save(b->forest, w);
+    tb_model_save(b->boost, w);
+}
+
+static tb_status blend_load(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl) {
+    blend *b = calloc(1, sizeof *b);
+    if (!b)
+        return tb_error(TB_NOMEM, "out of memory");
+    b->task = task;
+    b->k = n_outputs;
+    tb_status st = tb_read_f64(r, &b->w, "blend weight");
+    if (st == TB_OK && !(b->w >= 0.0 && b->w <= 1.0))
+        st = tb_error(TB_CORRUPT, "blend: weight %g outside [0, 1]", b->w);
+    if (st == TB_OK)
+        st = tb_model_load(r, &b->forest);
+    if (st == TB_OK)
+        st = tb_model_load(r, &b->boost);
+    if (st == TB_OK &&
+        (strcmp(b->forest->ops->kind, "rf") != 0 || strcmp(b->boost->ops->kind, "gbdt") != 0 ||
+         b->forest->task != task || b->boost->task != task || b->forest->n_features != n_features ||
+         b->boost->n_features != n_features || b->forest->n_outputs != n_outputs || b->boost->n_outputs != n_outputs))
+        st = tb_error(TB_CORRUPT, "blend: members do not match the blend's task, features or outputs");
+    if (st != TB_OK) {
+        blend_free(b);
+        return st;
+    }
+    *ret_impl = b;
+    return TB_OK;
+}
+
+const tb_model_ops tb_blend_ops = {
+    .kind = "blend",
+    .format_version = BLEND_FORMAT,
+    .train = blend_train,
+    .predict = blend_predict,
+    .predict_block = blend_predict_block,
+    .n_trees = blend_n_trees,
+    .save = blend_save,
+    .load = blend_load,
+    .free = blend_free,
+};
