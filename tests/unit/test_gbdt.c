@@ -2,6 +2,7 @@
  * falling every round, thread-count invariance, bit-identical round trips, hostile blobs. */
 #include <stdlib.h>
 
+#include "blob_checks.h"
 #include "check.h"
 #include "model.h"
 #include "predictor.h"
@@ -177,29 +178,7 @@ int main(void) {
     }
     CHECK(batch_same);
     tb_predictor_free(back);
-    int refused = 1;
-    for (size_t cut = 0; cut < l1; cut += l1 / 500 + 1) {
-        back = NULL;
-        refused &= tb_predictor_load(b1, cut, &back) != TB_OK && back == NULL;
-    }
-    CHECK(refused);
-    unsigned char *bad = malloc(l1);
-    size_t loaded = 0;
-    for (int trial = 0; trial < 300; trial++) {
-        memcpy(bad, b1, l1);
-        for (int f = 0; f < 3; f++)
-            bad[tb_rng_below(&rng, l1)] ^= (unsigned char)(1u << tb_rng_below(&rng, 8));
-        back = NULL;
-        if (tb_predictor_load(bad, l1, &back) == TB_OK) {
-            double o[K];
-            for (size_t i = 0; i < N; i += 11)
-                tb_predictor_predict(back, X3 + i * D, o);
-            loaded++;
-        }
-        tb_predictor_free(back);
-    }
-    CHECK(loaded < 300);
-    free(bad);
+    check_hostile_blobs(b1, l1, 500, 300, 3, X3, N, D, 11);
     free(b1);
     tb_predictor_free(p1);
     tb_predictor_free(p2);
@@ -234,7 +213,7 @@ int main(void) {
     }
 
     /* Missing values get their own bin and a learned direction: here NaN marks class 1 in a
-     * feature whose observed values are all class 0 or class 2 (<0.5 / >=0.5). */
+     * feature whose observed values separate class 0 from class 2. */
     static double Xm[N];
     static int32_t ym[N];
     for (size_t i = 0; i < N; i++) {
@@ -242,8 +221,9 @@ int main(void) {
             Xm[i] = NAN;
             ym[i] = 1;
         } else {
-            Xm[i] = tb_rng_uniform(&rng);
-            ym[i] = Xm[i] < 0.5 ? 0 : 2;
+            ym[i] = i % 3 == 0 ? 0 : 2; /* observed values: class 0 below 0.4, class 2 above 0.6 */
+            /* two decimals: few enough distinct values for exact bins */
+            Xm[i] = round(100.0 * ((ym[i] == 0 ? 0.0 : 0.6) + 0.4 * tb_rng_uniform(&rng))) / 100.0;
         }
     }
     tb_train_params mp;
