@@ -248,8 +248,9 @@ const char *tb_dataset_popularity_name(const tb_dataset *ds) {
     return ds->col_popularity >= 0 ? ds->table->col_names[ds->col_popularity] : NULL;
 }
 
-tb_status tb_dataset_matrix(const tb_dataset *ds, char *const *names, size_t n_names, double **ret_X) {
-    size_t n = ds->n_rows, d = ds->n_features;
+static tb_status build_matrix(const tb_dataset *ds, char *const *names, size_t n_names, int lenient, double **ret_X,
+                              size_t *ret_absent) {
+    size_t n = ds->n_rows, d = ds->n_features, absent = 0;
     long *src = malloc((n_names ? n_names : 1) * sizeof *src);
     if (!src)
         return tb_error(TB_NOMEM, "out of memory");
@@ -261,6 +262,10 @@ tb_status tb_dataset_matrix(const tb_dataset *ds, char *const *names, size_t n_n
                 src[j] = (long)k;
         if (src[j] < 0 && pop && strcmp(pop, names[j]) == 0)
             src[j] = -2;
+        if (src[j] == -1 && lenient) {
+            src[j] = -3;
+            absent++;
+        }
         if (src[j] == -1) {
             free(src);
             return tb_error_with_field(TB_INVALID, names[j], "%s: no feature column '%s'", ds->table->path,
@@ -274,8 +279,21 @@ tb_status tb_dataset_matrix(const tb_dataset *ds, char *const *names, size_t n_n
     }
     for (size_t r = 0; r < n; r++)
         for (size_t j = 0; j < n_names; j++)
-            X[r * n_names + j] = src[j] == -2 ? ds->popularity[r] : ds->X[r * d + (size_t)src[j]];
+            X[r * n_names + j] = src[j] == -3   ? NAN
+                                 : src[j] == -2 ? ds->popularity[r]
+                                                : ds->X[r * d + (size_t)src[j]];
     free(src);
     *ret_X = X;
+    if (ret_absent)
+        *ret_absent = absent;
     return TB_OK;
+}
+
+tb_status tb_dataset_matrix(const tb_dataset *ds, char *const *names, size_t n_names, double **ret_X) {
+    return build_matrix(ds, names, n_names, 0, ret_X, NULL);
+}
+
+tb_status tb_dataset_matrix_lenient(const tb_dataset *ds, char *const *names, size_t n_names, double **ret_X,
+                                    size_t *ret_absent) {
+    return build_matrix(ds, names, n_names, 1, ret_X, ret_absent);
 }

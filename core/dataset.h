@@ -54,4 +54,8 @@ const char *tb_dataset_popularity_name(const tb_dataset *ds);
 /* A new n_rows × n_names row-major matrix (caller frees) whose columns are the named features,
  * taken from the feature columns or the popularity column. TB_INVALID for an unknown name. */
 tb_status tb_dataset_matrix(const tb_dataset *ds, char *const *names, size_t n_names, double **ret_X);
+/* The same, but a name the table lacks becomes a column of NaN (missing everywhere); *ret_absent
+ * counts such names. For labelling a file that lacks some of a model's inputs. */
+tb_status tb_dataset_matrix_lenient(const tb_dataset *ds, char *const *names, size_t n_names, double **ret_X,
+                                    size_t *ret_absent);
 #endif

@@ -499,7 +499,11 @@ static tb_status write_predictions(const cli *c, tb_task_result *results, size_t
     for (size_t i = 0; i < n_results && st == TB_OK; i++) {
         if (results[i].target == TB_TARGET_GENRE)
             genre = results[i].predictor;
-        st = tb_trainer_predict_dataset(results[i].predictor, ds, c->opt.threads, &pred[i]);
+        size_t absent = 0;
+        st = tb_trainer_predict_dataset(results[i].predictor, ds, c->opt.threads, &pred[i], &absent);
+        if (st == TB_OK && absent)
+            tb_log(TB_LOG_WARN, "%s: %zu of the %s model's inputs are not columns of this file; they count as missing",
+                   c->predict, absent, target_name(results[i].target));
     }
     FILE *f = st == TB_OK ? fopen(c->out, "w") : NULL;
     if (st == TB_OK && !f)

@@ -367,10 +367,13 @@ out:
     return st;
 }
 
-tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out) {
+tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out,
+                                     size_t *ret_absent) {
     double *raw = NULL;
-    size_t d = p->pipeline->n_features, n = ds->n_rows;
-    tb_status st = tb_dataset_matrix(ds, p->pipeline->names, d, &raw);
+    size_t d = p->pipeline->n_features, n = ds->n_rows, absent = 0;
+    tb_status st = tb_dataset_matrix_lenient(ds, p->pipeline->names, d, &raw, &absent);
+    if (ret_absent)
+        *ret_absent = absent;
     if (st != TB_OK)
         return st;
     size_t *rows = tb_malloc_n(n, sizeof *rows);

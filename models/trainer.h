@@ -64,8 +64,10 @@ tb_status tb_trainer_feature_names(const tb_dataset *ds, tb_target target, int p
 tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
                               tb_task_result *ret);
 
-/* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees). */
-tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out);
+/* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees).
+ * Inputs the table lacks count as missing in every row; *ret_absent says how many (may be NULL). */
+tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out,
+                                     size_t *ret_absent);
 
 /* Stores the tracks of the datasets (unique ids, every genre kept) in one transaction. */
 tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets);

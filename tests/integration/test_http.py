@@ -169,6 +169,19 @@ def run(a, data, tmp):
         after = con.execute("SELECT COUNT(*) FROM models").fetchone()[0]
     check(t2.returncode == 1 and "bad.csv:2:5: quoted field 2 is never closed" in t2.stderr and before == after,
           f"malformed CSV refused: {t2.returncode} {t2.stderr!r}")
+    # A file to label that lacks one of the model's inputs: that input counts as missing.
+    nopop = os.path.join(tmp, "nopop.csv")
+    with open(paths["predict.csv"], newline="") as f, open(nopop, "w", newline="") as g:
+        rows = list(csv.reader(f))
+        drop = rows[0].index("popularity")
+        csv.writer(g).writerows([r[:drop] + r[drop + 1:] for r in rows])
+    t6 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", os.path.join(tmp, "nopop.db"), "--task", "genre",
+                         "--model", "rf", "--trees", "5", "--predict", nopop, "--out", os.path.join(tmp, "nopop-out.csv")],
+                        capture_output=True, text=True, timeout=120)
+    with open(os.path.join(tmp, "nopop-out.csv")) as f:
+        n_out = sum(1 for _ in f) - 1
+    check(t6.returncode == 0 and "count as missing" in t6.stderr and n_out == len(predict_rows),
+          f"labelling a file without popularity: {t6.returncode} {t6.stderr[-500:]!r}")
     t3 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--model", "nope"], capture_output=True, text=True)
     check(t3.returncode == 2 and "known models" in t3.stderr, "unknown model refused")
     t4 = subprocess.run([a.trainer], capture_output=True, text=True)

@@ -44,6 +44,13 @@ int main(void) {
         free(X);
         char *unknown[1] = {"nope"};
         CHECK_ERR(tb_dataset_matrix(ds, unknown, 1, &X), TB_INVALID, "no feature column 'nope'");
+        char *some[2] = {"nope", "tempo"};
+        size_t absent = 0;
+        X = NULL;
+        CHECK(tb_dataset_matrix_lenient(ds, some, 2, &X, &absent) == TB_OK && absent == 1);
+        if (X)
+            CHECK(isnan(X[0]) && X[1 * 2 + 1] == 115.00200000000001);
+        free(X);
     }
     tb_dataset_free(ds);
 
