@@ -15,6 +15,7 @@ static int bad(tb_request *req, const char *field, const char *message) {
     return 1;
 }
 
+/* Quadratic, so callers bound the key count first (TB_MAX_KEYS). */
 static int has_duplicate_keys(const cJSON *obj, const char **ret_name) {
     for (const cJSON *a = obj->child; a; a = a->next)
         for (const cJSON *b = a->next; b; b = b->next)
@@ -46,6 +47,12 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return bad(req, NULL, "request body must be a JSON object");
+    }
+    if (cJSON_GetArraySize(root) > TB_MAX_KEYS) {
+        cJSON_Delete(root);
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+                       "the request object has more keys than the limit of %d", TB_MAX_KEYS);
+        return 1;
     }
     if (has_duplicate_keys(root, &dup)) {
         tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "key '%.64s' appears twice", dup);
@@ -138,6 +145,11 @@ int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor 
         const char *dup;
         if (!cJSON_IsObject(features))
             return bad(req, "features", "\"features\" must be an object of feature name to number");
+        if (cJSON_GetArraySize(features) > TB_MAX_KEYS) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "features",
+                           "\"features\" has more keys than the limit of %d", TB_MAX_KEYS);
+            return 1;
+        }
         if (has_duplicate_keys(features, &dup)) {
             tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "feature '%.64s' appears twice", dup);
             return 1;

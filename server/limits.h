@@ -5,6 +5,7 @@
 #define TB_MAX_BODY_BYTES (64 * 1024)     /* JSON request body, default for prediction routes */
 #define TB_MAX_TRACK_ID_BYTES 128         /* a track id in a request */
 #define TB_MAX_FEATURE_NAME_BYTES 64      /* a key inside "features" */
+#define TB_MAX_KEYS 256                   /* keys in one JSON object of a request */
 #define TB_MAX_STRING_VALUE_BYTES 32      /* a string feature value such as "F#" or "Major" */
 #define TB_TOP_GENRES 5                   /* probabilities listed in a genre reply */
 #define TB_DEFAULT_CONNECTION_LIMIT 1024

@@ -320,6 +320,11 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": 1, "tempo": 2}}',
                      headers={"Content-Type": "application/json"})
     check(is_error(s, b, "bad_request", 400, "tempo"), f"duplicate feature {s} {b}")
+    many = {f"f{i}": 1 for i in range(3000)}
+    s, b, _ = c.post("/v1/genre", {"features": many})
+    check(is_error(s, b, "bad_request", 400, "features"), f"too many feature keys {s} {b}")
+    s, b, _ = c.post("/v1/genre", many)
+    check(is_error(s, b, "bad_request", 400), f"too many top-level keys {s} {b}")
     s, b, _ = c.post("/v1/genre", {"features": {"tempo": 120}, "track_id": tid})
     check(is_error(s, b, "bad_request", 400), f"both inputs {s} {b}")
     s, b, _ = c.post("/v1/genre", {})
