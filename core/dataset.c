@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audio_features.h"
+#include "split.h"
 
 static const char *const label_names[] = {"genre", "track_genre", "music_genre", "playlist_genre", NULL};
 static const char *const id_names[] = {"track_id", "instance_id", "id", NULL};
@@ -72,6 +73,27 @@ const char *tb_dataset_id(const tb_dataset *ds, size_t row, char buf[32]) {
         return tb_table_cell(ds->table, row, (size_t)ds->col_id);
     snprintf(buf, 32, "row-%zu", row + 1);
     return buf;
+}
+
+tb_status tb_dataset_groups(const tb_dataset *ds, size_t **ret_group, size_t *ret_n_groups) {
+    size_t n = ds->n_rows;
+    const char **ids = tb_malloc_n(n, sizeof *ids);
+    char (*buf)[32] = tb_malloc_n(n, 32);
+    size_t *group = tb_malloc_n(n, sizeof *group);
+    tb_status st = (!ids || !buf || !group) ? tb_error(TB_NOMEM, "out of memory") : TB_OK;
+    if (st == TB_OK) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = tb_dataset_id(ds, i, buf[i]);
+        st = tb_groups_from_keys(ids, n, group, ret_n_groups);
+    }
+    free(ids);
+    free(buf);
+    if (st != TB_OK) {
+        free(group);
+        return st;
+    }
+    *ret_group = group;
+    return TB_OK;
 }
 
 /* Feature columns: the given list, or every audio column present, in file order. */

@@ -44,6 +44,9 @@ tb_dataset *tb_dataset_free(tb_dataset *ds);
 const char *tb_dataset_id(const tb_dataset *ds, size_t row, char buf[32]);
 /* Text of an optional role column, "" when the column is absent. */
 const char *tb_dataset_text(const tb_dataset *ds, long col, size_t row);
+/* A new array (caller frees) with each row's group: rows sharing an id share a group, numbered
+ * 0..*ret_n_groups-1 in order of first appearance. Splits keep a group on one side. */
+tb_status tb_dataset_groups(const tb_dataset *ds, size_t **ret_group, size_t *ret_n_groups);
 /* Class index of `name`, or -1. */
 long tb_dataset_class_index(const tb_dataset *ds, const char *name);
 

@@ -51,7 +51,9 @@ tb_status tb_groups_from_keys(const char *const *keys, size_t n, size_t *group, 
 /* Groups bucketed by the class of their first row: order[] lists group ids class by class, each
  * class's run shuffled; start[c]..start[c+1] delimits class c. */
 typedef struct strata {
-    size_t n_groups, n_strata;
+    size_t n_groups;  /* bound on group ids (arrays indexed by id) */
+    size_t n_present; /* groups that have rows */
+    size_t n_strata;
     size_t *order, *start;
 } strata;
 
@@ -84,8 +86,13 @@ static tb_status strata_build(const int32_t *y, const size_t *group, size_t n, u
     for (size_t i = 0; i < n; i++)
         if (glabel[group[i]] < 0)
             glabel[group[i]] = y ? y[i] : 0;
-    for (size_t g = 0; g < n_groups; g++)
-        s->start[glabel[g] + 1]++;
+    size_t n_present = 0; /* group ids may be sparse: a subset of rows keeps its global ids */
+    for (size_t g = 0; g < n_groups; g++) {
+        if (glabel[g] >= 0) {
+            s->start[glabel[g] + 1]++;
+            n_present++;
+        }
+    }
     for (size_t c = 0; c < n_strata; c++)
         s->start[c + 1] += s->start[c];
     size_t *fill = malloc((n_strata ? n_strata : 1) * sizeof *fill);
@@ -96,7 +103,8 @@ static tb_status strata_build(const int32_t *y, const size_t *group, size_t n, u
     }
     memcpy(fill, s->start, n_strata * sizeof *fill);
     for (size_t g = 0; g < n_groups; g++)
-        s->order[fill[glabel[g]]++] = g;
+        if (glabel[g] >= 0)
+            s->order[fill[glabel[g]]++] = g;
     tb_rng rng;
     tb_rng_seed(&rng, seed);
     for (size_t c = 0; c < n_strata; c++)
@@ -104,6 +112,7 @@ static tb_status strata_build(const int32_t *y, const size_t *group, size_t n, u
     free(fill);
     free(glabel);
     s->n_groups = n_groups;
+    s->n_present = n_present;
     s->n_strata = n_strata;
     return TB_OK;
 }
@@ -157,9 +166,9 @@ tb_status tb_split_kfold(const int32_t *y, const size_t *group, size_t n, size_t
     tb_status st = strata_build(y, group, n, seed, &s);
     if (st != TB_OK)
         return st;
-    if (s.n_groups < k) {
+    if (s.n_present < k) {
         strata_free(&s);
-        return tb_error(TB_INVALID, "%zu folds but only %zu distinct ids", k, s.n_groups);
+        return tb_error(TB_INVALID, "%zu folds but only %zu distinct ids", k, s.n_present);
     }
     size_t *gfold = malloc((s.n_groups ? s.n_groups : 1) * sizeof *gfold);
     if (!gfold) {

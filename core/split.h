@@ -12,7 +12,10 @@
  * first appearance. `group` is caller-allocated with n entries. */
 tb_status tb_groups_from_keys(const char *const *keys, size_t n, size_t *group, size_t *ret_n_groups);
 
-/* Holds out about test_fraction of the groups of each class (a group's class is its first row's
+/* In both splits `group` holds a group id per row; ids may be sparse (a subset of rows keeping
+ * the ids of the whole table), their bound sizes the work arrays.
+ *
+ * Holds out about test_fraction of the groups of each class (a group's class is its first row's
  * label; y may be NULL for an unstratified split). Row indices come back ascending in two new
  * arrays (caller frees). Deterministic for a seed. */
 tb_status tb_split_train_test(const int32_t *y, const size_t *group, size_t n, double test_fraction,

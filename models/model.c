@@ -2,6 +2,8 @@
 #include "model.h"
 
 #include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +55,19 @@ const tb_model_ops *tb_model_ops_find(const char *kind) {
     return NULL;
 }
 
-const char *tb_model_kinds(void) { return "rf, extra, gbdt, blend"; }
+static char kinds_text[128];
+static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
+
+static void build_kinds(void) {
+    size_t len = 0;
+    for (size_t i = 0; i < N_FAMILIES && len < sizeof kinds_text; i++)
+        len += (size_t)snprintf(kinds_text + len, sizeof kinds_text - len, "%s%s", i ? ", " : "", registry[i]->kind);
+}
+
+const char *tb_model_kinds(void) {
+    pthread_once(&kinds_once, build_kinds); /* derived from the registry, once */
+    return kinds_text;
+}
 
 tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_train_params *params,
                          tb_model **ret_model) {

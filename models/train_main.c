@@ -584,6 +584,10 @@ static tb_status make_split(const cli *c, const tb_dataset *ds, const tb_dataset
     memset(split, 0, sizeof *split);
     split->train_ds = ds;
     split->test_ds = ts;
+    size_t n_groups;
+    tb_status st = tb_dataset_groups(ds, &split->group, &n_groups);
+    if (st != TB_OK)
+        return st;
     if (ts) {
         split->train = tb_malloc_n(ds->n_rows, sizeof *split->train);
         split->test = tb_malloc_n(ts->n_rows, sizeof *split->test);
@@ -597,25 +601,11 @@ static tb_status make_split(const cli *c, const tb_dataset *ds, const tb_dataset
         split->n_test = ts->n_rows;
         return TB_OK;
     }
-    size_t n = ds->n_rows, n_groups;
-    const char **ids = tb_malloc_n(n, sizeof *ids);
-    char (*buf)[32] = tb_malloc_n(n, 32);
-    size_t *group = tb_malloc_n(n, sizeof *group);
-    tb_status st = (!ids || !buf || !group) ? tb_error(TB_NOMEM, "out of memory") : TB_OK;
-    if (st == TB_OK) {
-        for (size_t i = 0; i < n; i++)
-            ids[i] = tb_dataset_id(ds, i, buf[i]);
-        st = tb_groups_from_keys(ids, n, group, &n_groups);
-    }
+    st = tb_split_train_test(ds->y, split->group, ds->n_rows, c->opt.test_fraction, c->opt.params.seed, &split->train,
+                             &split->n_train, &split->test, &split->n_test);
     if (st == TB_OK)
-        st = tb_split_train_test(ds->y, group, n, c->opt.test_fraction, c->opt.params.seed, &split->train,
-                                 &split->n_train, &split->test, &split->n_test);
-    if (st == TB_OK)
-        tb_log(TB_LOG_INFO, "split %zu rows (%zu distinct ids) into %zu train and %zu test rows, seed %llu", n,
-               n_groups, split->n_train, split->n_test, (unsigned long long)c->opt.params.seed);
-    free(ids);
-    free(buf);
-    free(group);
+        tb_log(TB_LOG_INFO, "split %zu rows (%zu distinct ids) into %zu train and %zu test rows, seed %llu",
+               ds->n_rows, n_groups, split->n_train, split->n_test, (unsigned long long)c->opt.params.seed);
     return st;
 }
 
@@ -719,6 +709,7 @@ out:
         tb_task_result_clear(&results[t]);
     free(split.train);
     free(split.test);
+    free(split.group);
     tb_store_close(store);
     tb_dataset_free(ds);
     tb_dataset_free(ts);

@@ -87,10 +87,11 @@ static tb_status usable_rows(const tb_dataset *ds, tb_target target, const size_
     return TB_OK;
 }
 
-/* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor. */
-static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **names, size_t d, const size_t *train,
-                               size_t n_train, tb_target target, const tb_trainer_options *opt, int with_progress,
-                               tb_predictor **ret) {
+/* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor; ds_group holds the
+ * group of every ds row. */
+static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, const double *raw, char **names, size_t d,
+                               const size_t *train, size_t n_train, tb_target target, const tb_trainer_options *opt,
+                               int with_progress, tb_predictor **ret) {
     tb_pipeline *pipeline = NULL;
     tb_model *model = NULL;
     double *X = NULL, *target_values = NULL;
@@ -107,23 +108,12 @@ static tb_status fit_predictor(const tb_dataset *ds, const double *raw, char **n
         goto out;
     tb_train_data data = {.X = X, .n = n_train, .d = d};
     /* Groups (one per track id) keep a model's internal hold-out free of leaked duplicates. */
-    size_t n_groups;
-    group = tb_malloc_n(n_train, sizeof *group);
-    const char **ids = tb_malloc_n(n_train, sizeof *ids);
-    char (*idbuf)[32] = tb_malloc_n(n_train, 32);
-    if (!group || !ids || !idbuf) {
-        free(ids);
-        free(idbuf);
+    if (!(group = tb_malloc_n(n_train, sizeof *group))) {
         st = tb_error(TB_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n_train; i++)
-        ids[i] = tb_dataset_id(ds, train[i], idbuf[i]);
-    st = tb_groups_from_keys(ids, n_train, group, &n_groups);
-    free(ids);
-    free(idbuf);
-    if (st != TB_OK)
-        goto out;
+        group[i] = ds_group[train[i]];
     data.group = group;
     if (target == TB_TARGET_GENRE) {
         y = tb_malloc_n(n_train, sizeof *y);
@@ -224,27 +214,24 @@ static void metrics_vector(tb_target target, const tb_class_metrics *c, const tb
     }
 }
 
-static tb_status cross_validate(const tb_dataset *ds, const double *raw, char **names, size_t d, const size_t *train,
-                                size_t n_train, tb_target target, const tb_trainer_options *opt, tb_task_result *res) {
+static tb_status cross_validate(const tb_dataset *ds, const size_t *ds_group, const double *raw, char **names,
+                                size_t d, const size_t *train, size_t n_train, tb_target target,
+                                const tb_trainer_options *opt, tb_task_result *res) {
     size_t k = opt->cv_folds;
     size_t *group = tb_malloc_n(n_train, sizeof *group), *fold = tb_malloc_n(n_train, sizeof *fold);
-    const char **ids = tb_malloc_n(n_train, sizeof *ids);
     int32_t *y = tb_malloc_n(n_train, sizeof *y);
     size_t *fit = tb_malloc_n(n_train, sizeof *fit), *hold = tb_malloc_n(n_train, sizeof *hold);
     double *pred = NULL, sums[5] = {0}, sq[5] = {0};
-    char (*buf)[32] = tb_malloc_n(n_train, 32);
     tb_status st = TB_OK;
-    size_t n_groups;
-    if (!group || !fold || !ids || !y || !fit || !hold || !buf) {
+    if (!group || !fold || !y || !fit || !hold) {
         st = tb_error(TB_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n_train; i++) {
-        ids[i] = tb_dataset_id(ds, train[i], buf[i]);
+        group[i] = ds_group[train[i]];
         y[i] = target == TB_TARGET_GENRE ? ds->y[train[i]] : 0;
     }
-    if ((st = tb_groups_from_keys(ids, n_train, group, &n_groups)) != TB_OK ||
-        (st = tb_split_kfold(y, group, n_train, k, opt->params.seed, fold)) != TB_OK)
+    if ((st = tb_split_kfold(y, group, n_train, k, opt->params.seed, fold)) != TB_OK)
         goto out;
     tb_progress *bar = tb_progress_new(target == TB_TARGET_GENRE ? "genre: cv folds" : "popularity: cv folds", k);
     for (size_t f = 0; f < k && st == TB_OK; f++) {
@@ -256,7 +243,7 @@ static tb_status cross_validate(const tb_dataset *ds, const double *raw, char **
                 fit[n_fit++] = train[i];
         }
         tb_predictor *p = NULL;
-        if ((st = fit_predictor(ds, raw, names, d, fit, n_fit, target, opt, 0, &p)) != TB_OK)
+        if ((st = fit_predictor(ds, ds_group, raw, names, d, fit, n_fit, target, opt, 0, &p)) != TB_OK)
             break;
         size_t outs = p->model->n_outputs;
         free(pred);
@@ -294,12 +281,10 @@ static tb_status cross_validate(const tb_dataset *ds, const double *raw, char **
 out:
     free(group);
     free(fold);
-    free(ids);
     free(y);
     free(fit);
     free(hold);
     free(pred);
-    free(buf);
     return st;
 }
 
@@ -333,7 +318,8 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     res->n_train = n_train;
     res->n_test = n_test;
     double t0 = now_seconds();
-    if ((st = fit_predictor(ds, raw, res->features, d, train, n_train, target, opt, 1, &res->predictor)) != TB_OK)
+    if ((st = fit_predictor(ds, split->group, raw, res->features, d, train, n_train, target, opt, 1,
+                            &res->predictor)) != TB_OK)
         goto out;
     res->train_seconds = now_seconds() - t0;
     const tb_model *model = res->predictor->model;
@@ -355,7 +341,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     if ((st = score(ts, target, test, n_test, pred, &res->cls, &res->reg)) != TB_OK)
         goto out;
     if (opt->cv_folds)
-        st = cross_validate(ds, raw, res->features, d, train, n_train, target, opt, res);
+        st = cross_validate(ds, split->group, raw, res->features, d, train, n_train, target, opt, res);
 out:
     free(raw);
     free(raw_test);

@@ -29,6 +29,7 @@ typedef struct tb_split_rows {
     const tb_dataset *train_ds, *test_ds;
     size_t *train, *test;
     size_t n_train, n_test;
+    size_t *group;        /* group (track) of every train_ds row, from tb_dataset_groups */
 } tb_split_rows;
 
 /* The outcome of training one task; owns everything in it. */

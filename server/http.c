@@ -39,9 +39,7 @@ static int is_json_content_type(const char *ct) {
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static enum MHD_Result first_call(tb_http *h, struct MHD_Connection *conn, const char *url, const char *method,
-                                  tb_request *req) {
-    (void)h;
+static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, const char *method, tb_request *req) {
     char allow[sizeof req->allow];
     tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
     if (m == TB_ROUTE_NO_PATH)
@@ -83,7 +81,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->state = h->state;
         req->start = now_seconds();
         *con_cls = req;
-        return first_call(h, conn, url, method, req);
+        return first_call(conn, url, method, req);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;

@@ -74,5 +74,26 @@ int main(void) {
         whole &= fold[i] == fold[i + 1];
     CHECK(whole);
     CHECK_ERR(tb_split_kfold(y, g, N, 1, 42, fold), TB_INVALID, "at least 2 folds");
+
+    /* Sparse group ids (a subset of rows keeping the table's ids): regression test for a
+     * heap overflow when cross-validating the training rows with groups of the whole table. */
+    size_t sparse[N / 2];
+    int32_t ys[N / 2];
+    for (size_t i = 0; i < N / 2; i++) {
+        sparse[i] = 3 * i + 7;
+        ys[i] = (int32_t)(i % 4);
+    }
+    CHECK(tb_split_kfold(ys, sparse, N / 2, 5, 42, fold) == TB_OK);
+    size_t per_fold[5] = {0};
+    for (size_t i = 0; i < N / 2; i++)
+        per_fold[fold[i]]++;
+    CHECK(per_fold[0] == 100 && per_fold[4] == 100);
+    CHECK(tb_split_train_test(ys, sparse, N / 2, 0.2, 42, &train, &n_train, &test, &n_test) == TB_OK);
+    CHECK(n_train == 400 && n_test == 100);
+    free(train);
+    free(test);
+    size_t few[3] = {10, 20, 30};
+    int32_t yf[3] = {0, 0, 0};
+    CHECK_ERR(tb_split_kfold(yf, few, 3, 5, 42, fold), TB_INVALID, "only 3 distinct ids");
     return tb_test_done();
 }
