@@ -40,21 +40,30 @@ const char *tb_status_code(tb_status s) {
     return "internal";
 }
 
+/* Formats aside first: an argument may be tb_error_message() itself (re-raising with a new status). */
+static void set_message(const char *fmt, va_list ap) {
+    char text[sizeof tls_message];
+    vsnprintf(text, sizeof text, fmt, ap);
+    memcpy(tls_message, text, strlen(text) + 1);
+}
+
 tb_status tb_error(tb_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_message, sizeof tls_message, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     tls_field[0] = '\0';
     return s;
 }
 
 tb_status tb_error_with_field(tb_status s, const char *field, const char *fmt, ...) {
+    char f[sizeof tls_field];
+    snprintf(f, sizeof f, "%s", field ? field : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_message, sizeof tls_message, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
-    snprintf(tls_field, sizeof tls_field, "%s", field ? field : "");
+    memcpy(tls_field, f, strlen(f) + 1);
     return s;
 }
 

@@ -102,7 +102,51 @@ void tb_model_record_clear(tb_model_record *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* The index's vectors and row ids, inside the publishing transaction. */
+static int insert_index(tb_store *s, int64_t id, const tb_index_payload *ix) {
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO index_vectors (model_id, n_rows, dim, vectors) VALUES (?1, ?2, ?3, ?4)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ix->n_rows);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)ix->dim);
+    /* float32 in host order: every platform Timbre builds on is little-endian, as the column says. */
+    sqlite3_bind_blob64(stmt, 4, ix->vectors, (sqlite3_uint64)(ix->n_rows * ix->dim * sizeof(float)), SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO index_rows (model_id, row, track_id) VALUES (?1, ?2, ?3)", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < ix->n_rows; i++) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, id);
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)i);
+        sqlite3_bind_text(stmt, 3, ix->track_ids[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE) {
+            sqlite3_finalize(stmt);
+            return -1;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
+                         int *ret_version);
+
 tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t *ret_id, int *ret_version) {
+    return publish(s, m, NULL, ret_id, ret_version);
+}
+
+tb_status tb_store_publish_index(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
+                                 int *ret_version) {
+    return publish(s, m, ix, ret_id, ret_version);
+}
+
+static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
+                         int *ret_version) {
     tb_status st = TB_OK;
     sqlite3_stmt *stmt = NULL;
     pthread_mutex_lock(&s->lock);
@@ -150,6 +194,8 @@ tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t 
     sqlite3_finalize(stmt);
     stmt = NULL;
     int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (ix && insert_index(s, id, ix) != 0)
+        goto db_fail;
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto db_fail;
     *ret_id = id;
@@ -364,6 +410,122 @@ tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n) {
         st = db_error(s, "counting tracks");
     else
         *ret_n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors, size_t *ret_n, size_t *ret_dim,
+                             char ***ret_track_ids) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    float *vectors = NULL;
+    char **ids = NULL;
+    size_t n = 0, dim = 0, n_ids = 0;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT n_rows, dim, vectors FROM index_vectors WHERE model_id = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK) {
+        st = db_error(s, "reading index vectors");
+        goto out;
+    }
+    sqlite3_bind_int64(stmt, 1, model_id);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        st = rc == SQLITE_DONE ? tb_error(TB_CORRUPT, "%s: index %lld has no vectors", s->path, (long long)model_id)
+                               : db_error(s, "reading index vectors");
+        goto out;
+    }
+    sqlite3_int64 n64 = sqlite3_column_int64(stmt, 0), d64 = sqlite3_column_int64(stmt, 1);
+    size_t bytes = (size_t)sqlite3_column_bytes(stmt, 2);
+    if (n64 < 1 || d64 < 1 || d64 > 4096 || n64 > 100000000 || bytes != (size_t)n64 * (size_t)d64 * sizeof(float)) {
+        st = tb_error(TB_CORRUPT, "%s: index %lld: %lld rows of %lld values disagree with %zu bytes of vectors", s->path,
+                      (long long)model_id, (long long)n64, (long long)d64, bytes);
+        goto out;
+    }
+    n = (size_t)n64;
+    dim = (size_t)d64;
+    if (!(vectors = malloc(bytes)) || !(ids = calloc(n, sizeof *ids))) {
+        st = tb_error(TB_NOMEM, "out of memory reading an index of %zu rows", n);
+        goto out;
+    }
+    memcpy(vectors, sqlite3_column_blob(stmt, 2), bytes);
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(vectors[i])) {
+            st = tb_error(TB_CORRUPT, "%s: index %lld holds a non-finite value", s->path, (long long)model_id);
+            goto out;
+        }
+    sqlite3_finalize(stmt);
+    if (sqlite3_prepare_v2(s->db, "SELECT row, track_id FROM index_rows WHERE model_id = ?1 ORDER BY row", -1, &stmt,
+                           NULL) != SQLITE_OK) {
+        stmt = NULL;
+        st = db_error(s, "reading index rows");
+        goto out;
+    }
+    sqlite3_bind_int64(stmt, 1, model_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n_ids >= n || sqlite3_column_int64(stmt, 0) != (sqlite3_int64)n_ids) {
+            st = tb_error(TB_CORRUPT, "%s: index %lld: its rows are not numbered 0..%zu", s->path, (long long)model_id,
+                          n - 1);
+            goto out;
+        }
+        if (!(ids[n_ids++] = col_strdup(stmt, 1))) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        st = db_error(s, "reading index rows");
+        goto out;
+    }
+    if (n_ids != n)
+        st = tb_error(TB_CORRUPT, "%s: index %lld: %zu track ids for %zu vectors", s->path, (long long)model_id, n_ids,
+                      n);
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    if (st != TB_OK) {
+        for (size_t i = 0; i < n_ids; i++)
+            free(ids[i]);
+        free(ids);
+        free(vectors);
+        return st;
+    }
+    *ret_vectors = vectors;
+    *ret_n = n;
+    *ret_dim = dim;
+    *ret_track_ids = ids;
+    return TB_OK;
+}
+
+tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    /* Genres come joined by the unit separator (0x1f), which no genre name holds. */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT track_id, track_name, artists, popularity, "
+                           "(SELECT group_concat(value, char(31)) FROM json_each(tracks.genres)) "
+                           "FROM tracks ORDER BY track_id",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading the catalog");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *genres = (const char *)sqlite3_column_text(stmt, 4);
+        double pop = sqlite3_column_type(stmt, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(stmt, 3);
+        const char *id = (const char *)sqlite3_column_text(stmt, 0), *name = (const char *)sqlite3_column_text(stmt, 1),
+                   *artists = (const char *)sqlite3_column_text(stmt, 2);
+        if (!id || !name || !artists) {
+            st = tb_error(TB_NOMEM, "out of memory reading the catalog");
+            goto out;
+        }
+        if ((st = visit(ctx, id, name, artists, genres ? genres : "", pop)) != TB_OK)
+            goto out;
+    }
+    if (rc != SQLITE_DONE)
+        st = db_error(s, "reading the catalog");
+out:
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);
     return st;

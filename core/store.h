@@ -38,6 +38,23 @@ void tb_model_record_clear(tb_model_record *m);
  * m->task, all in one transaction: a reader sees the old model or the new one, never a mix.
  * id, version, created_at and published of `m` are ignored on input. */
 tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t *ret_id, int *ret_version);
+/* A recommendation index published with its model row: n_rows L2-normalized vectors of dim floats
+ * (row-major) and the track id of each row. The caller keeps ownership. */
+typedef struct tb_index_payload {
+    size_t n_rows, dim;
+    const float *vectors;
+    char *const *track_ids;
+} tb_index_payload;
+
+/* tb_store_publish_model for task "recommend": the model row, vectors and row ids in one
+ * transaction. */
+tb_status tb_store_publish_index(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
+                                 int *ret_version);
+/* The vectors and row ids of index `model_id` (caller frees the vectors, each id and the array).
+ * TB_CORRUPT when sizes disagree, rows are not 0..n-1, or a value is not finite. */
+tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors, size_t *ret_n, size_t *ret_dim,
+                             char ***ret_track_ids);
+
 /* The published model of `task`, blob included. TB_NOT_FOUND when there is none. */
 tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret);
 /* Every model row without blobs, newest first; published_only filters. Caller frees each
@@ -57,5 +74,11 @@ tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n);
 /* TB_NOT_FOUND when the id is unknown. Strings in *ret are owned by the caller (tb_track_clear). */
 tb_status tb_store_get_track(tb_store *s, const char *track_id, tb_track *ret);
 tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n);
+/* Calls visit for every track in ascending id order; genres is the list joined by 0x1f ("" when
+ * none), popularity NaN when unknown. The strings live until visit returns. A visit error stops
+ * the scan and is returned. */
+typedef tb_status (*tb_track_visit)(void *ctx, const char *id, const char *name, const char *artists,
+                                    const char *genres, double popularity);
+tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx);
 
 #endif

@@ -10,11 +10,13 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "recommend.h"
 #include "split.h"
 #include "trainer.h"
 
 typedef struct cli {
     const char *data, *test, *db, *task, *report, *predict, *out, *name;
+    const char *embedding, *feature_weights; /* recommend */
     int proba;
     tb_dataset_options ds_opt;
     tb_trainer_options opt;
@@ -28,7 +30,7 @@ static void usage(FILE *f) {
             "  --test FILE            test table; without it 20%% of --data is held out\n"
             "                         (stratified by label, grouped by id)\n"
             "  --db FILE              model database (default timbre.db)\n"
-            "  --task T               genre | popularity | all (default all)\n"
+            "  --task T               genre | popularity | recommend | all (default all)\n"
             "  --model M              model family: %s (default: gbdt for genre,\n"
             "                         rf for popularity; chosen by measurement)\n"
             "  --name NAME            model name prefix (default: TASK-MODEL, e.g. genre-rf)\n"
@@ -61,6 +63,10 @@ static void usage(FILE *f) {
             "                         column roles (default: detected by name)\n"
             "  --features a,b,c       exactly these input columns (default: the audio columns\n"
             "                         present, plus popularity for the genre task)\n"
+            "  --embedding KIND       recommend: how tracks become vectors (standardized: the\n"
+            "                         standardized audio features; the only kind so far)\n"
+            "  --feature-weights a=w,b=w  recommend: weight of named features in the\n"
+            "                         embedding (default 1 each; 0 drops a feature)\n"
             "  --report FILE          write the evaluation as JSON\n"
             "  --predict FILE --out FILE\n"
             "                         label an unlabelled table: writes track_id,genre[,popularity]\n"
@@ -101,6 +107,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
+        O_EMBEDDING, O_WEIGHTS,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -123,6 +130,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         {"track-name", required_argument, 0, O_TRACK_NAME}, {"features", required_argument, 0, O_FEATURES},
         {"report", required_argument, 0, O_REPORT}, {"predict", required_argument, 0, O_PREDICT},
         {"out", required_argument, 0, O_OUT}, {"proba", no_argument, 0, O_PROBA},
+        {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     size_t v;
@@ -246,6 +254,8 @@ static int parse_args(int argc, char **argv, cli *c) {
         case O_PREDICT: c->predict = optarg; break;
         case O_OUT: c->out = optarg; break;
         case O_PROBA: c->proba = 1; break;
+        case O_EMBEDDING: c->embedding = optarg; break;
+        case O_WEIGHTS: c->feature_weights = optarg; break;
         case O_LOG_LEVEL: {
             tb_log_level level;
             if (tb_log_parse_level(optarg, &level)) {
@@ -269,12 +279,21 @@ static int parse_args(int argc, char **argv, cli *c) {
         tb_log(TB_LOG_ERROR, "--data is required (see --help)");
         return -1;
     }
-    if (strcmp(c->task, "genre") && strcmp(c->task, "popularity") && strcmp(c->task, "all")) {
-        tb_log(TB_LOG_ERROR, "--task '%s': choose genre, popularity or all", c->task);
+    if (strcmp(c->task, "genre") && strcmp(c->task, "popularity") && strcmp(c->task, "recommend") &&
+        strcmp(c->task, "all")) {
+        tb_log(TB_LOG_ERROR, "--task '%s': choose genre, popularity, recommend or all", c->task);
+        return -1;
+    }
+    if (c->embedding && strcmp(c->embedding, "standardized") != 0) {
+        tb_log(TB_LOG_ERROR, "--embedding '%s': known embeddings are standardized", c->embedding);
         return -1;
     }
     if (c->opt.model_kind && !tb_model_ops_find(c->opt.model_kind)) {
         tb_log(TB_LOG_ERROR, "--model '%s': known models are %s", c->opt.model_kind, tb_model_kinds());
+        return -1;
+    }
+    if (c->predict && strcmp(c->task, "recommend") == 0) {
+        tb_log(TB_LOG_ERROR, "--predict labels with the genre and popularity models: not with --task recommend");
         return -1;
     }
     if (!!c->predict != !!c->out) {
@@ -416,6 +435,108 @@ static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r,
     cJSON_Delete(classes);
     free(blob);
     return st;
+}
+
+/* Per-feature weights from "name=w,name=w" (unnamed features keep 1). */
+static tb_status parse_weights(const char *spec, char *const *names, size_t d, double *w) {
+    for (size_t j = 0; j < d; j++)
+        w[j] = 1.0;
+    if (!spec)
+        return TB_OK;
+    char *copy = strdup(spec), *save = NULL;
+    if (!copy)
+        return tb_error(TB_NOMEM, "out of memory");
+    tb_status st = TB_OK;
+    for (char *tok = strtok_r(copy, ",", &save); tok && st == TB_OK; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end;
+        if (!eq) {
+            st = tb_error(TB_INVALID, "--feature-weights: '%s' is not name=weight", tok);
+            break;
+        }
+        *eq = '\0';
+        double v = strtod(eq + 1, &end);
+        size_t j = 0;
+        while (j < d && strcmp(names[j], tok) != 0)
+            j++;
+        if (j == d)
+            st = tb_error(TB_INVALID, "--feature-weights: '%s' is not an embedding input", tok);
+        else if (end == eq + 1 || *end || !(v >= 0.0) || !isfinite(v))
+            st = tb_error(TB_INVALID, "--feature-weights: weight of '%s' must be a number >= 0", tok);
+        else
+            w[j] = v;
+    }
+    free(copy);
+    return st;
+}
+
+static cJSON *recommend_metrics(const tb_recommend_result *r) {
+    cJSON *m = cJSON_CreateObject();
+    if (r->n_queries) {
+        char key[32];
+        snprintf(key, sizeof key, "genre_hit_at_%zu", r->eval_k);
+        cJSON_AddNumberToObject(m, key, r->genre_hit);
+        cJSON_AddNumberToObject(m, "n_queries", (double)r->n_queries);
+        cJSON_AddNumberToObject(m, "n_pool", (double)r->n_pool);
+        cJSON_AddNumberToObject(m, "eval_search_seconds", r->eval_seconds);
+    }
+    cJSON_AddNumberToObject(m, "n_tracks", (double)r->index->n);
+    cJSON_AddNumberToObject(m, "dim", (double)r->index->dim);
+    cJSON_AddNumberToObject(m, "build_seconds", r->build_seconds);
+    return m;
+}
+
+static tb_status publish_recommend(tb_store *store, const cli *c, const tb_recommend_result *r,
+                                   const double *weights, int64_t *ret_id, int *ret_version) {
+    char name[128];
+    snprintf(name, sizeof name, "%s-%s", c->name ? c->name : "recommend", c->name ? "recommend" : r->embedder->ops->kind);
+    void *blob = NULL;
+    size_t blob_len;
+    tb_status st = tb_embedder_save(r->embedder, &blob, &blob_len);
+    if (st != TB_OK)
+        return st;
+    cJSON *params = cJSON_CreateObject(), *metrics = recommend_metrics(r);
+    cJSON_AddStringToObject(params, "embedding", r->embedder->ops->kind);
+    cJSON *wj = cJSON_AddObjectToObject(params, "feature_weights");
+    for (size_t j = 0; j < r->n_features; j++)
+        cJSON_AddNumberToObject(wj, r->features[j], weights[j]);
+    cJSON *schema = string_array(r->features, r->n_features);
+    tb_model_record rec = {
+        .task = "recommend",
+        .kind = (char *)r->embedder->ops->kind,
+        .name = name,
+        .params = cJSON_PrintUnformatted(params),
+        .metrics = cJSON_PrintUnformatted(metrics),
+        .feature_schema = cJSON_PrintUnformatted(schema),
+        .blob = blob,
+        .blob_len = blob_len,
+    };
+    tb_index_payload ix = {r->index->n, r->index->dim, r->index->vectors, r->index->ids};
+    if (!rec.params || !rec.metrics || !rec.feature_schema)
+        st = tb_error(TB_NOMEM, "out of memory");
+    else
+        st = tb_store_publish_index(store, &rec, &ix, ret_id, ret_version);
+    if (st == TB_OK)
+        tb_log(TB_LOG_INFO, "recommend: published %s version %d (%zu tracks × %zu values)", name, *ret_version,
+               r->index->n, r->index->dim);
+    free(rec.params);
+    free(rec.metrics);
+    free(rec.feature_schema);
+    cJSON_Delete(params);
+    cJSON_Delete(metrics);
+    cJSON_Delete(schema);
+    free(blob);
+    return st;
+}
+
+static cJSON *recommend_report(const tb_recommend_result *r, int64_t id, int version) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", "recommend");
+    cJSON_AddStringToObject(o, "embedding", r->embedder->ops->kind);
+    cJSON_AddItemToObject(o, "features", string_array(r->features, r->n_features));
+    cJSON_AddItemToObject(o, "metrics", recommend_metrics(r));
+    cJSON_AddNumberToObject(o, "model_id", (double)id);
+    cJSON_AddNumberToObject(o, "version", version);
+    return o;
 }
 
 static cJSON *report_json(const tb_task_result *r, int64_t id, int version) {
@@ -627,11 +748,15 @@ int main(int argc, char **argv) {
     if (c.ds_opt.features)
         c.opt.popularity_feature = 0; /* an explicit list is the whole list */
 
-    int want_genre = strcmp(c.task, "popularity") != 0, want_pop = strcmp(c.task, "genre") != 0;
+    int all = strcmp(c.task, "all") == 0;
+    int want_genre = all || strcmp(c.task, "genre") == 0, want_pop = all || strcmp(c.task, "popularity") == 0;
+    int want_rec = all || strcmp(c.task, "recommend") == 0;
     tb_dataset *ds = NULL, *ts = NULL;
     tb_store *store = NULL;
     tb_split_rows split = {0};
     tb_task_result results[2];
+    tb_recommend_result rec = {0};
+    double *weights = NULL;
     size_t n_results = 0;
     int rc = 1;
     tb_status st;
@@ -647,7 +772,7 @@ int main(int argc, char **argv) {
     if (ts && (st = align_test(ds, ts)) != TB_OK)
         goto out;
     if (want_pop && !ds->popularity) {
-        if (strcmp(c.task, "popularity") == 0) {
+        if (!all) {
             st = tb_error(TB_INVALID, "%s: no popularity column for --task popularity", c.data);
             goto out;
         }
@@ -674,10 +799,41 @@ int main(int argc, char **argv) {
         n_results = t + 1;
         log_result(&results[t]);
     }
+    int64_t rec_id = 0;
+    int rec_version = 0;
+    if (want_rec) {
+        tb_recommend_options ropt = {.eval_k = 10, .threads = c.opt.threads};
+        char **names = NULL;
+        size_t n_names = 0;
+        if ((st = tb_trainer_feature_names(ds, TB_TARGET_POPULARITY, 0, &names, &n_names)) != TB_OK)
+            goto out;
+        ropt.features = names;
+        ropt.n_features = n_names;
+        if (!(weights = tb_malloc_n(n_names ? n_names : 1, sizeof *weights)))
+            st = tb_error(TB_NOMEM, "out of memory");
+        else if ((st = parse_weights(c.feature_weights, names, n_names, weights)) == TB_OK)
+            ropt.weights = weights;
+        if (st == TB_OK)
+            st = tb_recommend_build(&split, &ropt, &rec);
+        for (size_t j = 0; j < n_names; j++)
+            free(names[j]);
+        free(names);
+        if (st != TB_OK)
+            goto out;
+        if (rec.n_queries)
+            tb_log(TB_LOG_INFO, "recommend: Genre-Hit@%zu %.4f (%zu test tracks querying %zu training tracks, "
+                   "search %.2fs); index of %zu tracks built in %.2fs", rec.eval_k, rec.genre_hit, rec.n_queries,
+                   rec.n_pool, rec.eval_seconds, rec.index->n, rec.build_seconds);
+        else
+            tb_log(TB_LOG_INFO, "recommend: index of %zu tracks built in %.2fs (no labelled test tracks to judge it)",
+                   rec.index->n, rec.build_seconds);
+    }
     /* Publish only once every task trained, so a failure leaves the database as it was. */
     for (size_t t = 0; t < n_results; t++)
         if ((st = publish(store, &c, &results[t], &ids[t], &versions[t])) != TB_OK)
             goto out;
+    if (want_rec && (st = publish_recommend(store, &c, &rec, weights, &rec_id, &rec_version)) != TB_OK)
+        goto out;
     const tb_dataset *sets[2] = {ds, ts};
     if ((st = tb_trainer_store_catalog(store, sets, ts ? 2 : 1)) != TB_OK)
         goto out;
@@ -686,13 +842,15 @@ int main(int argc, char **argv) {
     tb_log(TB_LOG_INFO, "catalog: %lld tracks in %s", (long long)n_tracks, c.db);
     if (c.report) {
         cJSON *report;
-        if (n_results == 1) {
-            report = report_json(&results[0], ids[0], versions[0]);
+        if (n_results + (size_t)want_rec == 1) {
+            report = n_results ? report_json(&results[0], ids[0], versions[0]) : recommend_report(&rec, rec_id, rec_version);
         } else {
             report = cJSON_CreateObject();
             for (size_t t = 0; t < n_results; t++)
                 cJSON_AddItemToObject(report, target_name(results[t].target),
                                       report_json(&results[t], ids[t], versions[t]));
+            if (want_rec)
+                cJSON_AddItemToObject(report, "recommend", recommend_report(&rec, rec_id, rec_version));
         }
         st = write_report(c.report, report);
         cJSON_Delete(report);
@@ -707,6 +865,8 @@ out:
         fail(st);
     for (size_t t = 0; t < 2; t++)
         tb_task_result_clear(&results[t]);
+    tb_recommend_result_clear(&rec);
+    free(weights);
     free(split.train);
     free(split.test);
     free(split.group);

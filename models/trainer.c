@@ -385,20 +385,46 @@ tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds
 
 /* ---------- catalog ---------- */
 
-typedef struct catalog_row {
-    const tb_dataset *ds;
-    size_t row;
-    const char *id;
-} catalog_row;
-
-static int cmp_catalog(const void *a, const void *b) {
-    const catalog_row *x = a, *y = b;
+static int cmp_track_row(const void *a, const void *b) {
+    const tb_track_row *x = a, *y = b;
     int c = strcmp(x->id, y->id);
     if (c)
         return c;
-    if (x->ds != y->ds)
-        return x->ds < y->ds ? -1 : 1;
+    if (x->set != y->set)
+        return x->set < y->set ? -1 : 1;
     return (x->row > y->row) - (x->row < y->row);
+}
+
+tb_status tb_trainer_track_rows(const tb_dataset *const *sets, size_t n_sets, tb_track_rows *ret) {
+    size_t total = 0, n = 0;
+    for (size_t s = 0; s < n_sets; s++)
+        total += sets[s]->n_rows;
+    memset(ret, 0, sizeof *ret);
+    ret->rows = tb_malloc_n(total ? total : 1, sizeof *ret->rows);
+    ret->id_buf = tb_malloc_n(total ? total : 1, sizeof *ret->id_buf);
+    if (!ret->rows || !ret->id_buf) {
+        tb_track_rows_clear(ret);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    for (size_t s = 0; s < n_sets; s++)
+        for (size_t r = 0; r < sets[s]->n_rows; r++, n++)
+            ret->rows[n] = (tb_track_row){sets[s], s, r, tb_dataset_id(sets[s], r, ret->id_buf[n])};
+    qsort(ret->rows, n, sizeof *ret->rows, cmp_track_row);
+    ret->n = n;
+    return TB_OK;
+}
+
+size_t tb_track_rows_next(const tb_track_rows *t, size_t i) {
+    size_t j = i + 1;
+    while (j < t->n && strcmp(t->rows[j].id, t->rows[i].id) == 0)
+        j++;
+    return j;
+}
+
+void tb_track_rows_clear(tb_track_rows *t) {
+    free(t->rows);
+    free(t->id_buf);
+    memset(t, 0, sizeof *t);
 }
 
 static char *features_json(const tb_dataset *ds, size_t row) {
@@ -419,26 +445,19 @@ static char *features_json(const tb_dataset *ds, size_t row) {
 }
 
 tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets) {
-    size_t total = 0;
-    for (size_t s = 0; s < n_sets; s++)
-        total += sets[s]->n_rows;
-    catalog_row *rows = tb_malloc_n(total, sizeof *rows);
-    char (*buf)[32] = tb_malloc_n(total, 32);
-    tb_track *tracks = tb_calloc_n(total, sizeof *tracks);
-    size_t n = 0, n_tracks = 0;
-    tb_status st = TB_OK;
-    if (!rows || !buf || !tracks) {
+    tb_track_rows tr_rows;
+    tb_status st = tb_trainer_track_rows(sets, n_sets, &tr_rows);
+    if (st != TB_OK)
+        return st;
+    const tb_track_row *rows = tr_rows.rows;
+    size_t n = tr_rows.n, n_tracks = 0;
+    tb_track *tracks = tb_calloc_n(n ? n : 1, sizeof *tracks);
+    if (!tracks) {
         st = tb_error(TB_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t s = 0; s < n_sets; s++)
-        for (size_t r = 0; r < sets[s]->n_rows; r++, n++)
-            rows[n] = (catalog_row){sets[s], r, tb_dataset_id(sets[s], r, buf[n])};
-    qsort(rows, n, sizeof *rows, cmp_catalog);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && strcmp(rows[j].id, rows[i].id) == 0)
-            j++;
+    for (size_t i = 0, j; i < n; i = j) {
+        j = tb_track_rows_next(&tr_rows, i);
         /* One track per id: text and features from its first row, every distinct genre kept. */
         const tb_dataset *ds = rows[i].ds;
         size_t r = rows[i].row;
@@ -466,7 +485,6 @@ tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *set
             st = tb_error(TB_NOMEM, "out of memory building the catalog");
             goto out;
         }
-        i = j;
     }
     st = tb_store_put_tracks(store, tracks, n_tracks);
 out:
@@ -474,7 +492,6 @@ out:
         for (size_t i = 0; i < n_tracks; i++)
             tb_track_clear(&tracks[i]);
     free(tracks);
-    free(rows);
-    free(buf);
+    tb_track_rows_clear(&tr_rows);
     return st;
 }

@@ -70,6 +70,26 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
 tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out,
                                      size_t *ret_absent);
 
+/* Every row of the datasets, sorted by track id (then dataset, then row), so the rows of one
+ * track sit together: rows[i .. tb_track_rows_next(i)). */
+typedef struct tb_track_row {
+    const tb_dataset *ds;
+    size_t set;        /* index of ds in the caller's list */
+    size_t row;
+    const char *id;
+} tb_track_row;
+
+typedef struct tb_track_rows {
+    tb_track_row *rows;
+    size_t n;
+    char (*id_buf)[32]; /* backs ids of tables without an id column */
+} tb_track_rows;
+
+tb_status tb_trainer_track_rows(const tb_dataset *const *sets, size_t n_sets, tb_track_rows *ret);
+/* The first row after i that belongs to another track (or n). */
+size_t tb_track_rows_next(const tb_track_rows *t, size_t i);
+void tb_track_rows_clear(tb_track_rows *t);
+
 /* Stores the tracks of the datasets (unique ids, every genre kept) in one transaction. */
 tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets);
 

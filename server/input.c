@@ -131,10 +131,23 @@ static int fill_features(tb_request *req, const cJSON *features, const tb_pipeli
 int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
                          char *track_id) {
     static const char *const keys[] = {"features", "track_id", NULL};
-    const tb_pipeline *pl = p->pipeline;
     track_id[0] = '\0';
     if (tb_input_only_keys(req, root, keys, ""))
         return 1;
+    return tb_input_features(req, root, p->pipeline, raw, ret_imputed, track_id);
+}
+
+int tb_input_track_id(tb_request *req, const cJSON *id) {
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
+        return bad(req, "track_id", "\"track_id\" must be a non-empty string");
+    if (strlen(id->valuestring) > TB_MAX_TRACK_ID_BYTES)
+        return bad(req, "track_id", "\"track_id\" is longer than the limit of 128 bytes");
+    return 0;
+}
+
+int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl, double *raw, cJSON **ret_imputed,
+                      char *track_id) {
+    track_id[0] = '\0';
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "track_id");
     if (!features == !id)
@@ -157,10 +170,8 @@ int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor 
         if (fill_features(req, features, pl, raw, 1))
             return 1;
     } else {
-        if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
-            return bad(req, "track_id", "\"track_id\" must be a non-empty string");
-        if (strlen(id->valuestring) > TB_MAX_TRACK_ID_BYTES)
-            return bad(req, "track_id", "\"track_id\" is longer than the limit of 128 bytes");
+        if (tb_input_track_id(req, id))
+            return 1;
         tb_track track;
         tb_status st = tb_store_get_track(req->state->store, id->valuestring, &track);
         if (st != TB_OK) {

@@ -19,4 +19,10 @@ int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *all
 int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
                          char *track_id);
 
+/* The same without the key check, for requests that carry more keys; pl: the model's pipeline. */
+int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl, double *raw, cJSON **ret_imputed,
+                      char *track_id);
+/* A "track_id" value: a non-empty string within TB_MAX_TRACK_ID_BYTES. */
+int tb_input_track_id(tb_request *req, const cJSON *id);
+
 #endif

@@ -8,6 +8,12 @@
 #define TB_MAX_KEYS 256                   /* keys in one JSON object of a request */
 #define TB_MAX_STRING_VALUE_BYTES 32      /* a string feature value such as "F#" or "Major" */
 #define TB_TOP_GENRES 5                   /* probabilities listed in a genre reply */
+#define TB_DEFAULT_K 10                   /* recommendations when "k" is not given */
+#define TB_MAX_K 100                      /* most recommendations one request may ask for */
+#define TB_MAX_GENRE_FILTER 64            /* genres in a recommendation filter */
+#define TB_MAX_SEARCH_BYTES 200           /* the q of a track search */
+#define TB_DEFAULT_SEARCH_LIMIT 10
+#define TB_MAX_SEARCH_LIMIT 100
 #define TB_DEFAULT_CONNECTION_LIMIT 1024
 #define TB_DEFAULT_PER_IP_LIMIT 256
 #define TB_DEFAULT_CONNECTION_TIMEOUT_S 30

@@ -144,13 +144,15 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Each request runs its BLAS calls on its own thread; a BLAS thread pool would only contend. */
+    tb_index_blas_single_thread();
     tb_server_state *state = NULL;
     tb_status st = tb_server_state_load(db, &state);
     if (st != TB_OK) {
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         return 1;
     }
-    if (!state->genre && !state->popularity)
+    if (!state->genre && !state->popularity && !state->recommend)
         tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
     tb_http *http = NULL;
     if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) {
@@ -167,10 +169,13 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    tb_log(TB_LOG_INFO, "listening on %s port %u with %u threads; models: genre %s v%d, popularity %s v%d", host,
-           tb_http_port(http), hopt.threads, state->genre ? state->genre->name : "-",
+    tb_log(TB_LOG_INFO,
+           "listening on %s port %u with %u threads; models: genre %s v%d, popularity %s v%d, recommend %s v%d "
+           "(%zu catalog tracks)",
+           host, tb_http_port(http), hopt.threads, state->genre ? state->genre->name : "-",
            state->genre ? state->genre->version : 0, state->popularity ? state->popularity->name : "-",
-           state->popularity ? state->popularity->version : 0);
+           state->popularity ? state->popularity->version : 0, state->recommend ? state->recommend->name : "-",
+           state->recommend ? state->recommend->version : 0, state->catalog->n);
     int sig;
     sigwait(&stop, &sig);
     tb_log(TB_LOG_INFO, "received %s: finishing in-flight requests and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

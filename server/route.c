@@ -13,6 +13,9 @@ const tb_route tb_routes[] = {
     {"GET", "/v1/models", tb_handle_models, 0},
     {"POST", "/v1/genre", tb_handle_genre, TB_MAX_BODY_BYTES},
     {"POST", "/v1/popularity", tb_handle_popularity, TB_MAX_BODY_BYTES},
+    {"POST", "/v1/recommend", tb_handle_recommend, TB_MAX_BODY_BYTES},
+    {"GET", "/v1/tracks", tb_handle_tracks_search, 0},
+    {"GET", "/v1/tracks/{id}", tb_handle_track, 0},
 };
 const size_t tb_n_routes = sizeof tb_routes / sizeof tb_routes[0];
 

@@ -16,11 +16,26 @@ static void served_free(tb_served_model *m) {
     free(m);
 }
 
+static void served_index_free(tb_served_index *x) {
+    if (!x)
+        return;
+    tb_embedder_free(x->embedder);
+    tb_index_free(x->index);
+    free(x->track);
+    free(x->kind);
+    free(x->name);
+    free(x->created_at);
+    free(x->metrics);
+    free(x);
+}
+
 tb_server_state *tb_server_state_free(tb_server_state *s) {
     if (!s)
         return NULL;
     served_free(s->genre);
     served_free(s->popularity);
+    served_index_free(s->recommend);
+    tb_catalog_free(s->catalog);
     tb_store_close(s->store);
     free(s);
     return NULL;
@@ -65,6 +80,56 @@ static tb_status load_task(tb_store *store, const char *task, tb_task expected, 
     return TB_OK;
 }
 
+/* Loads the published recommendation index, if any, and ties its rows to the catalog. */
+static tb_status load_index(tb_store *store, const tb_catalog *catalog, tb_served_index **ret) {
+    tb_model_record rec;
+    tb_status st = tb_store_get_published(store, "recommend", &rec);
+    if (st == TB_NOT_FOUND)
+        return TB_OK;
+    if (st != TB_OK)
+        return st;
+    tb_served_index *x = calloc(1, sizeof *x);
+    float *vectors = NULL;
+    char **ids = NULL;
+    size_t n = 0, dim = 0;
+    if (!x)
+        st = tb_error(TB_NOMEM, "out of memory");
+    if (st == TB_OK)
+        st = tb_embedder_load(rec.blob, rec.blob_len, &x->embedder);
+    if (st == TB_OK && (st = tb_store_get_index(store, rec.id, &vectors, &n, &dim, &ids)) == TB_OK) {
+        st = tb_index_new(vectors, ids, n, dim, &x->index);
+        if (st == TB_INVALID)
+            st = tb_error(TB_CORRUPT, "%s", tb_error_message());
+    }
+    if (st == TB_OK && dim != x->embedder->dim)
+        st = tb_error(TB_CORRUPT, "index vectors have %zu values, its embedder makes %zu", dim, x->embedder->dim);
+    if (st == TB_OK && !(x->track = malloc(n * sizeof *x->track)))
+        st = tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; st == TB_OK && i < n; i++) {
+        long t = tb_catalog_find(catalog, x->index->ids[i]);
+        if (t < 0)
+            st = tb_error(TB_CORRUPT, "index row %zu: track '%.100s' is not in the catalog", i, x->index->ids[i]);
+        else
+            x->track[i] = (size_t)t;
+    }
+    if (st != TB_OK) {
+        tb_error_prefix(st, "published recommendation index '%s' version %d", rec.name, rec.version);
+        tb_model_record_clear(&rec);
+        served_index_free(x);
+        return st;
+    }
+    x->id = rec.id;
+    x->kind = rec.kind;
+    x->name = rec.name;
+    x->created_at = rec.created_at;
+    x->version = rec.version;
+    x->metrics = rec.metrics;
+    rec.kind = rec.name = rec.created_at = rec.metrics = NULL;
+    tb_model_record_clear(&rec);
+    *ret = x;
+    return TB_OK;
+}
+
 tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
     tb_server_state *s = calloc(1, sizeof *s);
     if (!s)
@@ -74,6 +139,10 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
         st = load_task(s->store, "genre", TB_TASK_CLASSIFY, &s->genre);
     if (st == TB_OK)
         st = load_task(s->store, "popularity", TB_TASK_REGRESS, &s->popularity);
+    if (st == TB_OK)
+        st = tb_catalog_load(s->store, &s->catalog);
+    if (st == TB_OK)
+        st = load_index(s->store, s->catalog, &s->recommend);
     if (st != TB_OK) {
         tb_server_state_free(s);
         return st;

@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 
+#include "catalog.h"
+#include "embedding.h"
+#include "index.h"
 #include "predictor.h"
 #include "status.h"
 #include "store.h"
@@ -17,13 +20,26 @@ typedef struct tb_served_model {
     char *metrics;    /* JSON text as stored */
 } tb_served_model;
 
+/* The published recommendation index with the embedder that makes its query vectors. */
+typedef struct tb_served_index {
+    tb_embedder *embedder;
+    tb_index *index;
+    size_t *track;    /* catalog track of each index row */
+    int64_t id;
+    char *kind, *name, *created_at;
+    int version;
+    char *metrics;    /* JSON text as stored */
+} tb_served_index;
+
 typedef struct tb_server_state {
     tb_store *store;
+    tb_catalog *catalog;          /* every stored track */
     tb_served_model *genre;       /* NULL when none is published */
     tb_served_model *popularity;
+    tb_served_index *recommend;
 } tb_server_state;
 
-/* Opens the database read-only and loads every published model. Fails (nothing half-built) when
+/* Opens the database read-only, loads the catalog and every published model and index. Fails (nothing half-built) when
  * the database is missing or invalid, or a published blob does not load. */
 tb_status tb_server_state_load(const char *db_path, tb_server_state **ret);
 tb_server_state *tb_server_state_free(tb_server_state *s);

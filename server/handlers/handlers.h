@@ -2,7 +2,11 @@
 #ifndef TB_SERVER_HANDLERS_H
 #define TB_SERVER_HANDLERS_H
 
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <stddef.h>
+
+#include "catalog.h"
 
 struct tb_request;
 
@@ -14,5 +18,13 @@ enum MHD_Result tb_handle_models(struct tb_request *req);
 /* predict.c */
 enum MHD_Result tb_handle_genre(struct tb_request *req);
 enum MHD_Result tb_handle_popularity(struct tb_request *req);
+
+/* recommend.c */
+enum MHD_Result tb_handle_recommend(struct tb_request *req);
+/* tracks.c */
+enum MHD_Result tb_handle_track(struct tb_request *req);
+enum MHD_Result tb_handle_tracks_search(struct tb_request *req);
+/* A catalog track as {track_id, track_name, artists, genres, popularity}. */
+cJSON *tb_track_json(const tb_catalog *c, size_t t);
 
 #endif

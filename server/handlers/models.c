@@ -1,4 +1,4 @@
-/* GET /v1/models: the loaded models, their inputs, classes and evaluation metrics. */
+/* GET /v1/models: the loaded models and index, their inputs, classes and evaluation metrics. */
 #include <cjson/cJSON.h>
 
 #include "../reply.h"
@@ -27,6 +27,25 @@ static cJSON *model_json(const tb_served_model *m) {
     return o;
 }
 
+static cJSON *index_json(const tb_served_index *x) {
+    const tb_pipeline *pl = x->embedder->pipeline;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", "recommend");
+    cJSON_AddStringToObject(o, "name", x->name);
+    cJSON_AddNumberToObject(o, "version", x->version);
+    cJSON_AddNumberToObject(o, "id", (double)x->id);
+    cJSON_AddStringToObject(o, "kind", x->kind);
+    cJSON_AddStringToObject(o, "created_at", x->created_at);
+    cJSON *features = cJSON_AddArrayToObject(o, "features");
+    for (size_t j = 0; j < pl->n_features; j++)
+        cJSON_AddItemToArray(features, cJSON_CreateString(pl->names[j]));
+    cJSON_AddNumberToObject(o, "tracks", (double)x->index->n);
+    cJSON_AddNumberToObject(o, "dim", (double)x->index->dim);
+    cJSON *metrics = cJSON_Parse(x->metrics);
+    cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateObject());
+    return o;
+}
+
 enum MHD_Result tb_handle_models(struct tb_request *req) {
     const tb_server_state *s = req->state;
     cJSON *o = cJSON_CreateObject();
@@ -35,5 +54,7 @@ enum MHD_Result tb_handle_models(struct tb_request *req) {
         cJSON_AddItemToArray(list, model_json(s->genre));
     if (s->popularity)
         cJSON_AddItemToArray(list, model_json(s->popularity));
+    if (s->recommend)
+        cJSON_AddItemToArray(list, index_json(s->recommend));
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

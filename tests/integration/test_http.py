@@ -4,6 +4,7 @@ timbre-serve on a free loopback port, and check every endpoint over HTTP, errors
 Also checks that predictions served after loading from SQLite equal the trainer's in-memory
 predictions bit for bit, and that the server refuses a missing, corrupt or newer database."""
 import argparse
+import array
 import csv
 import gzip
 import http.client
@@ -142,7 +143,12 @@ def run(a, data, tmp):
     if t.returncode != 0:
         return 1
     rep = json.load(open(report))
-    check(set(rep) == {"genre", "popularity"}, "report has both tasks")
+    check(set(rep) == {"genre", "popularity", "recommend"}, f"report has every task: {set(rep)}")
+    r = rep["recommend"]
+    check(r["embedding"] == "standardized" and "popularity" not in r["features"] and len(r["features"]) == 12,
+          f"recommend inputs {r}")
+    check(0.0 < r["metrics"]["genre_hit_at_10"] < 1.0 and r["metrics"]["n_queries"] == 400
+          and r["metrics"]["n_pool"] == 1600 and r["metrics"]["n_tracks"] == 2000, f"recommend metrics {r}")
     g = rep["genre"]
     for key in ("task", "model", "n_train", "n_test", "n_features", "train_seconds", "predict_seconds", "metrics",
                 "cv", "model_id", "version"):
@@ -196,6 +202,8 @@ def run(a, data, tmp):
     c = Client(port)
     try:
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
+        recommend_checks(c, db, header, catalog_row)
+        track_checks(c, db)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -238,8 +246,167 @@ def run(a, data, tmp):
     with sqlite3.connect(broken) as con:
         con.execute("UPDATE models SET blob = CAST('XXXXnot-a-model' AS BLOB) WHERE task = 'genre' AND published = 1")
     refuses(a.server, broken, tmp, "wrong magic", "corrupt model blob")
+    holed = os.path.join(tmp, "holed.db")
+    shutil.copy(db, holed)
+    with sqlite3.connect(holed) as con:
+        con.execute("DELETE FROM index_rows WHERE row = 5")
+    refuses(a.server, holed, tmp, "not numbered", "index with a missing row")
+    orphan = os.path.join(tmp, "orphan.db")
+    shutil.copy(db, orphan)
+    with sqlite3.connect(orphan) as con:
+        con.execute("UPDATE index_rows SET track_id = '0000-not-in-catalog' WHERE row = 0")
+    refuses(a.server, orphan, tmp, "not in the catalog", "index row without a catalog track")
     print(f"{PASSED} passed, {FAILED} failed")
     return 1 if FAILED else 0
+
+
+def index_from_db(db):
+    """The published index as Python lists, and the catalog rows by id."""
+    with sqlite3.connect(db) as con:
+        n, dim, blob = con.execute(
+            "SELECT v.n_rows, v.dim, v.vectors FROM index_vectors v JOIN models m ON m.id = v.model_id "
+            "WHERE m.task = 'recommend' AND m.published = 1").fetchone()
+        ids = [r[0] for r in con.execute(
+            "SELECT track_id FROM index_rows r JOIN models m ON m.id = r.model_id "
+            "WHERE m.task = 'recommend' AND m.published = 1 ORDER BY row")]
+        tracks = {r[0]: {"track_name": r[1], "artists": r[2], "genres": json.loads(r[3]), "popularity": r[4]}
+                  for r in con.execute("SELECT track_id, track_name, artists, genres, popularity FROM tracks")}
+    vec = array.array("f")
+    vec.frombytes(blob)
+    return [vec[i * dim:(i + 1) * dim] for i in range(n)], ids, tracks
+
+
+def expected_top(vectors, ids, tracks, qv, k, skip):
+    """Naive exact top-k by cosine (rows are unit vectors), ties to the smaller id; skip(id) drops rows;
+    one track per song."""
+    scored = sorted(((-sum(a * b for a, b in zip(v, qv)), i) for i, v in enumerate(vectors)), key=lambda t: t)
+    out, songs = [], set()
+    for neg, i in scored:
+        tid = ids[i]
+        t = tracks[tid]
+        song = (t["track_name"].lower(), t["artists"].lower())
+        if skip(tid) or song in songs:
+            continue
+        songs.add(song)
+        out.append((tid, -neg))
+        if len(out) == k:
+            break
+    return out
+
+
+def same_ranking(got, want):
+    """Equal ids in order, except where neighbouring scores tie (within float32 rounding)."""
+    if len(got) != len(want):
+        return False
+    for (gid, gs), (wid, ws) in zip(got, want):
+        if abs(gs - ws) > 1e-5:
+            return False
+        if gid != wid and not any(abs(ws - s2) < 1e-5 and gid == w2 for w2, s2 in want):
+            return False
+    return True
+
+
+def recommend_checks(c, db, header, catalog_row):
+    vectors, ids, tracks = index_from_db(db)
+    col = {name: i for i, name in enumerate(header)}
+    tid = catalog_row[col["instance_id"]]
+    row = ids.index(tid)
+    me = tracks[tid]
+    my_song = (me["track_name"].lower(), me["artists"].lower())
+
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 7})
+    want = expected_top(vectors, ids, tracks, vectors[row], 7,
+                        lambda t: t == tid or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == my_song)
+    got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
+    check(s == 200 and same_ranking(got, want), f"recommend by id equals a naive scan: {got} vs {want}")
+    check(s == 200 and b["track_id"] == tid and b["k"] == 7 and b["model"]["name"] == "recommend-standardized",
+          f"recommend reply {s} {b and {k: v for k, v in b.items() if k != 'tracks'}}")
+    check(s == 200 and all(set(t) == {"track_id", "track_name", "artists", "genres", "popularity", "score"}
+                           for t in b["tracks"]), "recommend track fields")
+    check(s == 200 and all(b["tracks"][i]["score"] >= b["tracks"][i + 1]["score"] for i in range(6)), "best first")
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid})
+    check(s == 200 and len(b["tracks"]) == 10, f"k defaults to 10: {s}")
+
+    # By features: the track's own features find the track itself first (nothing excluded).
+    feats = {f: feature_value(catalog_row[col[f]]) for f in ("danceability", "energy", "loudness", "speechiness",
+                                                              "acousticness", "instrumentalness", "liveness",
+                                                              "valence", "tempo", "duration_ms", "key", "mode")}
+    s, b, _ = c.post("/v1/recommend", {"features": feats, "k": 3})
+    check(s == 200 and b["tracks"][0]["track_id"] == tid and abs(b["tracks"][0]["score"] - 1.0) < 1e-5,
+          f"recommend by own features {s} {b}")
+    s, b, _ = c.post("/v1/recommend", {"features": {"energy": 0.9}, "k": 3})
+    check(s == 200 and len(b["tracks"]) == 3 and "tempo" in b["imputed"], f"recommend with imputed features {s}")
+
+    # Filters.
+    genre = me["genres"][0]
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 10, "genres": [genre]})
+    check(s == 200 and len(b["tracks"]) == 10 and all(genre in t["genres"] for t in b["tracks"]),
+          f"genre filter {s}")
+    want = expected_top(vectors, ids, tracks, vectors[row], 10,
+                        lambda t: t == tid or genre not in tracks[t]["genres"]
+                        or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == my_song)
+    got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
+    check(same_ranking(got, want), "genre-filtered top-10 equals a naive scan")
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 10, "min_popularity": 60})
+    check(s == 200 and b["tracks"] and all(t["popularity"] >= 60 for t in b["tracks"]), f"min_popularity {s}")
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 20, "exclude_same_artist": True})
+    mine = set(me["artists"].split(";"))
+    check(s == 200 and all(not (set(t["artists"].split(";")) & mine) for t in b["tracks"]), f"exclude artist {s}")
+
+    # Errors.
+    for body, status, field, what in (
+            ({"track_id": "no-such-track"}, 404, "track_id", "unknown id"),
+            ({"track_id": tid, "k": 0}, 400, "k", "k = 0"),
+            ({"track_id": tid, "k": 101}, 400, "k", "k over the limit"),
+            ({"track_id": tid, "k": 2.5}, 400, "k", "fractional k"),
+            ({"track_id": tid, "k": "5"}, 400, "k", "string k"),
+            ({"track_id": tid, "genres": ["polka-step"]}, 400, "genres", "unknown genre"),
+            ({"track_id": tid, "genres": []}, 400, "genres", "empty genre filter"),
+            ({"track_id": tid, "genres": "Rock"}, 400, "genres", "genre filter not a list"),
+            ({"track_id": tid, "genres": [3]}, 400, "genres", "genre not a string"),
+            ({"track_id": tid, "min_popularity": 150}, 400, "min_popularity", "min_popularity over 100"),
+            ({"track_id": tid, "min_popularity": "high"}, 400, "min_popularity", "min_popularity not a number"),
+            ({"track_id": tid, "exclude_same_artist": "yes"}, 400, "exclude_same_artist", "non-boolean flag"),
+            ({"features": feats, "exclude_same_artist": True}, 400, "exclude_same_artist", "artist without a track"),
+            ({"track_id": tid, "limit": 3}, 400, "limit", "unknown key"),
+            ({"features": {"popularity": 50}}, 400, "popularity", "popularity is not an embedding input"),
+            ({"track_id": 12}, 400, "track_id", "numeric id"),
+            ({}, 400, None, "no input")):
+        s, b, _ = c.post("/v1/recommend", body)
+        check(is_error(s, b, "not_found" if status == 404 else "bad_request", status, field), f"{what}: {s} {b}")
+    s, b, _ = c.post("/v1/recommend", {"track_id": tid, "features": feats})
+    check(is_error(s, b, "bad_request", 400), f"both inputs {s} {b}")
+    s, b, h = c.request("GET", "/v1/recommend")
+    check(s == 405 and h.get("Allow") == "POST", f"GET /v1/recommend {s}")
+
+
+def track_checks(c, db):
+    _, ids, tracks = index_from_db(db)
+    tid = ids[17]
+    s, b, _ = c.request("GET", f"/v1/tracks/{tid}")
+    t = tracks[tid]
+    check(s == 200 and b["track_id"] == tid and b["track_name"] == t["track_name"] and b["artists"] == t["artists"]
+          and b["genres"] == t["genres"] and "danceability" in b["features"], f"track by id {s} {b}")
+    s, b, _ = c.request("GET", "/v1/tracks/no-such-track")
+    check(is_error(s, b, "not_found", 404, "track_id"), f"unknown track {s} {b}")
+    word = next(w for w in t["track_name"].split() if len(w) >= 3 and w.isascii() and w.isalpha())
+    s, b, _ = c.request("GET", f"/v1/tracks?q={word.upper()}&limit=3")
+    expected = [i for i, x in tracks.items()
+                if word.lower() in x["track_name"].lower() or word.lower() in x["artists"].lower()]
+    check(s == 200 and b["total"] == len(expected) and len(b["tracks"]) == min(3, len(expected))
+          and b["limit"] == 3, f"search '{word}': {s} {b and b.get('total')} vs {len(expected)}")
+    pops = [x["popularity"] for x in b["tracks"]] if s == 200 else []
+    check(pops == sorted(pops, reverse=True), f"search results most popular first {pops}")
+    s, b, _ = c.request("GET", "/v1/tracks?q=zzqqxxnothing")
+    check(s == 200 and b["tracks"] == [] and b["total"] == 0 and b["limit"] == 10, f"no match {s} {b}")
+    for path, field in (("/v1/tracks", "q"), ("/v1/tracks?q=", "q"), ("/v1/tracks?q=a&limit=0", "limit"),
+                        ("/v1/tracks?q=a&limit=101", "limit"), ("/v1/tracks?q=a&limit=ten", "limit"),
+                        ("/v1/tracks?q=a&sort=name", "sort"), ("/v1/tracks?q=" + "a" * 201, "q"),
+                        ("/v1/tracks?q=%01", "q")):
+        s, b, _ = c.request("GET", path)
+        check(is_error(s, b, "bad_request", 400, field), f"{path[:40]}: {s} {b}")
+    s, b, h = c.request("POST", "/v1/tracks", body={})
+    check(s == 405 and h.get("Allow") == "GET", f"POST /v1/tracks {s}")
 
 
 def exact_checks(c, header, predict_rows, pred_rows, kind):
@@ -269,9 +436,11 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, _ = c.request("GET", "/healthz")
     check(s == 200 and b == {"status": "ok"}, f"healthz {s} {b}")
     s, b, _ = c.request("GET", "/readyz")
-    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True}, f"readyz {b}")
+    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True, "recommend": True},
+          f"readyz {b}")
     s, b, _ = c.request("GET", "/v1/models")
-    check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity"], f"models {s}")
+    check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity", "recommend"], f"models {s}")
+    check(b["models"][2]["tracks"] == 2000 and "genre_hit_at_10" in b["models"][2]["metrics"], "index listed")
     genre_model = b["models"][0]
     pop_model = b["models"][1]
     check(len(genre_model["classes"]) == 10 and "popularity" in genre_model["features"], "genre model inputs")

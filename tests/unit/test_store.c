@@ -1,9 +1,11 @@
-/* SQLite store: migrations, version checks, publishing, tracks. */
+/* SQLite store: migrations, version checks, publishing, tracks, recommendation indexes, the
+ * in-memory catalog. */
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "check.h"
 #include "migrate.h"
 #include "store.h"
@@ -29,6 +31,92 @@ static tb_model_record record(const char *task, const char *name, const char *bl
     m.blob = (void *)blob;
     m.blob_len = strlen(blob);
     return m;
+}
+
+static void test_index_and_catalog(const char *path) {
+    tb_store *s = NULL;
+    cleanup(path);
+    CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
+    tb_track tracks[5] = {
+        {"a1", "Blue Song", "Ann;Bob", "[\"jazz\",\"blues\"]", 50.0, "{}"},
+        {"a2", "blue song", "ann;bob", "[\"jazz\"]", 70.0, "{}"},
+        {"b1", "Red", "Bob", "[\"rock\"]", NAN, "{}"},
+        {"c1", "Green Blues", "Cy", "[]", 70.0, "{}"},
+        {"d1", "Yellow", "Dee;Ann", "[\"pop\",\"jazz\"]", 10.0, "{}"},
+    };
+    CHECK(tb_store_put_tracks(s, tracks, 5) == TB_OK);
+    float vectors[3 * 2] = {1.0f, 0.0f, 0.6f, 0.8f, 0.0f, -1.0f};
+    char *ids[3] = {"a1", "b1", "d1"};
+    tb_index_payload ix = {3, 2, vectors, ids};
+    tb_model_record m = record("recommend", "recommend-standardized", "embedder");
+    int64_t id;
+    int version;
+    CHECK(tb_store_publish_index(s, &m, &ix, &id, &version) == TB_OK && version == 1);
+    float *got_v = NULL;
+    char **got_ids = NULL;
+    size_t n = 0, dim = 0;
+    CHECK(tb_store_get_index(s, id, &got_v, &n, &dim, &got_ids) == TB_OK);
+    CHECK(n == 3 && dim == 2 && memcmp(got_v, vectors, sizeof vectors) == 0);
+    CHECK_STR(got_ids[0], "a1");
+    CHECK_STR(got_ids[2], "d1");
+    for (size_t i = 0; i < n; i++)
+        free(got_ids[i]);
+    free(got_ids);
+    free(got_v);
+    CHECK_ERR(tb_store_get_index(s, id + 100, &got_v, &n, &dim, &got_ids), TB_CORRUPT, "has no vectors");
+    /* A row without a track id is refused by the schema, and the whole publish rolls back. */
+    char *bad_ids[3] = {"a1", NULL, "d1"};
+    tb_index_payload wrong = {3, 2, vectors, bad_ids};
+    CHECK(tb_store_publish_index(s, &m, &wrong, &id, &version) == TB_DB);
+    tb_model_record got;
+    CHECK(tb_store_get_published(s, "recommend", &got) == TB_OK && got.version == 1);
+    tb_model_record_clear(&got);
+
+    tb_catalog *c = NULL;
+    CHECK(tb_catalog_load(s, &c) == TB_OK);
+    CHECK(c->n == 5 && c->n_genres == 4);
+    CHECK_STR(c->genres[0], "blues");
+    CHECK_STR(c->genres[3], "rock");
+    CHECK(tb_catalog_find(c, "c1") == 3 && tb_catalog_find(c, "zz") == -1);
+    CHECK(tb_catalog_genre(c, "pop") == 2 && tb_catalog_genre(c, "polka") == -1);
+    CHECK(tb_catalog_has_genre(c, 0, 0) && tb_catalog_has_genre(c, 0, 1) && !tb_catalog_has_genre(c, 0, 3));
+    CHECK(tb_catalog_share_genre(c, 0, 4) && !tb_catalog_share_genre(c, 0, 2) && !tb_catalog_share_genre(c, 3, 0));
+    CHECK(tb_catalog_share_artist(c, 0, 2) && tb_catalog_share_artist(c, 0, 4) && !tb_catalog_share_artist(c, 2, 4));
+    CHECK(!tb_catalog_share_artist(c, 0, 1)); /* artist names are exact */
+    CHECK(tb_catalog_same_song(c, 0, 1) && !tb_catalog_same_song(c, 0, 3));
+    CHECK(isnan(c->tracks[2].popularity) && c->tracks[1].popularity == 70.0);
+    /* "blue" matches a1, a2 and c1 (case-insensitive): popularity 70 (a2, c1 by id) then 50. */
+    size_t found[5], total = 0;
+    CHECK(tb_catalog_search(c, "BLUE", 5, found, &total) == 3 && total == 3);
+    CHECK(found[0] == 1 && found[1] == 3 && found[2] == 0);
+    CHECK(tb_catalog_search(c, "blue", 1, found, &total) == 1 && total == 3 && found[0] == 1);
+    CHECK(tb_catalog_search(c, "ann", 5, found, &total) == 3); /* artists too */
+    CHECK(tb_catalog_search(c, "", 5, found, &total) == 5 && found[4] == 2); /* unknown popularity last */
+    CHECK(tb_catalog_search(c, "nothing like it", 5, found, &total) == 0 && total == 0);
+    tb_catalog_free(c);
+    tb_store_close(s);
+    cleanup(path);
+}
+
+/* A schema-1 database (as the first release wrote it) migrates to 2 with its models kept. */
+static void test_migration_from_1(const char *path) {
+    cleanup(path);
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    CHECK(sqlite3_exec(db, tb_migrations[0].sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "PRAGMA user_version = 1; INSERT INTO models (task, kind, name, version, feature_schema, blob, "
+                       "published) VALUES ('genre', 'rf', 'genre-rf', 3, '[]', x'00', 1)",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    tb_store *s = NULL;
+    CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "older than this binary");
+    CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
+    tb_model_record got;
+    CHECK(tb_store_get_published(s, "genre", &got) == TB_OK && got.version == 3);
+    tb_model_record_clear(&got);
+    tb_store_close(s);
+    cleanup(path);
 }
 
 int main(void) {
@@ -115,6 +203,8 @@ int main(void) {
     sqlite3_close(db);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "not a Timbre database");
     cleanup(path);
-    CHECK(tb_schema_version() == 1);
+    CHECK(tb_schema_version() == 2);
+    test_index_and_catalog(path);
+    test_migration_from_1(path);
     return tb_test_done();
 }

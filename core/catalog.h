@@ -1,0 +1,52 @@
+/* The track catalog held in memory by the server: every stored track's id, name, artists, genres
+ * and popularity, sorted by id, for look-ups, text search and recommendation filters. Built once
+ * from the store, then read-only and shared by every request thread. */
+#ifndef TB_CATALOG_H
+#define TB_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "store.h"
+
+typedef struct tb_catalog_track {
+    const char *id, *name, *artists; /* artists separated by ';' as in the source tables */
+    const char *folded;              /* ASCII-lowercased "name\nartists", for search */
+    double popularity;               /* NaN when unknown */
+    uint64_t song;                   /* hash of folded name + artists: releases of one song share it */
+    uint32_t genre_start;            /* genres: genre_ids[genre_start .. + n_genres) */
+    uint16_t n_genres;
+} tb_catalog_track;
+
+typedef struct tb_catalog {
+    size_t n;
+    tb_catalog_track *tracks;  /* ascending id */
+    size_t n_genres;
+    char **genres;             /* vocabulary, ascending */
+    uint16_t *genre_ids;
+    char *text;                /* every string above lives here */
+} tb_catalog;
+
+tb_status tb_catalog_load(tb_store *store, tb_catalog **ret);
+tb_catalog *tb_catalog_free(tb_catalog *c);
+
+/* Index of the track with this id, or -1. */
+long tb_catalog_find(const tb_catalog *c, const char *id);
+/* Index of the genre in the vocabulary, or -1. */
+long tb_catalog_genre(const tb_catalog *c, const char *name);
+/* Whether track t lists genre g. */
+int tb_catalog_has_genre(const tb_catalog *c, size_t t, size_t g);
+/* Whether tracks a and b share at least one genre. */
+int tb_catalog_share_genre(const tb_catalog *c, size_t a, size_t b);
+/* Whether tracks a and b share at least one artist (exact names, ';'-separated). */
+int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b);
+/* Whether a and b are the same song (same name and artists, ignoring ASCII case). */
+int tb_catalog_same_song(const tb_catalog *c, size_t a, size_t b);
+
+/* Tracks whose name or artists contain `query` (ASCII case-insensitive), most popular first, ties
+ * by id; at most `limit` indices written to out. Returns how many were written; *ret_total (may be
+ * NULL) gets the number of matches. Needs `limit` slots of out. */
+size_t tb_catalog_search(const tb_catalog *c, const char *query, size_t limit, size_t *out, size_t *ret_total);
+
+#endif

@@ -1,0 +1,212 @@
+/* Exact inner-product top-k search. */
+#include "index.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+tb_index *tb_index_free(tb_index *ix) {
+    if (!ix)
+        return NULL;
+    if (ix->ids)
+        for (size_t i = 0; i < ix->n; i++)
+            free(ix->ids[i]);
+    free(ix->ids);
+    free(ix->vectors);
+    free(ix->columns);
+    free(ix);
+    return NULL;
+}
+
+tb_status tb_index_new(float *vectors, char **ids, size_t n, size_t dim, tb_index **ret) {
+    tb_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        free(vectors);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    *ix = (tb_index){.n = n, .dim = dim, .vectors = vectors, .ids = ids};
+    if (n == 0 || dim == 0 || n > UINT32_MAX) {
+        tb_index_free(ix);
+        return tb_error(TB_INVALID, "an index needs 1 to %u rows of at least one value", UINT32_MAX);
+    }
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ids[i - 1], ids[i]) >= 0) {
+            tb_status st = tb_error(TB_INVALID, "index rows are not in strictly ascending id order at '%.100s'", ids[i]);
+            tb_index_free(ix);
+            return st;
+        }
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(vectors[i])) {
+            tb_index_free(ix);
+            return tb_error(TB_INVALID, "index vector %zu holds a non-finite value", i / dim);
+        }
+    if (!(ix->columns = tb_malloc_n(n * dim, sizeof *ix->columns))) {
+        tb_index_free(ix);
+        return tb_error(TB_NOMEM, "out of memory for an index of %zu rows", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++)
+            ix->columns[j * n + i] = vectors[i * dim + j];
+    *ret = ix;
+    return TB_OK;
+}
+
+long tb_index_find(const tb_index *ix, const char *id) {
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(ix->ids[mid], id);
+        if (cmp == 0)
+            return (long)mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+void tb_index_blas_single_thread(void) { openblas_set_num_threads(1); }
+
+void tb_index_scores(const tb_index *ix, const float *q, float *scores) {
+    cblas_sgemv(CblasColMajor, CblasNoTrans, (int)ix->n, (int)ix->dim, 1.0f, ix->columns, (int)ix->n, q, 1, 0.0f,
+                scores, 1);
+}
+
+/* A min-heap of hits whose root is the worst kept: lower score, or on a tie the higher row. */
+static int worse(tb_hit a, tb_hit b) { return a.score < b.score || (a.score == b.score && a.row > b.row); }
+
+static void heap_sift_down(tb_hit *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(h[l], h[w]))
+            w = l;
+        if (r < n && worse(h[r], h[w]))
+            w = r;
+        if (w == i)
+            return;
+        tb_hit t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void heap_push(tb_hit *h, size_t *n, tb_hit x) {
+    size_t i = (*n)++;
+    h[i] = x;
+    while (i > 0 && worse(h[i], h[(i - 1) / 2])) {
+        tb_hit t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* Heap to best-first order. */
+static void heap_sort(tb_hit *h, size_t n) {
+    for (size_t m = n; m > 1; m--) {
+        tb_hit t = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = t;
+        heap_sift_down(h, m - 1, 0);
+    }
+}
+
+/* Offers rows first_row.. with these scores to a heap of up to k. Rows come in ascending order,
+ * so a later row with an equal score never displaces a kept one: only a score above the worst
+ * kept one matters. Once the heap is full, blocks of scores are first checked against that bar
+ * in one vectorized pass; most blocks hold nothing above it and are skipped whole. */
+#define OFFER_BLOCK 16
+static void offer(const float *scores, size_t count, size_t first_row, size_t k, tb_index_accept accept, void *ctx,
+                  tb_hit *heap, size_t *n_heap) {
+    size_t n = *n_heap, i = 0;
+    float bar = n == k ? heap[0].score : -INFINITY;
+    while (i < count) {
+        if (n == k && i + OFFER_BLOCK <= count) {
+            int above = 0;
+            for (size_t l = 0; l < OFFER_BLOCK; l++)
+                above |= scores[i + l] > bar;
+            if (!above) {
+                i += OFFER_BLOCK;
+                continue;
+            }
+        }
+        size_t end = i + OFFER_BLOCK < count ? i + OFFER_BLOCK : count;
+        for (; i < end; i++) {
+            float s = scores[i];
+            if (n == k && !(s > bar))
+                continue;
+            size_t row = first_row + i;
+            if (accept && !accept(ctx, row))
+                continue;
+            tb_hit h = {s, (uint32_t)row};
+            if (n < k) {
+                heap_push(heap, &n, h);
+            } else {
+                heap[0] = h;
+                heap_sift_down(heap, k, 0);
+            }
+            if (n == k)
+                bar = heap[0].score;
+        }
+    }
+    *n_heap = n;
+}
+
+size_t tb_index_top(const float *scores, size_t n, size_t k, tb_index_accept accept, void *ctx, tb_hit *out) {
+    size_t n_heap = 0;
+    if (k == 0)
+        return 0;
+    offer(scores, n, 0, k, accept, ctx, out, &n_heap);
+    heap_sort(out, n_heap);
+    return n_heap;
+}
+
+size_t tb_index_search(const tb_index *ix, const float *q, size_t k, tb_index_accept accept, void *ctx,
+                       float *scores, tb_hit *out) {
+    tb_index_scores(ix, q, scores);
+    return tb_index_top(scores, ix->n, k, accept, ctx, out);
+}
+
+/* Batch blocks: QUERY_BLOCK queries against ROW_BLOCK rows make a 256 KiB score tile that stays
+ * in cache while the heaps read it. */
+#define QUERY_BLOCK 16
+#define ROW_BLOCK 4096
+
+tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
+                                tb_hit *out) {
+    size_t kk = k < ix->n ? k : ix->n, dim = ix->dim;
+    if (kk == 0 || m == 0)
+        return TB_OK;
+    long n_blocks = (long)((m + QUERY_BLOCK - 1) / QUERY_BLOCK);
+    int nt = threads > 0 ? threads : omp_get_num_procs();
+    float *tiles = tb_malloc_n((size_t)nt * QUERY_BLOCK * ROW_BLOCK, sizeof *tiles);
+    if (!tiles)
+        return tb_error(TB_NOMEM, "out of memory for a batch search");
+    tb_index_blas_single_thread();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (long b = 0; b < n_blocks; b++) {
+        float *tile = tiles + (size_t)omp_get_thread_num() * QUERY_BLOCK * ROW_BLOCK;
+        size_t q0 = (size_t)b * QUERY_BLOCK, qn = m - q0 < QUERY_BLOCK ? m - q0 : QUERY_BLOCK;
+        size_t n_heap[QUERY_BLOCK] = {0};
+        for (size_t r0 = 0; r0 < ix->n; r0 += ROW_BLOCK) {
+            size_t rn = ix->n - r0 < ROW_BLOCK ? ix->n - r0 : ROW_BLOCK;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)rn, (int)dim, 1.0f,
+                        queries + q0 * dim, (int)dim, ix->columns + r0, (int)ix->n, 0.0f, tile, (int)rn);
+            for (size_t q = 0; q < qn; q++)
+                offer(tile + q * rn, rn, r0, kk, NULL, NULL, out + (q0 + q) * kk, &n_heap[q]);
+        }
+        for (size_t q = 0; q < qn; q++)
+            heap_sort(out + (q0 + q) * kk, n_heap[q]);
+    }
+    free(tiles);
+    return TB_OK;
+}

@@ -1,0 +1,57 @@
+/* The exact top-k embedding index behind recommendations: n unit vectors (rows ascending by
+ * track id), searched by inner product (= cosine). One query is a matrix-vector product (OpenBLAS
+ * sgemv) and a bounded heap; a batch is blocked matrix products (sgemm). Exact: recall is 1 by
+ * construction. Ties in score go to the lower row, i.e. the smaller track id. The index keeps a
+ * transposed copy of the vectors for the products (memory: twice the vectors). */
+#ifndef TB_INDEX_H
+#define TB_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* Immutable once built: share across threads. */
+typedef struct tb_index {
+    size_t n, dim;
+    float *vectors; /* n × dim, row-major (as stored) */
+    float *columns; /* the same transposed, dim × n: a query is then n-long axpy-like passes
+                       (BLAS sgemv_n) instead of n dot products of dim values, 2-3× faster */
+    char **ids;     /* n track ids, strictly ascending */
+} tb_index;
+
+typedef struct tb_hit {
+    float score;
+    uint32_t row;
+} tb_hit;
+
+/* Row filter for a search: nonzero keeps the row. Called only for rows that would enter the
+ * top k, so a costly test runs a few hundred times, not n. */
+typedef int (*tb_index_accept)(void *ctx, size_t row);
+
+/* Takes ownership of vectors and ids (also on failure). TB_INVALID when ids are not strictly
+ * ascending or a value is not finite. */
+tb_status tb_index_new(float *vectors, char **ids, size_t n, size_t dim, tb_index **ret);
+tb_index *tb_index_free(tb_index *ix);
+
+/* Row of the track id, or -1. */
+long tb_index_find(const tb_index *ix, const char *id);
+
+/* OpenBLAS runs single-threaded from here on: every caller (a server request thread, an OpenMP
+ * worker of a batch) is already one of several threads, and nested BLAS threads only contend. */
+void tb_index_blas_single_thread(void);
+
+/* Inner products of q (dim floats) with every row: scores gets n floats. */
+void tb_index_scores(const tb_index *ix, const float *q, float *scores);
+/* The best k of n scores among accepted rows (accept NULL: all), best first; returns how many
+ * (< k when fewer rows pass). out needs k slots. */
+size_t tb_index_top(const float *scores, size_t n, size_t k, tb_index_accept accept, void *ctx, tb_hit *out);
+/* tb_index_scores then tb_index_top; scores is n floats of caller scratch. */
+size_t tb_index_search(const tb_index *ix, const float *q, size_t k, tb_index_accept accept, void *ctx,
+                       float *scores, tb_hit *out);
+/* m queries (m × dim, row-major) at once, no filter: out gets m × min(k, n) hits, each query's
+ * best first. Parallel over query blocks on `threads` threads (0 = all cores). */
+tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
+                                tb_hit *out);
+
+#endif

@@ -1,0 +1,44 @@
+/* The trainer's recommendation step: fit the embedding on the training tracks, judge it by
+ * Genre-Hit@10 (test tracks querying the training catalog), and build the index to publish over
+ * every distinct track given. */
+#ifndef TB_RECOMMEND_H
+#define TB_RECOMMEND_H
+
+#include <stddef.h>
+
+#include "embedding.h"
+#include "index.h"
+#include "status.h"
+#include "trainer.h"
+
+typedef struct tb_recommend_options {
+    char *const *features;   /* embedding inputs; NULL = the dataset's features (never popularity) */
+    size_t n_features;
+    const double *weights;   /* one per feature; NULL = all 1 */
+    size_t eval_k;           /* neighbours judged per query (10) */
+    int threads;             /* 0 = all cores */
+} tb_recommend_options;
+
+/* Owns everything in it. */
+typedef struct tb_recommend_result {
+    tb_embedder *embedder;
+    tb_index *index;           /* every distinct track of the datasets, ascending id */
+    char **features;
+    size_t n_features;
+    double genre_hit;          /* Genre-Hit@eval_k: mean share of a query's neighbours sharing a genre */
+    size_t eval_k, n_queries, n_pool;
+    double build_seconds;      /* embedding and indexing every track */
+    double eval_seconds;       /* the evaluation's batch search */
+} tb_recommend_result;
+
+void tb_recommend_result_clear(tb_recommend_result *r);
+
+/* Genre-Hit@k of `hits` (n_queries × k_hits, best first, may hold the query's own track: such
+ * hits are skipped and the next ones judged). query_genres / pool_genres: per track, a bitset of
+ * words_per_set uint64 words. Exposed for tests. */
+double tb_recommend_genre_hit(const tb_hit *hits, size_t n_queries, size_t k_hits, size_t k, const uint64_t *query_genres,
+                              const uint64_t *pool_genres, size_t words_per_set, const size_t *query_pool_row);
+
+tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_options *opt, tb_recommend_result *ret);
+
+#endif

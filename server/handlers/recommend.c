@@ -1,0 +1,211 @@
+/* POST /v1/recommend: the catalog tracks most similar to a track (by id) or to a set of
+ * features, exact cosine top-k over the published index, with optional filters. The query
+ * track, other releases of the same song, and repeats of one song never appear. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../input.h"
+#include "../limits.h"
+#include "../reply.h"
+#include "../request.h"
+#include "handlers.h"
+
+typedef struct rec_filter {
+    const tb_served_index *x;
+    const tb_catalog *c;
+    long query_track;          /* catalog index of the query track, or -1 */
+    int exclude_same_artist;
+    long genres[TB_MAX_GENRE_FILTER];
+    size_t n_genres;
+    double min_popularity;     /* NaN: no bound */
+} rec_filter;
+
+static int accept_row(void *ctx, size_t row) {
+    const rec_filter *f = ctx;
+    size_t t = f->x->track[row];
+    if (f->query_track >= 0) {
+        size_t q = (size_t)f->query_track;
+        if (t == q || tb_catalog_same_song(f->c, t, q))
+            return 0;
+        if (f->exclude_same_artist && tb_catalog_share_artist(f->c, t, q))
+            return 0;
+    }
+    if (!isnan(f->min_popularity)) {
+        double p = f->c->tracks[t].popularity;
+        if (isnan(p) || p < f->min_popularity)
+            return 0;
+    }
+    if (f->n_genres) {
+        int any = 0;
+        for (size_t g = 0; g < f->n_genres && !any; g++)
+            any = tb_catalog_has_genre(f->c, t, (size_t)f->genres[g]);
+        if (!any)
+            return 0;
+    }
+    return 1;
+}
+
+static int bad(struct tb_request *req, const char *field, const char *message) {
+    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "%s", message);
+    return 1;
+}
+
+/* k, exclude_same_artist, genres and min_popularity from the request (each optional). */
+static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, rec_filter *f) {
+    const cJSON *kj = cJSON_GetObjectItemCaseSensitive(root, "k");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude_same_artist");
+    const cJSON *genres = cJSON_GetObjectItemCaseSensitive(root, "genres");
+    const cJSON *minp = cJSON_GetObjectItemCaseSensitive(root, "min_popularity");
+    *k = TB_DEFAULT_K;
+    if (kj) {
+        double v = cJSON_IsNumber(kj) ? kj->valuedouble : NAN;
+        if (!(v >= 1 && v <= TB_MAX_K && v == floor(v))) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %d",
+                           TB_MAX_K);
+            return 1;
+        }
+        *k = (size_t)v;
+    }
+    if (ex) {
+        if (!cJSON_IsBool(ex))
+            return bad(req, "exclude_same_artist", "exclude_same_artist must be true or false");
+        f->exclude_same_artist = cJSON_IsTrue(ex);
+    }
+    if (genres) {
+        int n = cJSON_GetArraySize(genres);
+        if (!cJSON_IsArray(genres) || n < 1 || n > TB_MAX_GENRE_FILTER) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "genres",
+                           "genres must be an array of 1 to %d genre names", TB_MAX_GENRE_FILTER);
+            return 1;
+        }
+        const cJSON *g;
+        cJSON_ArrayForEach(g, genres) {
+            long id = cJSON_IsString(g) ? tb_catalog_genre(f->c, g->valuestring) : -1;
+            if (id < 0) {
+                if (cJSON_IsString(g))
+                    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "genres",
+                                   "unknown genre '%.64s' (the catalog has %zu genres)", g->valuestring,
+                                   f->c->n_genres);
+                else
+                    bad(req, "genres", "genres must hold strings");
+                return 1;
+            }
+            f->genres[f->n_genres++] = id;
+        }
+    }
+    f->min_popularity = NAN;
+    if (minp) {
+        double v = cJSON_IsNumber(minp) ? minp->valuedouble : NAN;
+        if (!(v >= 0 && v <= 100))
+            return bad(req, "min_popularity", "min_popularity must be a number from 0 to 100");
+        f->min_popularity = v;
+    }
+    return 0;
+}
+
+enum MHD_Result tb_handle_recommend(struct tb_request *req) {
+    static const char *const keys[] = {"features", "track_id", "k", "exclude_same_artist", "genres", "min_popularity",
+                                       NULL};
+    const tb_served_index *x = req->state->recommend;
+    const tb_catalog *c = req->state->catalog;
+    cJSON *root = NULL, *imputed = NULL;
+    if (!x)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+                              "no published recommendation index is loaded (train one with timbre-train --task "
+                              "recommend)");
+    if (tb_input_parse_object(req, &root))
+        return req->result;
+    rec_filter f = {.x = x, .c = c, .query_track = -1};
+    size_t k;
+    if (tb_input_only_keys(req, root, keys, "") || parse_options(req, root, &k, &f)) {
+        cJSON_Delete(root);
+        return req->result;
+    }
+    const tb_index *ix = x->index;
+    float q[TB_EMBED_MAX_DIM];
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "track_id");
+    const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
+    long row = -1;
+    if (id && !features) {
+        if (tb_input_track_id(req, id)) {
+            cJSON_Delete(root);
+            return req->result;
+        }
+        row = tb_index_find(ix, id->valuestring);
+        f.query_track = tb_catalog_find(c, id->valuestring);
+    }
+    if (row >= 0) {
+        /* An indexed track: its stored vector is the query. */
+        memcpy(q, ix->vectors + (size_t)row * ix->dim, ix->dim * sizeof *q);
+        snprintf(track_id, sizeof track_id, "%s", id->valuestring);
+        imputed = cJSON_CreateArray();
+    } else {
+        double raw[1024];
+        if (tb_input_features(req, root, x->embedder->pipeline, raw, &imputed, track_id)) {
+            cJSON_Delete(root);
+            return req->result;
+        }
+        tb_embedder_embed(x->embedder, raw, q);
+    }
+    cJSON_Delete(root);
+    if (f.exclude_same_artist && f.query_track < 0) {
+        cJSON_Delete(imputed);
+        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "exclude_same_artist",
+                              "exclude_same_artist needs a track_id query (features have no artist)");
+    }
+    /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
+     * than k distinct songs. */
+    float *scores = malloc(ix->n * sizeof *scores);
+    size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
+    tb_hit *hits = NULL;
+    size_t keep[TB_MAX_K];
+    if (!scores) {
+        cJSON_Delete(imputed);
+        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+    }
+    tb_index_scores(ix, q, scores);
+    for (;;) {
+        tb_hit *grown = realloc(hits, m * sizeof *hits);
+        if (!grown) {
+            free(hits);
+            free(scores);
+            cJSON_Delete(imputed);
+            return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        }
+        hits = grown;
+        size_t got = tb_index_top(scores, ix->n, m, accept_row, &f, hits);
+        n_keep = 0;
+        for (size_t i = 0; i < got && n_keep < k; i++) {
+            int repeat = 0;
+            for (size_t j = 0; j < n_keep && !repeat; j++)
+                repeat = tb_catalog_same_song(c, x->track[hits[keep[j]].row], x->track[hits[i].row]);
+            if (!repeat)
+                keep[n_keep++] = i;
+        }
+        if (n_keep == k || got < m || m == ix->n)
+            break;
+        m = 4 * m < ix->n ? 4 * m : ix->n;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "tracks");
+    for (size_t i = 0; i < n_keep; i++) {
+        const tb_hit *h = &hits[keep[i]];
+        cJSON *t = tb_track_json(c, x->track[h->row]);
+        cJSON_AddItemToObject(t, "score", tb_json_number((double)h->score));
+        cJSON_AddItemToArray(list, t);
+    }
+    free(hits);
+    free(scores);
+    if (track_id[0])
+        cJSON_AddStringToObject(o, "track_id", track_id);
+    cJSON_AddNumberToObject(o, "k", (double)k);
+    cJSON_AddItemToObject(o, "imputed", imputed);
+    cJSON *model = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddStringToObject(model, "name", x->name);
+    cJSON_AddNumberToObject(model, "version", x->version);
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}

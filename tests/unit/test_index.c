@@ -1,0 +1,233 @@
+/* The exact top-k index against a naive scan, ties, filters, batches; the standardized embedder
+ * (hand-computed values, blob round trip, hostile blobs); Genre-Hit@k on a hand-made case. */
+#include <math.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "embedding.h"
+#include "index.h"
+#include "recommend.h"
+#include "rng.h"
+
+static char **make_ids(size_t n) {
+    char **ids = calloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = malloc(24);
+        snprintf(ids[i], 24, "t%06zu", i);
+    }
+    return ids;
+}
+
+static float *random_unit_vectors(size_t n, size_t d, uint64_t seed) {
+    tb_rng rng;
+    tb_rng_seed(&rng, seed);
+    float *v = malloc(n * d * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        double norm = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            v[i * d + j] = (float)(tb_rng_uniform(&rng) * 2.0 - 1.0);
+            norm += (double)v[i * d + j] * v[i * d + j];
+        }
+        for (size_t j = 0; j < d; j++)
+            v[i * d + j] = (float)(v[i * d + j] / sqrt(norm));
+    }
+    return v;
+}
+
+/* Best-first rows by a double-precision scan, ties to the lower row; accepted rows only. */
+static size_t naive_top(const float *v, size_t n, size_t d, const float *q, size_t k, int even_only, size_t *out,
+                        double *out_score) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (even_only && i % 2)
+            continue;
+        double s = 0.0;
+        for (size_t j = 0; j < d; j++)
+            s += (double)v[i * d + j] * q[j];
+        size_t at = m < k ? m++ : k;
+        while (at > 0 && s > out_score[at - 1]) {
+            if (at < k) {
+                out[at] = out[at - 1];
+                out_score[at] = out_score[at - 1];
+            }
+            at--;
+        }
+        if (at < k) {
+            out[at] = i;
+            out_score[at] = s;
+        }
+    }
+    return m;
+}
+
+static int even_rows(void *ctx, size_t row) {
+    (void)ctx;
+    return row % 2 == 0;
+}
+
+static void test_against_naive(void) {
+    size_t n = 5000, d = 14, k = 10, nq = 64;
+    float *v = random_unit_vectors(n, d, 1);
+    float *queries = random_unit_vectors(nq, d, 2);
+    tb_index *ix = NULL;
+    CHECK(tb_index_new(v, make_ids(n), n, d, &ix) == TB_OK);
+    float *scores = malloc(n * sizeof *scores);
+    tb_hit hits[10], *batch = malloc(nq * k * sizeof *batch);
+    size_t want[10];
+    double want_score[10];
+    int same = 1, same_filtered = 1, same_batch = 1, scores_close = 1;
+    CHECK(tb_index_search_batch(ix, queries, nq, k, 2, batch) == TB_OK);
+    for (size_t q = 0; q < nq; q++) {
+        const float *qv = queries + q * d;
+        CHECK(tb_index_search(ix, qv, k, NULL, NULL, scores, hits) == k);
+        naive_top(v, n, d, qv, k, 0, want, want_score);
+        for (size_t i = 0; i < k; i++) {
+            same &= hits[i].row == want[i];
+            scores_close &= fabs(hits[i].score - want_score[i]) < 1e-5;
+            same_batch &= batch[q * k + i].row == want[i];
+        }
+        CHECK(tb_index_search(ix, qv, k, even_rows, NULL, scores, hits) == k);
+        naive_top(v, n, d, qv, k, 1, want, want_score);
+        for (size_t i = 0; i < k; i++)
+            same_filtered &= hits[i].row == want[i];
+    }
+    CHECK(same);
+    CHECK(scores_close);
+    CHECK(same_batch);
+    CHECK(same_filtered);
+    /* k larger than the rows that pass: all of them, best first. */
+    tb_hit *all = malloc(n * sizeof *all);
+    CHECK(tb_index_search(ix, queries, n + 10, even_rows, NULL, scores, all) == n / 2);
+    int ordered = 1;
+    for (size_t i = 1; i < n / 2; i++)
+        ordered &= all[i - 1].score >= all[i].score;
+    CHECK(ordered);
+    CHECK(tb_index_find(ix, "t000042") == 42);
+    CHECK(tb_index_find(ix, "t999999") == -1);
+    CHECK(tb_index_find(ix, "") == -1);
+    free(all);
+    free(scores);
+    free(batch);
+    free(queries);
+    tb_index_free(ix);
+}
+
+static void test_ties_and_rejects(void) {
+    /* Rows 1, 3 and 4 are the same vector: equal scores go to the lower row. */
+    float v[5 * 2] = {1, 0, 0.6f, 0.8f, 0, 1, 0.6f, 0.8f, 0.6f, 0.8f};
+    tb_index *ix = NULL;
+    float *vc = malloc(sizeof v);
+    memcpy(vc, v, sizeof v);
+    CHECK(tb_index_new(vc, make_ids(5), 5, 2, &ix) == TB_OK);
+    float q[2] = {0.6f, 0.8f}, scores[5];
+    tb_hit hits[3];
+    CHECK(tb_index_search(ix, q, 3, NULL, NULL, scores, hits) == 3);
+    CHECK(hits[0].row == 1 && hits[1].row == 3 && hits[2].row == 4);
+    tb_hit batch[3];
+    CHECK(tb_index_search_batch(ix, q, 1, 3, 1, batch) == TB_OK);
+    CHECK(batch[0].row == 1 && batch[1].row == 3 && batch[2].row == 4);
+    tb_index_free(ix);
+
+    char **ids = make_ids(3);
+    char *t = ids[0];
+    ids[0] = ids[2];
+    ids[2] = t;
+    ix = NULL;
+    CHECK_ERR(tb_index_new(calloc(6, sizeof(float)), ids, 3, 2, &ix), TB_INVALID, "ascending");
+    CHECK(ix == NULL);
+    float *nan_v = calloc(6, sizeof(float));
+    nan_v[3] = NAN;
+    CHECK_ERR(tb_index_new(nan_v, make_ids(3), 3, 2, &ix), TB_INVALID, "non-finite");
+}
+
+static void test_embedder(void) {
+    /* Two features; training rows (1, 10), (3, 30): mean (2, 20), scale (1, 10). */
+    double X[4] = {1, 10, 3, 30};
+    char *names[2] = {"energy", "tempo"};
+    size_t rows[2] = {0, 1};
+    tb_pipeline *pl = NULL;
+    CHECK(tb_pipeline_fit(X, 2, names, rows, 2, &pl) == TB_OK);
+    double w[2] = {2.0, 1.0};
+    tb_embedder *e = NULL;
+    CHECK(tb_embedder_standardized_new(pl, w, &e) == TB_OK);
+    /* raw (4, 20) → standardized (2, 0) → weighted (4, 0) → unit (1, 0). raw (2, 40) → (0, 2) → (0, 1).
+     * raw (3, 30) → (1, 1) → (2, 1) → (2, 1)/√5. A missing value is imputed by the mean (0). */
+    double r1[2] = {4, 20}, r2[2] = {2, 40}, r3[2] = {3, 30}, r4[2] = {NAN, 30}, r5[2] = {2, 20};
+    float out[2];
+    tb_embedder_embed(e, r1, out);
+    CHECK_NEAR(out[0], 1.0, 1e-7);
+    CHECK_NEAR(out[1], 0.0, 1e-7);
+    tb_embedder_embed(e, r2, out);
+    CHECK_NEAR(out[0], 0.0, 1e-7);
+    CHECK_NEAR(out[1], 1.0, 1e-7);
+    tb_embedder_embed(e, r3, out);
+    CHECK_NEAR(out[0], 2.0 / sqrt(5.0), 1e-7);
+    CHECK_NEAR(out[1], 1.0 / sqrt(5.0), 1e-7);
+    tb_embedder_embed(e, r4, out);
+    CHECK_NEAR(out[0], 0.0, 1e-7);
+    CHECK_NEAR(out[1], 1.0, 1e-7);
+    tb_embedder_embed(e, r5, out); /* the mean itself: the zero vector stays zero */
+    CHECK(out[0] == 0.0f && out[1] == 0.0f);
+
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(tb_embedder_save(e, &blob, &len) == TB_OK);
+    tb_embedder *back = NULL;
+    CHECK(tb_embedder_load(blob, len, &back) == TB_OK);
+    float a[2], b[2];
+    tb_embedder_embed(e, r3, a);
+    tb_embedder_embed(back, r3, b);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK_STR(back->ops->kind, "standardized");
+    tb_embedder_free(back);
+    /* Every truncation refused; random flips refused or harmless (ASan watches). */
+    int refused = 1;
+    for (size_t cut = 0; cut < len; cut++) {
+        back = NULL;
+        refused &= tb_embedder_load(blob, cut, &back) != TB_OK && back == NULL;
+    }
+    CHECK(refused);
+    unsigned char *bad = malloc(len);
+    tb_rng rng;
+    tb_rng_seed(&rng, 7);
+    for (int trial = 0; trial < 300; trial++) {
+        memcpy(bad, blob, len);
+        bad[tb_rng_below(&rng, len)] ^= (unsigned char)(1u << tb_rng_below(&rng, 8));
+        back = NULL;
+        if (tb_embedder_load(bad, len, &back) == TB_OK)
+            tb_embedder_embed(back, r3, a);
+        tb_embedder_free(back);
+    }
+    memcpy(bad, blob, len);
+    bad[0] = 'X';
+    CHECK_ERR(tb_embedder_load(bad, len, &back), TB_CORRUPT, "magic");
+    free(bad);
+    free(blob);
+    double zero[2] = {0, 0}, neg[2] = {1, -1};
+    tb_pipeline *pl2 = NULL;
+    CHECK(tb_pipeline_fit(X, 2, names, rows, 2, &pl2) == TB_OK);
+    tb_embedder *e2 = NULL;
+    CHECK_ERR(tb_embedder_standardized_new(pl2, zero, &e2), TB_INVALID, "0");
+    CHECK_ERR(tb_embedder_standardized_new(pl2, neg, &e2), TB_INVALID, ">= 0");
+    tb_pipeline_free(pl2);
+    tb_embedder_free(e);
+}
+
+static void test_genre_hit(void) {
+    /* Two queries, k = 2, three hits each (the first query's own track is among its hits).
+     * Genres as bits: query 0 {0}, query 1 {1, 2}; pool rows 0 {0}, 1 {1}, 2 {0, 2}, 3 {3}.
+     * Query 0 (own track = pool row 0): hits 0 (skipped), 2 (shares 0), 3 (no) → 1/2.
+     * Query 1: hits 1 (shares 1), 2 (shares 2), 0 (not judged) → 2/2. Mean 0.75. */
+    tb_hit hits[6] = {{0.9f, 0}, {0.8f, 2}, {0.7f, 3}, {0.9f, 1}, {0.8f, 2}, {0.7f, 0}};
+    uint64_t qg[2] = {1u, 6u}, pg[4] = {1u, 2u, 5u, 8u};
+    size_t own[2] = {0, SIZE_MAX};
+    CHECK_NEAR(tb_recommend_genre_hit(hits, 2, 3, 2, qg, pg, 1, own), 0.75, 1e-12);
+}
+
+int main(void) {
+    test_against_naive();
+    test_ties_and_rejects();
+    test_embedder();
+    test_genre_hit();
+    return tb_test_done();
+}
