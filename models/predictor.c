@@ -1,6 +1,7 @@
 /* Blob layout (little-endian):
  *   "TMBR" u16 major u16 minor str kind u32 n_features u8 task
  *   section pipeline | section labels (u32 n, n × str) | section model
+ *   [1.1+] section calibration (empty when not calibrated)
  * where a section is a u32 byte length followed by its bytes. */
 #include "predictor.h"
 
@@ -17,6 +18,7 @@ tb_predictor *tb_predictor_free(tb_predictor *p) {
         return NULL;
     tb_pipeline_free(p->pipeline);
     tb_model_free(p->model);
+    tb_calibration_free(p->calibration);
     if (p->class_names)
         for (size_t i = 0; i < p->n_classes; i++)
             free(p->class_names[i]);
@@ -54,10 +56,27 @@ tb_status tb_predictor_new(tb_pipeline *pipeline, tb_model *model, char *const *
     return TB_OK;
 }
 
+tb_status tb_predictor_set_calibration(tb_predictor *p, tb_calibration *c) {
+    const tb_model *m = p->model;
+    if (c->task != m->task || (c->task == TB_TASK_CLASSIFY && c->k != m->n_outputs) ||
+        (c->difficulty && c->difficulty->n_features != m->n_features)) {
+        tb_calibration_free(c);
+        return tb_error(TB_INVALID, "the calibration does not fit the model");
+    }
+    tb_calibration_free(p->calibration);
+    p->calibration = c;
+    return TB_OK;
+}
+
 void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out) {
     double x[1024]; /* MODEL_MAX_FEATURES: models refuse more at train and load time */
     tb_pipeline_transform(p->pipeline, raw, x);
     tb_model_predict(p->model, x, out);
+}
+
+double tb_predictor_sigma(const tb_predictor *p, const double *raw) {
+    const tb_calibration *c = p->calibration;
+    return c && c->difficulty ? tb_difficulty_sigma(p->pipeline, c->difficulty, c->sigma_floor, raw) : 1.0;
 }
 
 tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_len) {
@@ -79,6 +98,10 @@ tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_
     tb_write_patch_len(&w, at);
     at = tb_write_len_placeholder(&w);
     tb_model_save(p->model, &w);
+    tb_write_patch_len(&w, at);
+    at = tb_write_len_placeholder(&w);
+    if (p->calibration)
+        tb_calibration_save(p->calibration, &w);
     tb_write_patch_len(&w, at);
     tb_status st = tb_writer_status(&w);
     if (st != TB_OK) {
@@ -142,6 +165,13 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
         st = tb_model_load(&sec, &model);
     if (st == TB_OK && (strcmp(model->ops->kind, kind) != 0 || model->task != task))
         st = tb_error(TB_CORRUPT, "model blob: header (%s) and model section (%s) disagree", kind, model->ops->kind);
+    tb_calibration *cal = NULL;
+    if (st == TB_OK && minor >= 1 && (st = tb_read_section(&r, &sec, "calibration section")) == TB_OK &&
+        tb_reader_left(&sec) > 0) {
+        st = tb_calibration_load(&sec, model->task, model->n_features, model->n_outputs, &cal);
+        if (st == TB_OK && tb_reader_left(&sec) != 0)
+            st = tb_error(TB_CORRUPT, "model blob: %zu unexpected bytes after the calibration", tb_reader_left(&sec));
+    }
     if (st == TB_OK && tb_reader_left(&r) != 0)
         st = tb_error(TB_CORRUPT, "model blob: %zu unexpected trailing bytes", tb_reader_left(&r));
     if (st == TB_OK) {
@@ -149,6 +179,8 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
         if (st == TB_OK) {
             pipeline = NULL; /* owned by p now */
             model = NULL;
+            p->calibration = cal;
+            cal = NULL;
         } else if (st == TB_INVALID) {
             st = tb_error(TB_CORRUPT, "model blob: %s", tb_error_message());
         }
@@ -156,6 +188,7 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
     for (uint32_t i = 0; i < n_classes; i++)
         free(names[i]);
     free(names);
+    tb_calibration_free(cal);
     if (st != TB_OK)
         goto fail;
     free(kind);

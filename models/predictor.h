@@ -5,13 +5,14 @@
 
 #include <stddef.h>
 
+#include "conformal.h"
 #include "model.h"
 #include "pipeline.h"
 #include "status.h"
 
 #define TB_BLOB_MAGIC "TMBR"
 #define TB_BLOB_MAJOR 1
-#define TB_BLOB_MINOR 0
+#define TB_BLOB_MINOR 1 /* 1.1: an optional calibration section (conformal.h) */
 
 /* Owns pipeline, model and class names. Immutable once built or loaded: share across threads. */
 typedef struct tb_predictor {
@@ -19,6 +20,7 @@ typedef struct tb_predictor {
     tb_model *model;
     size_t n_classes;  /* 0 for regression */
     char **class_names;
+    tb_calibration *calibration; /* conformal sets / intervals; NULL when not calibrated */
 } tb_predictor;
 
 /* Takes ownership of pipeline and model; copies class_names (n_classes of them, none to regress). */
@@ -26,9 +28,15 @@ tb_status tb_predictor_new(tb_pipeline *pipeline, tb_model *model, char *const *
                            tb_predictor **ret);
 tb_predictor *tb_predictor_free(tb_predictor *p);
 
+/* Takes ownership of c (its task and sizes must fit the model; else TB_INVALID and c is freed). */
+tb_status tb_predictor_set_calibration(tb_predictor *p, tb_calibration *c);
+
 /* raw: n_features raw values in pipeline order (NaN = missing, imputed); out: n_outputs values.
  * No allocation; thread-safe. */
 void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out);
+
+/* Popularity: the calibration's difficulty σ for a raw row (1 when there is none). */
+double tb_predictor_sigma(const tb_predictor *p, const double *raw);
 
 /* A new blob (caller frees *ret_blob). */
 tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_len);

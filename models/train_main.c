@@ -59,6 +59,10 @@ static void usage(FILE *f) {
             "  --threads N            0 = all cores (default 0)\n"
             "  --cv K                 also report stratified K-fold mean and std on the training rows\n"
             "  --test-fraction F      held-out share without --test (default 0.2)\n"
+            "  --calibration-fraction F  training share held out (grouped, stratified) to\n"
+            "                         calibrate conformal sets and intervals; 0 = none (0.1)\n"
+            "  --raps-lambda X        RAPS penalty per rank beyond k-reg (0.01)\n"
+            "  --raps-k-reg N         RAPS ranks free of penalty (2 up to 16 genres, else 5)\n"
             "  --label COL --id COL --popularity COL --artists COL --track-name COL\n"
             "                         column roles (default: detected by name)\n"
             "  --features a,b,c       exactly these input columns (default: the audio columns\n"
@@ -107,7 +111,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
-        O_EMBEDDING, O_WEIGHTS,
+        O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -130,6 +134,8 @@ static int parse_args(int argc, char **argv, cli *c) {
         {"track-name", required_argument, 0, O_TRACK_NAME}, {"features", required_argument, 0, O_FEATURES},
         {"report", required_argument, 0, O_REPORT}, {"predict", required_argument, 0, O_PREDICT},
         {"out", required_argument, 0, O_OUT}, {"proba", no_argument, 0, O_PROBA},
+        {"calibration-fraction", required_argument, 0, O_CALFRAC},
+        {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -255,6 +261,26 @@ static int parse_args(int argc, char **argv, cli *c) {
         case O_OUT: c->out = optarg; break;
         case O_PROBA: c->proba = 1; break;
         case O_EMBEDDING: c->embedding = optarg; break;
+        case O_CALFRAC:
+            if (parse_double("--calibration-fraction", optarg, &c->opt.calibration_fraction))
+                return -1;
+            if (!(c->opt.calibration_fraction >= 0.0 && c->opt.calibration_fraction < 0.9)) {
+                tb_log(TB_LOG_ERROR, "--calibration-fraction must be in [0, 0.9)");
+                return -1;
+            }
+            break;
+        case O_RAPS_LAMBDA:
+            if (parse_double("--raps-lambda", optarg, &c->opt.raps_lambda))
+                return -1;
+            if (!(c->opt.raps_lambda >= 0.0) || !isfinite(c->opt.raps_lambda)) {
+                tb_log(TB_LOG_ERROR, "--raps-lambda must be a finite number >= 0");
+                return -1;
+            }
+            break;
+        case O_RAPS_KREG:
+            if (parse_size("--raps-k-reg", optarg, &c->opt.raps_k_reg))
+                return -1;
+            break;
         case O_WEIGHTS: c->feature_weights = optarg; break;
         case O_LOG_LEVEL: {
             tb_log_level level;
@@ -387,6 +413,54 @@ static cJSON *string_array(char *const *v, size_t n) {
     return a;
 }
 
+static cJSON *conformal_json(const tb_task_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "calibration_rows", (double)r->n_calibration);
+    cJSON *rows = cJSON_AddArrayToObject(o, r->target == TB_TARGET_GENRE ? "sets" : "intervals");
+    for (size_t i = 0; i < r->n_conformal; i++) {
+        const tb_conformal_row *c = &r->conformal[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "alpha", c->alpha);
+        cJSON_AddStringToObject(e, "method", c->method);
+        if (r->target == TB_TARGET_GENRE) {
+            cJSON_AddBoolToObject(e, "mondrian", c->mondrian);
+            cJSON_AddNumberToObject(e, "coverage", c->coverage);
+            cJSON_AddNumberToObject(e, "avg_set_size", c->size);
+            cJSON_AddNumberToObject(e, "empty_rate", c->empty_rate);
+            cJSON_AddNumberToObject(e, "worst_genre_coverage", c->worst_class_coverage);
+        } else {
+            cJSON_AddNumberToObject(e, "coverage", c->coverage);
+            cJSON_AddNumberToObject(e, "mean_width", c->size);
+        }
+        cJSON_AddBoolToObject(e, "alpha_too_small", c->alpha_too_small);
+        cJSON_AddItemToArray(rows, e);
+    }
+    return o;
+}
+
+static void log_conformal(const tb_task_result *r) {
+    if (!r->n_conformal)
+        return;
+    int genre = r->target == TB_TARGET_GENRE;
+    fprintf(stderr, "%s: conformal %s on %zu test rows, calibrated on %zu held-out rows\n", target_name(r->target),
+            genre ? "genre sets" : "popularity intervals", r->n_test, r->n_calibration);
+    if (genre)
+        fprintf(stderr, "  %-5s %-15s %-9s %8s %9s %7s %12s\n", "alpha", "method", "mondrian", "coverage", "avg size",
+                "empty", "worst genre");
+    else
+        fprintf(stderr, "  %-5s %-15s %8s %10s\n", "alpha", "method", "coverage", "mean width");
+    for (size_t i = 0; i < r->n_conformal; i++) {
+        const tb_conformal_row *c = &r->conformal[i];
+        if (genre)
+            fprintf(stderr, "  %-5.2f %-15s %-9s %8.4f %9.2f %6.2f%% %12.4f%s\n", c->alpha, c->method,
+                    c->mondrian ? "yes" : "no", c->coverage, c->size, 100.0 * c->empty_rate, c->worst_class_coverage,
+                    c->alpha_too_small ? "  (alpha too small: full sets)" : "");
+        else
+            fprintf(stderr, "  %-5.2f %-15s %8.4f %10.2f%s\n", c->alpha, c->method, c->coverage, c->size,
+                    c->alpha_too_small ? "  (alpha too small)" : "");
+    }
+}
+
 /* Publishes one trained task; fills model id and version. */
 static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r, int64_t *ret_id, int *ret_version) {
     char name[128];
@@ -402,6 +476,8 @@ static tb_status publish(tb_store *store, const cli *c, const tb_task_result *r,
     cJSON *params = params_json(c, r), *metrics = metrics_json(r);
     cJSON_AddNumberToObject(metrics, "n_train", (double)r->n_train);
     cJSON_AddNumberToObject(metrics, "n_test", (double)r->n_test);
+    if (r->n_calibration)
+        cJSON_AddItemToObject(metrics, "conformal", conformal_json(r));
     if (r->cv_folds)
         cJSON_AddItemToObject(metrics, "cv", cv_json(r));
     cJSON *schema = string_array(r->features, r->n_features);
@@ -553,6 +629,8 @@ static cJSON *report_json(const tb_task_result *r, int64_t id, int version) {
     cJSON_AddNumberToObject(o, "predict_seconds", r->predict_seconds);
     cJSON_AddItemToObject(o, "metrics", metrics_json(r));
     cJSON_AddItemToObject(o, "cv", cv_json(r));
+    if (r->n_calibration)
+        cJSON_AddItemToObject(o, "conformal", conformal_json(r));
     cJSON_AddNumberToObject(o, "model_id", (double)id);
     cJSON_AddNumberToObject(o, "version", version);
     return o;
@@ -740,6 +818,8 @@ int main(int argc, char **argv) {
     cli c = {.db = "timbre.db", .task = "all"};
     c.opt.popularity_feature = 1;
     c.opt.test_fraction = 0.2;
+    c.opt.calibration_fraction = 0.1;
+    c.opt.raps_lambda = 0.01;
     tb_train_params_default(&c.opt.params);
     c.ds_opt.derive_year = 1;
     int pr = parse_args(argc, argv, &c);
@@ -798,6 +878,7 @@ int main(int argc, char **argv) {
             goto out;
         n_results = t + 1;
         log_result(&results[t]);
+        log_conformal(&results[t]);
     }
     int64_t rec_id = 0;
     int rec_version = 0;

@@ -299,7 +299,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     if (target == TB_TARGET_POPULARITY && (!ds->popularity || !ts->popularity))
         return tb_error_with_field(TB_INVALID, "popularity", "the popularity task needs a popularity column");
     double *raw = NULL, *raw_test = NULL, *pred = NULL;
-    size_t *train = NULL, *test = NULL, n_train = 0, n_test = 0;
+    size_t *train = NULL, *test = NULL, *fit = NULL, *cal = NULL, n_train = 0, n_test = 0, n_cal = 0;
     tb_status st = tb_trainer_feature_names(ds, target, opt->popularity_feature, &res->features, &res->n_features);
     if (st != TB_OK)
         return st;
@@ -315,13 +315,68 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
         st = tb_error(TB_INVALID, "%zu training and %zu test rows: need both", n_train, n_test);
         goto out;
     }
+    /* The calibration rows: a share of the training rows (grouped, stratified), never fitted on. */
+    if (opt->calibration_fraction > 0.0) {
+        int32_t *ys = NULL;
+        size_t *gs = tb_malloc_n(n_train, sizeof *gs), *fit_i = NULL, *cal_i = NULL, n_fit = 0;
+        if (gs && target == TB_TARGET_GENRE && !(ys = tb_malloc_n(n_train, sizeof *ys))) {
+            free(gs);
+            gs = NULL;
+        }
+        if (!gs) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n_train; i++) {
+            gs[i] = split->group[train[i]];
+            if (ys)
+                ys[i] = ds->y[train[i]];
+        }
+        st = tb_split_train_test(ys, gs, n_train, opt->calibration_fraction, opt->params.seed ^ 0xca11bULL, &fit_i,
+                                 &n_fit, &cal_i, &n_cal);
+        free(gs);
+        free(ys);
+        if (st == TB_OK && (!(cal = tb_malloc_n(n_cal + 1, sizeof *cal)) || !(fit = tb_malloc_n(n_fit + 1, sizeof *fit))))
+            st = tb_error(TB_NOMEM, "out of memory");
+        for (size_t i = 0; st == TB_OK && i < n_cal; i++)
+            cal[i] = train[cal_i[i]];
+        for (size_t i = 0; st == TB_OK && i < n_fit; i++)
+            fit[i] = train[fit_i[i]];
+        free(fit_i);
+        free(cal_i);
+        if (st != TB_OK)
+            goto out;
+        if (n_cal == 0 || n_fit == 0) {
+            st = tb_error(TB_INVALID, "%zu training rows leave no calibration split", n_train);
+            goto out;
+        }
+        free(train);
+        train = fit;
+        fit = NULL;
+        n_train = n_fit;
+    }
     res->n_train = n_train;
     res->n_test = n_test;
+    res->n_calibration = n_cal;
     double t0 = now_seconds();
     if ((st = fit_predictor(ds, split->group, raw, res->features, d, train, n_train, target, opt, 1,
                             &res->predictor)) != TB_OK)
         goto out;
     res->train_seconds = now_seconds() - t0;
+    if (n_cal) {
+        size_t k = res->predictor->model->n_outputs;
+        double *pred_cal = tb_malloc_n(n_cal * k, sizeof *pred_cal);
+        if (!pred_cal) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto out;
+        }
+        st = predict_rows(res->predictor, raw, cal, n_cal, opt->threads, pred_cal);
+        if (st == TB_OK)
+            st = tb_trainer_calibrate(res->predictor, ds, split->group, raw, cal, n_cal, pred_cal, target, opt);
+        free(pred_cal);
+        if (st != TB_OK)
+            goto out;
+    }
     const tb_model *model = res->predictor->model;
     res->n_trees = model->ops->n_trees ? model->ops->n_trees(model->impl) : 0;
     void *blob;
@@ -340,6 +395,9 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     res->predict_seconds = now_seconds() - t0;
     if ((st = score(ts, target, test, n_test, pred, &res->cls, &res->reg)) != TB_OK)
         goto out;
+    if ((st = tb_trainer_conformal_eval(res->predictor, ts, raw_test ? raw_test : raw, test, n_test, pred, target,
+                                        res)) != TB_OK)
+        goto out;
     if (opt->cv_folds)
         st = cross_validate(ds, split->group, raw, res->features, d, train, n_train, target, opt, res);
 out:
@@ -348,6 +406,8 @@ out:
     free(pred);
     free(train);
     free(test);
+    free(fit);
+    free(cal);
     if (st != TB_OK)
         tb_task_result_clear(res);
     return st;

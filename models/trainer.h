@@ -22,7 +22,25 @@ typedef struct tb_trainer_options {
     size_t cv_folds;             /* 0 = no cross-validation */
     double test_fraction;        /* 0.2 when no test file */
     int threads;                 /* 0 = all cores */
+    double calibration_fraction; /* training share held out to calibrate conformal sets (0 = none) */
+    double raps_lambda;          /* RAPS penalty (0.01) */
+    size_t raps_k_reg;           /* RAPS free ranks; 0 = 2 up to 16 genres, else 5 */
 } tb_trainer_options;
+
+/* One line of the conformal table: genre sets (method lac, aps, aps-randomized, raps; marginal or
+ * Mondrian) or popularity intervals (absolute, normalized; size = mean width). */
+typedef struct tb_conformal_row {
+    double alpha;
+    const char *method;
+    int mondrian;
+    double coverage, size, empty_rate;
+    double worst_class_coverage; /* genre: lowest coverage of a genre present in the test rows */
+    int alpha_too_small;         /* some threshold was infinite (sets: everything) */
+} tb_conformal_row;
+
+#define TB_CONFORMAL_N_ALPHAS 4
+#define TB_CONFORMAL_MAX_ROWS 32
+extern const double tb_conformal_alphas[TB_CONFORMAL_N_ALPHAS]; /* 0.01, 0.05, 0.1, 0.2 */
 
 /* Row indices of the training and test rows. When `test` is a second dataset, test rows index it. */
 typedef struct tb_split_rows {
@@ -45,6 +63,9 @@ typedef struct tb_task_result {
     size_t model_bytes;          /* size of the saved blob */
     tb_class_metrics cls;        /* genre */
     tb_reg_metrics reg;          /* popularity */
+    size_t n_calibration;        /* rows held out of n_train's pool to calibrate (0: none) */
+    tb_conformal_row conformal[TB_CONFORMAL_MAX_ROWS];
+    size_t n_conformal;
     size_t cv_folds;             /* 0 when not run */
     double cv_mean[5], cv_std[5];/* genre: accuracy, micro_f1, macro_f1, top3, log_loss;
                                     popularity: mse, rmse, mae, r2, spearman */
@@ -89,6 +110,16 @@ tb_status tb_trainer_track_rows(const tb_dataset *const *sets, size_t n_sets, tb
 /* The first row after i that belongs to another track (or n). */
 size_t tb_track_rows_next(const tb_track_rows *t, size_t i);
 void tb_track_rows_clear(tb_track_rows *t);
+
+/* calibrate.c: attach a calibration fitted on the rows `cal` of ds (pred: the model's outputs on
+ * them), and evaluate sets / intervals on test rows into res->conformal. */
+tb_status tb_trainer_calibrate(tb_predictor *p, const tb_dataset *ds, const size_t *ds_group, const double *raw,
+                               const size_t *cal, size_t n_cal, const double *pred, tb_target target,
+                               const tb_trainer_options *opt);
+tb_status tb_trainer_conformal_eval(const tb_predictor *p, const tb_dataset *ts, const double *raw_test,
+                                    const size_t *test, size_t n_test, const double *pred, tb_target target,
+                                    tb_task_result *res);
+size_t tb_trainer_raps_k_reg(const tb_trainer_options *opt, size_t k);
 
 /* Stores the tracks of the datasets (unique ids, every genre kept) in one transaction. */
 tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets);

@@ -8,6 +8,7 @@
 #define TB_MAX_KEYS 256                   /* keys in one JSON object of a request */
 #define TB_MAX_STRING_VALUE_BYTES 32      /* a string feature value such as "F#" or "Major" */
 #define TB_TOP_GENRES 5                   /* probabilities listed in a genre reply */
+#define TB_DEFAULT_ALPHA 0.1               /* conformal sets when "alpha" is not given */
 #define TB_DEFAULT_K 10                   /* recommendations when "k" is not given */
 #define TB_MAX_K 100                      /* most recommendations one request may ask for */
 #define TB_MAX_GENRE_FILTER 64            /* genres in a recommendation filter */

@@ -12,6 +12,7 @@ const tb_route tb_routes[] = {
     {"GET", "/readyz", tb_handle_readyz, 0},
     {"GET", "/v1/models", tb_handle_models, 0},
     {"POST", "/v1/genre", tb_handle_genre, TB_MAX_BODY_BYTES},
+    {"POST", "/v1/genre/set", tb_handle_genre_set, TB_MAX_BODY_BYTES},
     {"POST", "/v1/popularity", tb_handle_popularity, TB_MAX_BODY_BYTES},
     {"POST", "/v1/recommend", tb_handle_recommend, TB_MAX_BODY_BYTES},
     {"GET", "/v1/tracks", tb_handle_tracks_search, 0},

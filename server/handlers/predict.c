@@ -2,6 +2,7 @@
  * prediction out, with the features that had to be imputed. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../input.h"
 #include "../limits.h"
@@ -13,6 +14,12 @@ static int model_or_503(struct tb_request *req, const tb_served_model *m, const 
     if (m)
         return 0;
     tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published %s model is loaded", task);
+    return 1;
+}
+
+/* Sends an error and returns 1, for handlers that collect a failure flag. */
+static int reject(struct tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
+    tb_reply_error(req, status, code, field, "%s", message);
     return 1;
 }
 
@@ -72,20 +79,56 @@ enum MHD_Result tb_handle_genre(struct tb_request *req) {
 }
 
 enum MHD_Result tb_handle_popularity(struct tb_request *req) {
+    static const char *const keys[] = {"features", "track_id", "alpha", "interval_method", NULL};
     const tb_served_model *m = req->state->popularity;
     cJSON *root = NULL, *imputed = NULL;
-    double raw[1024], value;
-    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
+    double raw[1024], value, alpha = 0.0;
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
+    tb_interval_method method = TB_INTERVAL_NORMALIZED;
     if (model_or_503(req, m, "popularity") || tb_input_parse_object(req, &root))
         return req->result;
-    if (tb_input_model_input(req, root, m->predictor, raw, &imputed, track_id)) {
-        cJSON_Delete(root);
-        return req->result;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "alpha");
+    const cJSON *mj = cJSON_GetObjectItemCaseSensitive(root, "interval_method");
+    int failed = tb_input_only_keys(req, root, keys, "") || (a && tb_input_alpha(req, root, &alpha));
+    if (!failed && mj) {
+        const char *name = cJSON_IsString(mj) ? mj->valuestring : "";
+        if (!a)
+            failed = reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method", "interval_method goes with alpha");
+        else if (strcmp(name, "absolute") == 0)
+            method = TB_INTERVAL_ABSOLUTE;
+        else if (strcmp(name, "normalized") != 0)
+            failed = reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method",
+                            "interval_method must be \"normalized\" or \"absolute\"");
     }
+    if (!failed && a && !m->predictor->calibration)
+        failed = reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "alpha",
+                        "the published popularity model has no calibration (trained with --calibration-fraction 0)");
+    if (!failed)
+        failed = tb_input_features(req, root, m->predictor->pipeline, raw, &imputed, track_id);
     cJSON_Delete(root);
-    tb_predictor_predict(m->predictor, raw, &value);
+    if (failed)
+        return req->result;
+    const tb_predictor *p = m->predictor;
+    tb_predictor_predict(p, raw, &value);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "popularity", tb_json_number(value));
+    if (a) {
+        const tb_calibration *c = p->calibration;
+        if (method == TB_INTERVAL_NORMALIZED && !c->difficulty)
+            method = TB_INTERVAL_ABSOLUTE;
+        double lo, hi, q, sigma = method == TB_INTERVAL_NORMALIZED ? tb_predictor_sigma(p, raw) : 1.0;
+        int too_small = tb_popularity_interval(c, method, alpha, value, sigma, 0.0, 100.0, &lo, &hi, &q);
+        cJSON *iv = cJSON_AddObjectToObject(o, "interval");
+        cJSON_AddItemToObject(iv, "lower", tb_json_number(lo));
+        cJSON_AddItemToObject(iv, "upper", tb_json_number(hi));
+        cJSON_AddItemToObject(iv, "alpha", tb_json_number(alpha));
+        cJSON_AddItemToObject(iv, "guarantee", tb_json_number(1.0 - alpha));
+        cJSON_AddStringToObject(iv, "method", tb_interval_method_name(method));
+        cJSON_AddBoolToObject(iv, "alpha_too_small", too_small);
+        if (too_small)
+            cJSON_AddStringToObject(iv, "note", "alpha is below what the calibration rows support: the interval is "
+                                                "the whole 0-100 range");
+    }
     add_common(o, m, imputed, track_id);
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

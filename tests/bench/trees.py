@@ -6,7 +6,9 @@ Splits: music_genre_50k stratified 80/20 seed 42 (train_test_split); spotify_tra
 grouped by track_id seed 42 (GroupShuffleSplit). Both are written to CSV files that every tool
 reads. Prints one table per data set: accuracy, macro-F1, log-loss, train seconds, single-row
 predict latency (median of >= 1000 in-process calls), batch throughput over the test set, model
-size. Run through tests/bench/trees.sh, which installs the peers and builds Timbre.
+size. Run through tests/bench/trees.sh, which installs the peers and builds Timbre. Timbre trains
+with --calibration-fraction 0, on the same rows as the peers (tests/bench/conformal.py measures
+the calibrated models).
 """
 import argparse
 import json
@@ -94,7 +96,7 @@ def timbre_row(kind, args, train_csv, test_csv, features, tmp, extra):
             os.remove(f)
     cmd = [os.path.join(args.build, "models/timbre-train"), "--data", train_csv, "--test", test_csv, "--task", "genre",
            "--model", kind, "--threads", str(args.threads), "--db", db, "--report", report, "--log-level", "warn",
-           "--features", ",".join(features), *extra]
+           "--features", ",".join(features), "--calibration-fraction", "0", *extra]
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
     rep = json.load(open(report))
     bench = subprocess.run([os.path.join(args.build, "tests/timbre-predict-bench"), "--db", db, "--data", test_csv,

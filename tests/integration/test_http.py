@@ -155,7 +155,15 @@ def run(a, data, tmp):
         check(key in g, f"report key {key}")
     check(set(g["metrics"]) == {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"}, "genre metrics")
     check(set(rep["popularity"]["metrics"]) == {"mse", "rmse", "mae", "r2", "spearman"}, "popularity metrics")
-    check(g["n_train"] == 1600 and g["n_test"] == 400 and g["n_features"] == 13, f"split sizes {g}")
+    check(g["n_train"] + g["conformal"]["calibration_rows"] == 1600 and 100 < g["conformal"]["calibration_rows"] < 220
+          and g["n_test"] == 400 and g["n_features"] == 13, f"split sizes {g}")
+    sets = g["conformal"]["sets"]
+    check(len(sets) == 32 and {r["method"] for r in sets} == {"lac", "aps", "aps-randomized", "raps"}
+          and all(0.0 <= r["coverage"] <= 1.0 and 0.0 <= r["avg_set_size"] <= 10 for r in sets),
+          f"conformal set table {sets[:2]}")
+    ivs = rep["popularity"]["conformal"]["intervals"]
+    check(len(ivs) == 8 and {r["method"] for r in ivs} == {"absolute", "normalized"}
+          and all(0.5 < r["coverage"] <= 1.0 and r["mean_width"] > 0 for r in ivs), f"interval table {ivs[:2]}")
     check(0.3 < g["metrics"]["accuracy"] < 0.8, f"genre accuracy {g['metrics']['accuracy']}")
     check(g["cv"]["folds"] == 3 and 0.3 < g["cv"]["accuracy"]["mean"] < 0.8, "cv reported")
     check(abs(g["metrics"]["micro_f1"] - g["metrics"]["accuracy"]) < 1e-12, "micro-F1 equals accuracy")
@@ -203,6 +211,7 @@ def run(a, data, tmp):
     try:
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
+        conformal_checks(c, header, catalog_row)
         track_checks(c, db)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -378,6 +387,72 @@ def recommend_checks(c, db, header, catalog_row):
     check(is_error(s, b, "bad_request", 400), f"both inputs {s} {b}")
     s, b, h = c.request("GET", "/v1/recommend")
     check(s == 405 and h.get("Allow") == "POST", f"GET /v1/recommend {s}")
+
+
+def conformal_checks(c, header, catalog_row):
+    col = {name: i for i, name in enumerate(header)}
+    tid = catalog_row[col["instance_id"]]
+    s, b, _ = c.post("/v1/genre/set", {"track_id": tid})
+    check(s == 200 and b["alpha"] == 0.1 and b["method"] == "lac" and b["guarantee"] == 0.9 and not b["mondrian"]
+          and b["size"] == len(b["set"]) >= 1 and isinstance(b["qhat"], float) and not b["alpha_too_small"]
+          and b["track_id"] == tid, f"genre set defaults {s} {b}")
+    if s == 200:
+        probs = [e["probability"] for e in b["set"]]
+        check(probs == sorted(probs, reverse=True) and min(probs) >= 1 - b["qhat"] - 1e-12, f"LAC set rule {b}")
+    sizes = []
+    for alpha in (0.02, 0.05, 0.1, 0.2, 0.5):
+        s, b, _ = c.post("/v1/genre/set", {"track_id": tid, "alpha": alpha})
+        sizes.append(b["size"] if s == 200 else -1)
+    check(sizes == sorted(sizes, reverse=True) and sizes[-1] >= 0, f"sets shrink as alpha grows: {sizes}")
+    s, b, _ = c.post("/v1/genre/set", {"track_id": tid, "alpha": 0.001})
+    check(s == 200 and b["alpha_too_small"] and b["size"] == 10 and b["qhat"] is None and "note" in b,
+          f"alpha too small for the calibration: {s} {b}")
+    for method in ("aps", "raps"):
+        for mondrian in (False, True):
+            s, b, _ = c.post("/v1/genre/set", {"track_id": tid, "method": method, "mondrian": mondrian, "alpha": 0.2})
+            check(s == 200 and b["method"] == method and b["mondrian"] == mondrian
+                  and (not mondrian or all("qhat" in e for e in b["set"])), f"{method} mondrian={mondrian}: {s} {b}")
+    s1, b1, _ = c.post("/v1/genre/set", {"track_id": tid, "method": "aps", "randomized": True, "seed": 7})
+    s2, b2, _ = c.post("/v1/genre/set", {"track_id": tid, "method": "aps", "randomized": True, "seed": 7})
+    check(s1 == 200 and b1["randomized"] and b1["set"] == b2["set"], "randomized APS is reproducible with a seed")
+    feats = {"danceability": 0.5, "energy": 0.9, "popularity": 40}
+    s, b, _ = c.post("/v1/genre/set", {"features": feats, "alpha": 0.2, "method": "raps"})
+    check(s == 200 and "tempo" in b["imputed"], f"set from features {s}")
+    for body, field in (({"track_id": tid, "alpha": 0}, "alpha"), ({"track_id": tid, "alpha": 1}, "alpha"),
+                        ({"track_id": tid, "alpha": "0.1"}, "alpha"), ({"track_id": tid, "alpha": -0.5}, "alpha"),
+                        ({"track_id": tid, "method": "topk"}, "method"), ({"track_id": tid, "method": 3}, "method"),
+                        ({"track_id": tid, "mondrian": "yes"}, "mondrian"),
+                        ({"track_id": tid, "randomized": True}, "randomized"),
+                        ({"track_id": tid, "seed": 3}, "seed"),
+                        ({"track_id": tid, "method": "aps", "randomized": True, "seed": -1}, "seed"),
+                        ({"track_id": tid, "k": 3}, "k"), ({"features": {"tempo": "fast"}}, "tempo")):
+        s, b, _ = c.post("/v1/genre/set", body)
+        check(is_error(s, b, "bad_request", 400, field), f"genre set error {body}: {s} {b}")
+    s, b, _ = c.post("/v1/genre/set", {"track_id": "no-such"})
+    check(is_error(s, b, "not_found", 404, "track_id"), f"genre set unknown id {s} {b}")
+
+    # Popularity intervals.
+    s, b, _ = c.post("/v1/popularity", {"track_id": tid, "alpha": 0.1})
+    iv = b.get("interval", {}) if s == 200 else {}
+    check(s == 200 and iv.get("method") == "normalized" and 0 <= iv["lower"] <= b["popularity"] <= iv["upper"] <= 100
+          and iv["alpha"] == 0.1 and iv["guarantee"] == 0.9 and not iv["alpha_too_small"], f"interval {s} {b}")
+    s, b2, _ = c.post("/v1/popularity", {"track_id": tid, "alpha": 0.1, "interval_method": "absolute"})
+    check(s == 200 and b2["interval"]["method"] == "absolute" and b2["popularity"] == b["popularity"],
+          f"absolute interval {s} {b2}")
+    s, b3, _ = c.post("/v1/popularity", {"track_id": tid, "alpha": 0.3, "interval_method": "absolute"})
+    check(s == 200 and b3["interval"]["upper"] - b3["interval"]["lower"]
+          <= b2["interval"]["upper"] - b2["interval"]["lower"], "wider interval at smaller alpha")
+    s, b, _ = c.post("/v1/popularity", {"track_id": tid, "alpha": 0.001})
+    check(s == 200 and b["interval"]["alpha_too_small"] and b["interval"]["lower"] == 0
+          and b["interval"]["upper"] == 100, f"interval alpha too small {s} {b}")
+    s, b, _ = c.post("/v1/popularity", {"track_id": tid})
+    check(s == 200 and "interval" not in b, "no interval without alpha")
+    for body, field in (({"track_id": tid, "alpha": 2}, "alpha"), ({"track_id": tid, "interval_method": "absolute"},
+                                                                  "interval_method"),
+                        ({"track_id": tid, "alpha": 0.1, "interval_method": "wide"}, "interval_method"),
+                        ({"track_id": tid, "alpha": 0.1, "method": "lac"}, "method")):
+        s, b, _ = c.post("/v1/popularity", body)
+        check(is_error(s, b, "bad_request", 400, field), f"popularity error {body}: {s} {b}")
 
 
 def track_checks(c, db):

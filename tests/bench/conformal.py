@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""Conformal benchmark: Timbre's calibrated genre sets (LAC, APS, RAPS; marginal and Mondrian) and
+popularity intervals, against scikit-learn RandomForest(100, balanced) + LAC split conformal.
+
+Same train/test splits as trees.py (music_genre_50k stratified 80/20 seed 42; spotify_tracks_114k
+80/20 grouped by track_id seed 42), audio features only. Each side holds out 10% of its training
+rows (grouped by track, stratified by genre) to calibrate and fits on the rest: Timbre inside
+timbre-train (--calibration-fraction 0.1), scikit-learn here. Prints coverage and average set size
+on the test rows for alpha in 0.01, 0.05, 0.1, 0.2, and the popularity interval table.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trees import MG_AUDIO, ST_AUDIO, numeric  # noqa: E402
+
+ALPHAS = [0.01, 0.05, 0.1, 0.2]
+
+
+def qhat(scores, alpha):
+    n = len(scores)
+    r = math.ceil((n + 1) * (1 - alpha) - 1e-9)
+    return math.inf if r > n else np.sort(scores)[r - 1]
+
+
+def sklearn_lac(xtr, ytr, gtr, xte, yte, k, threads):
+    idx = np.arange(len(xtr))
+    if gtr is None:
+        fit, cal = train_test_split(idx, test_size=0.1, stratify=ytr, random_state=42)
+    else:
+        fit, cal = next(GroupShuffleSplit(n_splits=1, test_size=0.1, random_state=42).split(idx, groups=gtr))
+    rf = RandomForestClassifier(n_estimators=100, class_weight="balanced", n_jobs=threads, random_state=42)
+    mean = np.nanmean(xtr[fit], axis=0)  # mean imputation, as Timbre's pipeline
+    t0 = time.perf_counter()
+    rf.fit(np.where(np.isnan(xtr[fit]), mean, xtr[fit]), ytr[fit])
+    train_s = time.perf_counter() - t0
+
+    def proba(x):
+        x = np.where(np.isnan(x), mean, x)
+        p = np.zeros((len(x), k))
+        p[:, rf.classes_] = rf.predict_proba(x)
+        return p
+
+    pc, pt = proba(xtr[cal]), proba(xte)
+    scores = 1 - pc[np.arange(len(cal)), ytr[cal]]
+    out = {}
+    for a in ALPHAS:
+        q = qhat(scores, a)
+        sets = (1 - pt) <= q
+        out[a] = dict(coverage=float(sets[np.arange(len(yte)), yte].mean()), size=float(sets.sum(1).mean()))
+    return out, len(cal), train_s
+
+
+def timbre(args, tmp, name, train_csv, test_csv, feats, task):
+    report = os.path.join(tmp, f"{name}-{task}.json")
+    db = os.path.join(tmp, f"{name}-{task}.db")
+    subprocess.run([os.path.join(args.build, "models/timbre-train"), "--data", train_csv, "--test", test_csv,
+                    "--task", task, "--features", ",".join(feats), "--threads", str(args.threads), "--db", db,
+                    "--report", report, "--log-level", "warn"], check=True, stderr=subprocess.DEVNULL)
+    return json.load(open(report))
+
+
+def run(args, tmp, name, df, label, audio, tr, te, groups):
+    train_csv, test_csv = os.path.join(tmp, f"{name}-train.csv"), os.path.join(tmp, f"{name}-test.csv")
+    df.iloc[tr].to_csv(train_csv, index=False)
+    df.iloc[te].to_csv(test_csv, index=False)
+    classes = np.array(sorted(df[label].unique()))
+    index = {c: i for i, c in enumerate(classes)}
+    ytr, yte = df[label].iloc[tr].map(index).values, df[label].iloc[te].map(index).values
+    xtr, xte = numeric(df.iloc[tr], audio), numeric(df.iloc[te], audio)
+    rep = timbre(args, tmp, name, train_csv, test_csv, audio, "genre")
+    sk, n_cal, sk_train = sklearn_lac(xtr, ytr, None if groups is None else groups[tr], xte, yte, len(classes),
+                                      args.threads)
+    conf = rep["conformal"]
+    print(f"\n{name}: {len(tr)} train / {len(te)} test rows, audio features ({len(audio)}), {len(classes)} genres; "
+          f"Timbre {rep['model']} accuracy {rep['metrics']['accuracy']:.4f}, calibrated on {conf['calibration_rows']} "
+          f"rows; scikit-learn RF calibrated on {n_cal}")
+    print(f"{'alpha':<7}{'method':<16}{'mondrian':<10}{'coverage':>9}{'avg size':>10}{'empty %':>9}{'worst genre':>13}")
+    for r in conf["sets"]:
+        print(f"{r['alpha']:<7}{r['method']:<16}{'yes' if r['mondrian'] else 'no':<10}{r['coverage']:>9.4f}"
+              f"{r['avg_set_size']:>10.2f}{100 * r['empty_rate']:>9.2f}{r['worst_genre_coverage']:>13.4f}")
+    for a in ALPHAS:
+        print(f"{a:<7}{'sklearn RF LAC':<16}{'no':<10}{sk[a]['coverage']:>9.4f}{sk[a]['size']:>10.2f}")
+    worst_cov = min(r["coverage"] - (1 - r["alpha"]) for r in conf["sets"])
+    print(f"lowest coverage minus (1 - alpha) over every Timbre row: {worst_cov:+.4f}")
+    for a in ALPHAS:
+        best = min((r for r in conf["sets"] if r["alpha"] == a), key=lambda r: r["avg_set_size"])
+        print(f"alpha {a}: best Timbre {best['method']}{' mondrian' if best['mondrian'] else ''} size "
+              f"{best['avg_set_size']:.2f} (coverage {best['coverage']:.4f}) vs sklearn RF + LAC "
+              f"{sk[a]['size']:.2f} ({sk[a]['coverage']:.4f}): ratio {best['avg_set_size'] / sk[a]['size']:.3f}")
+    pop = timbre(args, tmp, name, train_csv, test_csv, audio, "popularity")
+    print(f"{name} popularity ({pop['model']}, R2 {pop['metrics']['r2']:.4f}), intervals clipped to [0, 100]:")
+    print(f"{'alpha':<7}{'method':<12}{'coverage':>9}{'mean width':>12}")
+    for r in pop["conformal"]["intervals"]:
+        print(f"{r['alpha']:<7}{r['method']:<12}{r['coverage']:>9.4f}{r['mean_width']:>12.2f}")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--music-genre", required=True)
+    ap.add_argument("--tracks", required=True)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="timbre-conformal-")
+    print(f"Timbre conformal benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"scikit-learn {__import__('sklearn').__version__}, {args.threads} threads")
+    if args.only in ("", "music_genre_50k"):
+        mg = pd.read_csv(args.music_genre, dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
+        tr, te = train_test_split(np.arange(len(mg)), test_size=0.2, stratify=mg["music_genre"], random_state=42)
+        run(args, tmp, "music_genre_50k", mg, "music_genre", MG_AUDIO, np.sort(tr), np.sort(te), None)
+    if args.only in ("", "spotify_tracks_114k"):
+        st = pd.read_csv(args.tracks, index_col=0)
+        tr, te = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42).split(st, groups=st["track_id"]))
+        run(args, tmp, "spotify_tracks_114k", st, "track_genre", ST_AUDIO, tr, te, st["track_id"].values)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
