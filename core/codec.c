@@ -222,3 +222,20 @@ tb_status tb_read_section(tb_reader *r, tb_reader *ret_section, const char *what
     r->pos += n;
     return TB_OK;
 }
+
+tb_status tb_read_header(tb_reader *r, const char *magic, uint16_t major, const char *what, uint16_t *ret_minor) {
+    char got[4];
+    uint16_t maj, minor;
+    size_t len = tb_reader_left(r);
+    tb_status st = tb_read_bytes(r, got, 4, "magic");
+    if (st != TB_OK)
+        return tb_error_prefix(st, "%s of %zu bytes", what, len);
+    if (memcmp(got, magic, 4) != 0)
+        return tb_error(TB_CORRUPT, "%s has a wrong magic number (not a Timbre %s)", what, what);
+    if ((st = tb_read_u16(r, &maj, "major version")) != TB_OK || (st = tb_read_u16(r, &minor, "minor version")) != TB_OK)
+        return tb_error_prefix(st, "%s", what);
+    if (maj != major)
+        return tb_error(TB_VERSION, "%s format %u.%u; this binary reads format %u.x", what, maj, minor, major);
+    *ret_minor = minor;
+    return TB_OK;
+}

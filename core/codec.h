@@ -63,6 +63,9 @@ tb_status tb_read_f64s(tb_reader *r, double **ret, size_t n, const char *what);
 tb_status tb_read_i32s(tb_reader *r, int32_t **ret, size_t n, const char *what);
 /* Checks that n elements of `size` bytes could still follow, before anything is allocated. */
 tb_status tb_reader_expect(const tb_reader *r, size_t n, size_t size, const char *what);
+/* A blob's header: 4-byte magic and u16 major, u16 minor. `what` names the blob in errors
+ * ("model blob"): TB_CORRUPT for another magic, TB_VERSION for another major (naming both). */
+tb_status tb_read_header(tb_reader *r, const char *magic, uint16_t major, const char *what, uint16_t *ret_minor);
 /* Splits off a sub-reader of the next u32-length-prefixed section. */
 tb_status tb_read_section(tb_reader *r, tb_reader *ret_section, const char *what);
 

@@ -157,22 +157,14 @@ tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_le
 tb_status tb_embedder_load(const void *blob, size_t len, tb_embedder **ret) {
     tb_reader r, sec;
     tb_reader_init(&r, blob, len);
-    char magic[4], *kind = NULL;
-    uint16_t major, minor;
+    char *kind = NULL;
+    uint16_t minor;
     uint32_t dim;
     tb_pipeline *pipeline = NULL;
     tb_embedder *e = NULL;
-    tb_status st = tb_read_bytes(&r, magic, 4, "embedding blob magic");
+    tb_status st = tb_read_header(&r, TB_EMBED_MAGIC, TB_EMBED_MAJOR, "embedding blob", &minor);
     if (st != TB_OK)
-        return tb_error_prefix(st, "embedding blob of %zu bytes", len);
-    if (memcmp(magic, TB_EMBED_MAGIC, 4) != 0)
-        return tb_error(TB_CORRUPT, "embedding blob has a wrong magic number (not a Timbre embedding)");
-    if ((st = tb_read_u16(&r, &major, "embedding blob major version")) != TB_OK ||
-        (st = tb_read_u16(&r, &minor, "embedding blob minor version")) != TB_OK)
         return st;
-    if (major != TB_EMBED_MAJOR)
-        return tb_error(TB_VERSION, "embedding blob format %u.%u; this binary reads format %d.x", major, minor,
-                        TB_EMBED_MAJOR);
     if ((st = tb_read_str(&r, &kind, 32, "embedding kind")) != TB_OK)
         return st;
     const tb_embedder_ops *ops = NULL;

@@ -116,25 +116,16 @@ tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_
 tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
     tb_reader r, sec;
     tb_reader_init(&r, blob, len);
-    char magic[4];
-    uint16_t major, minor;
+    uint16_t minor;
     uint32_t n_features, n_classes = 0;
     uint8_t task;
     char *kind = NULL;
     tb_pipeline *pipeline = NULL;
     tb_model *model = NULL;
     tb_predictor *p = NULL;
-    tb_status st = tb_read_bytes(&r, magic, 4, "blob magic");
+    tb_status st = tb_read_header(&r, TB_BLOB_MAGIC, TB_BLOB_MAJOR, "model blob", &minor);
     if (st != TB_OK)
-        return tb_error_prefix(st, "model blob of %zu bytes", len);
-    if (memcmp(magic, TB_BLOB_MAGIC, 4) != 0)
-        return tb_error(TB_CORRUPT, "model blob has a wrong magic number (not a Timbre model)");
-    if ((st = tb_read_u16(&r, &major, "blob major version")) != TB_OK ||
-        (st = tb_read_u16(&r, &minor, "blob minor version")) != TB_OK)
         return st;
-    if (major != TB_BLOB_MAJOR)
-        return tb_error(TB_VERSION, "model blob format %u.%u; this binary reads format %d.x", major, minor,
-                        TB_BLOB_MAJOR);
     if ((st = tb_read_str(&r, &kind, 32, "model kind")) != TB_OK)
         return st;
     if ((st = tb_read_u32(&r, &n_features, "feature count")) != TB_OK || (st = tb_read_u8(&r, &task, "task")) != TB_OK)

@@ -7,21 +7,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "alloc.h"
 #include "dataset.h"
 #include "predictor.h"
 #include "store.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     const char *db = NULL, *task = "genre", *data = NULL;
@@ -57,21 +49,21 @@ int main(int argc, char **argv) {
     double *out = tb_malloc_n(n * k, sizeof *out), *lat = tb_malloc_n(calls, sizeof *lat), sink = 0.0;
     for (size_t c = 0; c < calls; c++) {
         const double *row = raw + (c % n) * d;
-        double t0 = now();
+        double t0 = bench_now();
         tb_predictor_predict(p, row, out);
-        lat[c] = now() - t0;
+        lat[c] = bench_now() - t0;
         sink += out[0];
     }
-    qsort(lat, calls, sizeof *lat, cmp_double);
+    qsort(lat, calls, sizeof *lat, bench_cmp_double);
     /* Batch: the pipeline, then the model in blocks over all rows, as the trainer predicts. */
     double *X = tb_malloc_n(n * d, sizeof *X);
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (size_t i = 0; i < n; i++)
             tb_pipeline_transform(p->pipeline, raw + i * d, X + i * d);
         tb_model_predict_batch(p->model, X, n, threads, out);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
     }
     printf("{\"single_us_median\": %.3f, \"batch_rows_per_s\": %.1f, \"model_bytes\": %zu, \"rows\": %zu, "

@@ -8,19 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "index.h"
 #include "store.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* The alternative to sgemv: one dot product per row in a plain loop. */
 static void loop_scores(const tb_index *ix, const float *q, float *scores) {
@@ -71,23 +63,23 @@ int main(int argc, char **argv) {
     volatile uint32_t sink = 0;
     for (size_t c = 0; c < calls; c++) {
         const float *q = queries + (c % n_queries) * dim;
-        double t0 = now();
+        double t0 = bench_now();
         tb_index_search(ix, q, k, NULL, NULL, scores, hits);
-        lat[c] = now() - t0;
+        lat[c] = bench_now() - t0;
         sink += hits[0].row;
-        t0 = now();
+        t0 = bench_now();
         loop_scores(ix, q, scores);
         tb_index_top(scores, n, k, NULL, NULL, hits);
-        lat_loop[c] = now() - t0;
+        lat_loop[c] = bench_now() - t0;
         sink += hits[0].row;
     }
-    qsort(lat, calls, sizeof *lat, cmp_double);
-    qsort(lat_loop, calls, sizeof *lat_loop, cmp_double);
+    qsort(lat, calls, sizeof *lat, bench_cmp_double);
+    qsort(lat_loop, calls, sizeof *lat_loop, bench_cmp_double);
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
+        double t0 = bench_now();
         tb_index_search_batch(ix, queries, n_queries, k, threads, batch);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
     }
     size_t kk = k < n ? k : n;

@@ -1,0 +1,19 @@
+/* Timing helpers shared by the in-process benchmark programs. */
+#ifndef TB_BENCH_CLOCK_H
+#define TB_BENCH_CLOCK_H
+
+#include <time.h>
+
+static inline double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* qsort comparator for doubles, ascending (for medians). */
+static inline int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+#endif
