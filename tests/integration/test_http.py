@@ -5,6 +5,7 @@ Also checks that predictions served after loading from SQLite equal the trainer'
 predictions bit for bit, and that the server refuses a missing, corrupt or newer database."""
 import argparse
 import array
+import concurrent.futures
 import csv
 import gzip
 import http.client
@@ -190,7 +191,8 @@ def run(a, data, tmp):
         drop = rows[0].index("popularity")
         csv.writer(g).writerows([r[:drop] + r[drop + 1:] for r in rows])
     t6 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", os.path.join(tmp, "nopop.db"), "--task", "genre",
-                         "--model", "rf", "--trees", "5", "--predict", nopop, "--out", os.path.join(tmp, "nopop-out.csv")],
+                         "--model", "rf", "--trees", "5", "--calibration-fraction", "0", "--predict", nopop, "--out",
+                         os.path.join(tmp, "nopop-out.csv")],
                         capture_output=True, text=True, timeout=120)
     with open(os.path.join(tmp, "nopop-out.csv")) as f:
         n_out = sum(1 for _ in f) - 1
@@ -221,6 +223,27 @@ def run(a, data, tmp):
             proc.kill()
             rc = None
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+
+    # --- a database with only an uncalibrated genre model: what needs more says so ---
+    proc, port = start_server(a.server, os.path.join(tmp, "nopop.db"), tmp)
+    check(port is not None, "server on a genre-only database started")
+    if port is not None:
+        try:
+            c = Client(port)
+            s, b, _ = c.request("GET", "/readyz")
+            check(s == 200 and b["models"] == {"genre": True, "popularity": False, "recommend": False}, f"readyz {b}")
+            s, b, _ = c.post("/v1/recommend", {"track_id": "x"})
+            check(is_error(s, b, "unavailable", 503), f"recommend without an index {s} {b}")
+            s, b, _ = c.post("/v1/genre/set", {"features": {"tempo": 120}})
+            check(is_error(s, b, "unavailable", 503) and "calibration" in b["error"]["message"],
+                  f"genre set without calibration {s} {b}")
+            s, b, _ = c.post("/v1/popularity", {"features": {"tempo": 120}, "alpha": 0.1})
+            check(is_error(s, b, "unavailable", 503), f"popularity without a model {s} {b}")
+            s, b, _ = c.request("GET", "/v1/tracks?q=a&limit=1")
+            check(s == 200 and len(b["tracks"]) == 1, f"track search without an index {s} {b}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
 
     # --- gradient boosting, which routes missing values itself: same bit-for-bit contract ---
     gdb, gpreds = os.path.join(tmp, "gbdt.db"), os.path.join(tmp, "gbdt-preds.csv")
@@ -387,6 +410,14 @@ def recommend_checks(c, db, header, catalog_row):
     check(is_error(s, b, "bad_request", 400), f"both inputs {s} {b}")
     s, b, h = c.request("GET", "/v1/recommend")
     check(s == 405 and h.get("Allow") == "POST", f"GET /v1/recommend {s}")
+
+    # Concurrent requests (each runs its own BLAS product) give the sequential answers.
+    probe = ids[::40][:48]
+    sequential = [c.post("/v1/recommend", {"track_id": t, "k": 5})[1] for t in probe]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda t: c.post("/v1/recommend", {"track_id": t, "k": 5})[1], probe))
+    check(parallel == sequential and all(r and len(r["tracks"]) == 5 for r in parallel),
+          "concurrent recommendations equal sequential ones")
 
 
 def conformal_checks(c, header, catalog_row):
