@@ -1,18 +1,20 @@
 /* libmicrohttpd glue. The access handler is called several times per request: first with no
- * body (route and header checks), then with body chunks (accumulated up to the route's limit,
- * past which the rest is discarded and a 413 sent), then once more to run the handler. */
+ * body (route and header checks, CORS, OPTIONS preflights), then with body chunks (accumulated up
+ * to the route's limit, past which the rest is discarded and a 413 sent), then once more to run
+ * the handler. The completion callback writes the access log line. */
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
-#include "log.h"
 #include "reply.h"
 #include "request.h"
 #include "route.h"
@@ -21,12 +23,44 @@ struct tb_http {
     struct MHD_Daemon *daemon;
     const tb_server_state *state;
     uint16_t port;
+    char *cors_origins; /* copy of the option, or NULL */
+    int access_log;
 };
 
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The Access-Control-Allow-Origin value for this request's Origin: "*" when any origin is allowed,
+ * the origin itself when listed, "" otherwise (no CORS headers: the browser refuses the reply). */
+static void cors_origin(const char *allowed, const char *origin, char *out, size_t out_size) {
+    out[0] = '\0';
+    if (!allowed || !origin || !origin[0] || strlen(origin) >= out_size)
+        return;
+    if (strcmp(allowed, "*") == 0) {
+        snprintf(out, out_size, "*");
+        return;
+    }
+    size_t n = strlen(origin);
+    for (const char *p = allowed; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, origin, n) == 0) {
+            memcpy(out, origin, n + 1);
+            return;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
 }
 
 /* "application/json", optionally with parameters ("; charset=utf-8"). */
@@ -39,8 +73,28 @@ static int is_json_content_type(const char *ct) {
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, const char *method, tb_request *req) {
+static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn, const char *url, const char *method,
+                                  tb_request *req) {
     char allow[sizeof req->allow];
+    snprintf(req->method, sizeof req->method, "%s", method);
+    snprintf(req->path, sizeof req->path, "%s", url);
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    snprintf(req->forwarded_for, sizeof req->forwarded_for, "%s", xff ? xff : "");
+    cors_origin(h->cors_origins, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), req->cors_origin,
+                sizeof req->cors_origin);
+    if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+        /* A CORS preflight (or a client asking what a path takes): the path's methods. */
+        tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
+        req->route = NULL;
+        if (m == TB_ROUTE_NO_PATH)
+            return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
+        size_t n = strlen(allow);
+        if (n + sizeof ", OPTIONS" <= sizeof req->allow) { /* the table's method lists are short */
+            memcpy(req->allow, allow, n);
+            memcpy(req->allow + n, ", OPTIONS", sizeof ", OPTIONS");
+        }
+        return tb_reply_preflight(req, req->allow);
+    }
     tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
     if (m == TB_ROUTE_NO_PATH)
         return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
@@ -80,8 +134,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         req->state = h->state;
         req->start = now_seconds();
+        req->wall_start = wall_seconds();
         *con_cls = req;
-        return first_call(conn, url, method, req);
+        return first_call(h, conn, url, method, req);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -112,6 +167,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->replied)
         return req->result;
+    if (!req->route) /* a preflight whose reply could not be queued */
+        return MHD_NO;
     if (req->body_too_large)
         return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
                               "request body exceeds the limit of %zu bytes", req->route->max_body);
@@ -121,15 +178,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return r;
 }
 
+/* One JSON line: time, method, path, status, bytes, microseconds, client, forwarded-for. */
+static void access_log_line(struct MHD_Connection *conn, const tb_request *req, double us, int completed) {
+    char client[INET6_ADDRSTRLEN] = "-", when[96];
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info && info->client_addr) {
+        const struct sockaddr *sa = info->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, client, sizeof client);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, client, sizeof client);
+    }
+    time_t secs = (time_t)req->wall_start;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int ms = (int)((req->wall_start - (double)secs) * 1000.0);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms > 999 ? 999 : ms);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "time", when);
+    cJSON_AddStringToObject(o, "method", req->method);
+    cJSON_AddStringToObject(o, "path", req->path);
+    cJSON_AddNumberToObject(o, "status", req->status);
+    cJSON_AddNumberToObject(o, "bytes", (double)req->bytes);
+    cJSON_AddNumberToObject(o, "us", (double)(long long)us);
+    cJSON_AddStringToObject(o, "client", client);
+    if (req->forwarded_for[0])
+        cJSON_AddStringToObject(o, "forwarded_for", req->forwarded_for);
+    if (!completed)
+        cJSON_AddBoolToObject(o, "aborted", 1);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (line)
+        fprintf(stderr, "%s\n", line); /* one call: stdio keeps the line whole across threads */
+    free(line);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
+    const tb_http *h = cls;
     tb_request *req = *con_cls;
     if (!req)
         return;
-    if (tb_log_enabled(TB_LOG_DEBUG))
-        tb_log(TB_LOG_DEBUG, "%s %u %.0fus%s", req->route ? req->route->path : "-", req->status,
-               (now_seconds() - req->start) * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    if (h->access_log)
+        access_log_line(conn, req, (now_seconds() - req->start) * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -155,6 +246,11 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
     if (!h)
         return tb_error(TB_NOMEM, "out of memory");
     h->state = state;
+    h->access_log = opt->access_log;
+    if (opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) {
+        free(h);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
     h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, opt->threads,
@@ -164,6 +260,7 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                  MHD_OPTION_END);
     if (!h->daemon) {
+        free(h->cors_origins);
         free(h);
         return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);
     }
@@ -179,6 +276,7 @@ tb_http *tb_http_stop(tb_http *h) {
     if (!h)
         return NULL;
     MHD_stop_daemon(h->daemon);
+    free(h->cors_origins);
     free(h);
     return NULL;
 }

@@ -17,11 +17,16 @@ static void usage(FILE *f) {
     fprintf(f, "usage: timbre-serve [--db timbre.db] [--listen 127.0.0.1:8080] [--threads N]\n"
                "                    [--max-connections N] [--max-connections-per-ip N] [--timeout S]\n"
                "                    [--log-level debug|info|warn|error] [--port-file FILE]\n"
+               "                    [--cors-origin ORIGIN]... [--no-access-log]\n"
                "\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
                "  --threads N          request threads (default: number of cores)\n"
-               "  --port-file FILE     write the bound port there once listening\n");
+               "  --port-file FILE     write the bound port there once listening\n"
+               "  --cors-origin O      let web pages from origin O (e.g. https://app.example.com;\n"
+               "                       repeatable or comma-separated; * for any) call the API;\n"
+               "                       OPTIONS preflights are always answered\n"
+               "  --no-access-log      no JSON line per request on stderr\n");
 }
 
 static int parse_uint(const char *flag, const char *s, unsigned long max, unsigned long *ret) {
@@ -63,12 +68,13 @@ static int parse_listen(const char *s, char *host, unsigned long *port) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE };
+    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-connections-per-ip", required_argument, 0, O_PERIP}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"log-level", required_argument, 0, O_LOG}, {"port-file", required_argument, 0, O_PORTFILE},
+        {"cors-origin", required_argument, 0, O_CORS}, {"no-access-log", no_argument, 0, O_NO_ACCESS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
@@ -78,7 +84,10 @@ int main(int argc, char **argv) {
         .connection_limit = TB_DEFAULT_CONNECTION_LIMIT,
         .per_ip_limit = TB_DEFAULT_PER_IP_LIMIT,
         .timeout_s = TB_DEFAULT_CONNECTION_TIMEOUT_S,
+        .access_log = 1,
     };
+    char cors[4096] = "";
+    size_t cors_len = 0;
     unsigned long v;
     int o;
     opterr = 0;
@@ -118,6 +127,18 @@ int main(int argc, char **argv) {
             break;
         }
         case O_PORTFILE: port_file = optarg; break;
+        case O_NO_ACCESS: hopt.access_log = 0; break;
+        case O_CORS: {
+            size_t n = strlen(optarg);
+            if (n == 0 || strpbrk(optarg, " \t\r\n") || cors_len + n + 2 > sizeof cors) {
+                tb_log(TB_LOG_ERROR, "--cors-origin '%s': give an origin such as https://app.example.com, or *",
+                       optarg);
+                return 2;
+            }
+            cors_len += (size_t)snprintf(cors + cors_len, sizeof cors - cors_len, "%s%s", cors_len ? "," : "", optarg);
+            hopt.cors_origins = cors;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default:
             tb_log(TB_LOG_ERROR, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);

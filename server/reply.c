@@ -23,10 +23,16 @@ cJSON *tb_json_number(double v) {
 
 /* Queues resp with the common headers and records the outcome in req; consumes resp. */
 static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_Response *resp) {
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (http_status != MHD_HTTP_NO_CONTENT)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (req->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+    if (req->cors_origin[0]) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, req->cors_origin);
+        if (strcmp(req->cors_origin, "*") != 0)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    }
     enum MHD_Result r = MHD_queue_response(req->conn, http_status, resp);
     MHD_destroy_response(resp);
     req->replied = 1;
@@ -37,7 +43,8 @@ static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_R
 
 /* Sends text (malloc'd; freed by libmicrohttpd after sending, or here on failure). */
 static enum MHD_Result send_text(tb_request *req, unsigned http_status, char *text) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    req->bytes = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(req->bytes, text, free);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -78,6 +85,26 @@ enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char
         return queue(req, MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
     }
     return send_text(req, http_status, text);
+}
+
+enum MHD_Result tb_reply_preflight(tb_request *req, const char *methods) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS, methods);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    req->bytes = 0;
+    return queue(req, MHD_HTTP_NO_CONTENT, resp);
+}
+
+enum MHD_Result tb_reply_raw_json(tb_request *req, const char *text) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    req->bytes = strlen(text);
+    return queue(req, MHD_HTTP_OK, resp);
 }
 
 enum MHD_Result tb_reply_status(tb_request *req, tb_status st) {

@@ -19,6 +19,10 @@ enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSO
 /* Sends the error object. `code` e.g. "bad_request"; field may be NULL. */
 enum MHD_Result tb_reply_error(struct tb_request *req, unsigned http_status, const char *code, const char *field,
                                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 204 answer to a CORS preflight: methods allowed on the path (the Allow header is req->allow). */
+enum MHD_Result tb_reply_preflight(struct tb_request *req, const char *methods);
+/* 200 with a static JSON text (not copied: it must outlive the response). */
+enum MHD_Result tb_reply_raw_json(struct tb_request *req, const char *text);
 /* Error reply for a tb_status, with the thread's tb_error_message() and tb_error_field(). */
 enum MHD_Result tb_reply_status(struct tb_request *req, tb_status st);
 

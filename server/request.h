@@ -21,7 +21,13 @@ typedef struct tb_request {
     int replied;
     enum MHD_Result result; /* of queueing the reply; what the access handler returns */
     unsigned status;       /* HTTP status sent, for the access log */
+    size_t bytes;          /* response body bytes, for the access log */
     double start;          /* monotonic seconds at the first callback */
+    double wall_start;     /* epoch seconds at the first callback, for the access log */
+    char method[16];       /* for the access log */
+    char path[256];
+    char forwarded_for[128]; /* X-Forwarded-For as received, "" when absent */
+    char cors_origin[256]; /* Access-Control-Allow-Origin to send ("" = none) */
 } tb_request;
 
 #endif

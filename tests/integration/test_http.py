@@ -94,9 +94,12 @@ def feature_value(text):
 
 
 def start_server(server, db, tmp, extra=()):
-    port_file = os.path.join(tmp, f"port-{time.monotonic_ns()}")
+    """The server's stderr (log and access log) goes to proc.log_path: a pipe nobody reads would fill."""
+    stamp = time.monotonic_ns()
+    port_file, log_path = os.path.join(tmp, f"port-{stamp}"), os.path.join(tmp, f"server-{stamp}.log")
     proc = subprocess.Popen([server, "--db", db, "--listen", "127.0.0.1:0", "--port-file", port_file,
-                             "--threads", "2", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--threads", "2", *extra], stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    proc.log_path = log_path
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -204,13 +207,15 @@ def run(a, data, tmp):
     check(t4.returncode == 2 and "--data is required" in t4.stderr, "missing --data refused")
 
     # --- server ---
-    proc, port = start_server(a.server, db, tmp)
+    proc, port = start_server(a.server, db, tmp, ("--cors-origin", "http://app.example",
+                                                  "--cors-origin", "http://other.example"))
     check(port is not None, "server started")
     if port is None:
-        print(proc.stderr.read().decode(), file=sys.stderr)
+        print(open(proc.log_path).read(), file=sys.stderr)
         return 1
     c = Client(port)
     try:
+        cors_and_openapi_checks(c)
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
         conformal_checks(c, header, catalog_row)
@@ -223,6 +228,7 @@ def run(a, data, tmp):
             proc.kill()
             rc = None
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+    access_log_checks(proc.log_path)
 
     # --- a database with only an uncalibrated genre model: what needs more says so ---
     proc, port = start_server(a.server, os.path.join(tmp, "nopop.db"), tmp)
@@ -290,6 +296,47 @@ def run(a, data, tmp):
     refuses(a.server, orphan, tmp, "not in the catalog", "index row without a catalog track")
     print(f"{PASSED} passed, {FAILED} failed")
     return 1 if FAILED else 0
+
+
+def cors_and_openapi_checks(c):
+    s, b, h = c.request("GET", "/healthz", headers={"Origin": "http://other.example"})
+    check(s == 200 and h.get("Access-Control-Allow-Origin") == "http://other.example" and h.get("Vary") == "Origin",
+          f"CORS for a listed origin: {dict(h)}")
+    s, b, h = c.request("GET", "/healthz", headers={"Origin": "http://evil.example"})
+    check(s == 200 and "Access-Control-Allow-Origin" not in h, "no CORS headers for an unlisted origin")
+    s, b, h = c.request("OPTIONS", "/v1/genre", headers={"Origin": "http://app.example",
+                                                        "Access-Control-Request-Method": "POST"})
+    check(s == 204 and h.get("Access-Control-Allow-Methods") == "POST, OPTIONS"
+          and h.get("Access-Control-Allow-Headers") == "Content-Type"
+          and h.get("Access-Control-Allow-Origin") == "http://app.example" and h.get("Allow") == "POST, OPTIONS",
+          f"preflight {s} {dict(h)}")
+    s, b, h = c.request("OPTIONS", "/v1/tracks/abc")
+    check(s == 204 and h.get("Allow") == "GET, OPTIONS", f"OPTIONS on a parameterized path {s} {dict(h)}")
+    s, b, _ = c.request("OPTIONS", "/v1/nothing")
+    check(is_error(s, b, "not_found", 404), f"OPTIONS on an unknown path {s} {b}")
+    s, b, h = c.post("/v1/genre", {"features": {"tempo": "fast"}}, headers={"Origin": "http://app.example"})
+    check(s == 400 and h.get("Access-Control-Allow-Origin") == "http://app.example", "CORS headers on errors too")
+    s, b, _ = c.request("GET", "/openapi.json")
+    check(s == 200 and b["openapi"].startswith("3.") and "/v1/recommend" in b["paths"]
+          and "post" in b["paths"]["/v1/genre/set"], f"openapi.json {s}")
+    s, b, _ = c.request("GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
+    check(s == 200, "request through a proxy")
+
+
+def access_log_checks(path):
+    lines = []
+    for line in open(path):
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                check(False, f"access log line is not JSON: {line!r}")
+    check(len(lines) > 100 and all({"time", "method", "path", "status", "bytes", "us", "client"} <= set(r)
+                                   for r in lines), f"access log: {len(lines)} lines")
+    check(any(r["path"] == "/healthz" and r.get("forwarded_for") == "203.0.113.7, 10.0.0.1" and r["client"] == "127.0.0.1"
+              for r in lines), "access log records X-Forwarded-For and the client address")
+    check(any(r["method"] == "POST" and r["status"] == 400 and r["bytes"] > 0 for r in lines), "access log statuses")
+    check(any(r["method"] == "OPTIONS" and r["status"] == 204 and r["bytes"] == 0 for r in lines), "preflights logged")
 
 
 def index_from_db(db):
