@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "reply.h"
 #include "request.h"
 #include "route.h"
@@ -25,6 +26,7 @@ struct tb_http {
     uint16_t port;
     char *cors_origins; /* copy of the option, or NULL */
     int access_log;
+    tb_metrics *metrics;
 };
 
 static double now_seconds(void) {
@@ -133,6 +135,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->conn = conn;
         req->state = h->state;
+        req->metrics = h->metrics;
+        tb_metrics_start(h->metrics);
         req->start = now_seconds();
         req->wall_start = wall_seconds();
         *con_cls = req;
@@ -219,8 +223,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     tb_request *req = *con_cls;
     if (!req)
         return;
+    double seconds = now_seconds() - req->start;
+    tb_metrics_finish(h->metrics, req->route ? (long)(req->route - tb_routes) : -1, req->status, seconds);
     if (h->access_log)
-        access_log_line(conn, req, (now_seconds() - req->start) * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+        access_log_line(conn, req, seconds * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -247,7 +253,8 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
         return tb_error(TB_NOMEM, "out of memory");
     h->state = state;
     h->access_log = opt->access_log;
-    if (opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) {
+    if ((opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) || !(h->metrics = tb_metrics_new())) {
+        free(h->cors_origins);
         free(h);
         return tb_error(TB_NOMEM, "out of memory");
     }
@@ -261,6 +268,7 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
                                  MHD_OPTION_END);
     if (!h->daemon) {
         free(h->cors_origins);
+        tb_metrics_free(h->metrics);
         free(h);
         return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);
     }
@@ -277,6 +285,7 @@ tb_http *tb_http_stop(tb_http *h) {
         return NULL;
     MHD_stop_daemon(h->daemon);
     free(h->cors_origins);
+    tb_metrics_free(h->metrics);
     free(h);
     return NULL;
 }

@@ -22,9 +22,10 @@ cJSON *tb_json_number(double v) {
 }
 
 /* Queues resp with the common headers and records the outcome in req; consumes resp. */
-static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_Response *resp) {
-    if (http_status != MHD_HTTP_NO_CONTENT)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+static enum MHD_Result queue_typed(tb_request *req, unsigned http_status, struct MHD_Response *resp,
+                                   const char *content_type) {
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (req->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
@@ -39,6 +40,10 @@ static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_R
     req->status = http_status;
     req->result = r;
     return r;
+}
+
+static enum MHD_Result queue(tb_request *req, unsigned http_status, struct MHD_Response *resp) {
+    return queue_typed(req, http_status, resp, http_status == MHD_HTTP_NO_CONTENT ? NULL : "application/json");
 }
 
 /* Sends text (malloc'd; freed by libmicrohttpd after sending, or here on failure). */
@@ -105,6 +110,16 @@ enum MHD_Result tb_reply_raw_json(tb_request *req, const char *text) {
         return MHD_NO;
     req->bytes = strlen(text);
     return queue(req, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result tb_reply_text(tb_request *req, unsigned http_status, const char *content_type, char *text) {
+    req->bytes = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(req->bytes, text, free);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    return queue_typed(req, http_status, resp, content_type);
 }
 
 enum MHD_Result tb_reply_status(tb_request *req, tb_status st) {

@@ -23,6 +23,8 @@ enum MHD_Result tb_reply_error(struct tb_request *req, unsigned http_status, con
 enum MHD_Result tb_reply_preflight(struct tb_request *req, const char *methods);
 /* 200 with a static JSON text (not copied: it must outlive the response). */
 enum MHD_Result tb_reply_raw_json(struct tb_request *req, const char *text);
+/* Sends malloc'd text (consumed) with this Content-Type. */
+enum MHD_Result tb_reply_text(struct tb_request *req, unsigned http_status, const char *content_type, char *text);
 /* Error reply for a tb_status, with the thread's tb_error_message() and tb_error_field(). */
 enum MHD_Result tb_reply_status(struct tb_request *req, tb_status st);
 

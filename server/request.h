@@ -9,9 +9,12 @@
 #include "route.h"
 #include "state.h"
 
+struct tb_metrics;
+
 typedef struct tb_request {
     struct MHD_Connection *conn;
     const tb_server_state *state;
+    struct tb_metrics *metrics;
     const tb_route *route;
     char param[256];       /* the {param} path segment, if the route has one */
     char allow[64];        /* Allow header for a 405, else "" */

@@ -11,6 +11,7 @@ const tb_route tb_routes[] = {
     {"GET", "/healthz", tb_handle_healthz, 0},
     {"GET", "/readyz", tb_handle_readyz, 0},
     {"GET", "/openapi.json", tb_handle_openapi, 0},
+    {"GET", "/metrics", tb_handle_metrics, 0},
     {"GET", "/v1/models", tb_handle_models, 0},
     {"POST", "/v1/genre", tb_handle_genre, TB_MAX_BODY_BYTES},
     {"POST", "/v1/genre/set", tb_handle_genre_set, TB_MAX_BODY_BYTES},

@@ -23,6 +23,8 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req);
 enum MHD_Result tb_handle_genre_set(struct tb_request *req);
 /* "alpha" of a request (default TB_DEFAULT_ALPHA): a number in (0, 1), else a 400 reply and 1. */
 int tb_input_alpha(struct tb_request *req, const cJSON *root, double *alpha);
+/* metrics.c */
+enum MHD_Result tb_handle_metrics(struct tb_request *req);
 /* openapi.c */
 enum MHD_Result tb_handle_openapi(struct tb_request *req);
 extern const char tb_openapi_json[];

@@ -219,6 +219,7 @@ def run(a, data, tmp):
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
         conformal_checks(c, header, catalog_row)
+        metrics_checks(c)
         track_checks(c, db)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -321,6 +322,37 @@ def cors_and_openapi_checks(c):
           and "post" in b["paths"]["/v1/genre/set"], f"openapi.json {s}")
     s, b, _ = c.request("GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
     check(s == 200, "request through a proxy")
+
+
+def metrics_checks(c):
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    check(resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/plain; version=0.0.4"),
+          f"metrics {resp.status}")
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    genre_ok = values.get('timbre_requests_total{route="/v1/genre",method="POST",status="200"}', 0)
+    check(genre_ok >= 5, f"genre requests counted: {genre_ok}")
+    check(values.get('timbre_requests_total{route="/v1/recommend",method="POST",status="400"}', 0) >= 10,
+          "recommend 400s counted")
+    check(values.get('timbre_requests_total{route="(none)",method="*",status="404"}', 0) >= 1, "unknown routes counted")
+    inf = values.get('timbre_request_duration_seconds_bucket{route="/v1/genre",method="POST",le="+Inf"}')
+    count = values.get('timbre_request_duration_seconds_count{route="/v1/genre",method="POST"}')
+    check(inf is not None and inf == count and count >= genre_ok, f"latency histogram {inf} {count}")
+    buckets = [v for k, v in values.items()
+               if k.startswith('timbre_request_duration_seconds_bucket{route="/v1/genre",method="POST"')]
+    check(buckets == sorted(buckets), "histogram buckets are cumulative")
+    check(values.get("timbre_requests_in_flight", 0) >= 1, "in-flight gauge")
+    check(any(k.startswith('timbre_model_info{task="genre",kind="rf",name="genre-rf",version="1"') for k in values)
+          and any(k.startswith('timbre_model_info{task="recommend"') for k in values), "model versions exposed")
+    check(values.get("timbre_process_resident_memory_bytes", 0) > 1e6 and values.get("timbre_catalog_tracks") == 2000,
+          "process memory and catalog size")
 
 
 def access_log_checks(path):
