@@ -39,7 +39,6 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
     }
     while (end && end < req->body + req->body_len && strchr(" \t\r\n", *end))
         end++;
-    const char *dup;
     if (end != req->body + req->body_len) {
         cJSON_Delete(root);
         return bad(req, NULL, "unexpected bytes after the JSON value");
@@ -48,18 +47,27 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
         cJSON_Delete(root);
         return bad(req, NULL, "request body must be a JSON object");
     }
-    if (cJSON_GetArraySize(root) > TB_MAX_KEYS) {
-        cJSON_Delete(root);
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
-                       "the request object has more keys than the limit of %d", TB_MAX_KEYS);
-        return 1;
-    }
-    if (has_duplicate_keys(root, &dup)) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "key '%.64s' appears twice", dup);
+    if (tb_input_check_object(req, root)) {
         cJSON_Delete(root);
         return 1;
     }
     *ret_root = root;
+    return 0;
+}
+
+int tb_input_check_object(tb_request *req, const cJSON *obj) {
+    const char *dup;
+    if (!cJSON_IsObject(obj))
+        return bad(req, NULL, "a request must be a JSON object");
+    if (cJSON_GetArraySize(obj) > TB_MAX_KEYS) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+                       "the request object has more keys than the limit of %d", TB_MAX_KEYS);
+        return 1;
+    }
+    if (has_duplicate_keys(obj, &dup)) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "key '%.64s' appears twice", dup);
+        return 1;
+    }
     return 0;
 }
 

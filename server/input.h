@@ -10,6 +10,8 @@
 
 /* The body as one JSON object (trailing bytes, other types, duplicate keys are errors). */
 int tb_input_parse_object(tb_request *req, cJSON **ret_root);
+/* An object within the key limit and without duplicate keys. */
+int tb_input_check_object(tb_request *req, const cJSON *obj);
 /* Rejects any key of obj not in `allowed` (NULL-terminated). `where` prefixes the field name. */
 int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *allowed, const char *where);
 

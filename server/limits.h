@@ -2,7 +2,9 @@
 #ifndef TB_SERVER_LIMITS_H
 #define TB_SERVER_LIMITS_H
 
-#define TB_MAX_BODY_BYTES (64 * 1024)     /* JSON request body, default for prediction routes */
+#define TB_MAX_BODY_BYTES (64 * 1024)     /* JSON request body of a single-track route */
+#define TB_MAX_BATCH_BODY_BYTES (1024 * 1024) /* body of a route that takes batches */
+#define TB_MAX_BATCH_ROWS 1000            /* instances in one batch */
 #define TB_MAX_TRACK_ID_BYTES 128         /* a track id in a request */
 #define TB_MAX_FEATURE_NAME_BYTES 64      /* a key inside "features" */
 #define TB_MAX_KEYS 256                   /* keys in one JSON object of a request */

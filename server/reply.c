@@ -72,10 +72,20 @@ enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    char prefixed[1100], full_field[160];
+    if (req->error_prefix[0]) {
+        /* A batch instance: "instances[3].tempo" and "instances[3]: <message>". */
+        snprintf(prefixed, sizeof prefixed, "%s: %s", req->error_prefix, message);
+        if (field && field[0])
+            snprintf(full_field, sizeof full_field, "%s.%.120s", req->error_prefix, field);
+        else
+            snprintf(full_field, sizeof full_field, "%s", req->error_prefix);
+        field = full_field;
+    }
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
+    cJSON_AddStringToObject(err, "message", req->error_prefix[0] ? prefixed : message);
     if (field && field[0])
         cJSON_AddStringToObject(err, "field", field);
     char *text = cJSON_PrintUnformatted(root);

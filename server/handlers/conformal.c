@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../batch.h"
 #include "../input.h"
 #include "../limits.h"
 #include "../reply.h"
@@ -64,20 +65,13 @@ static int randomizer(struct tb_request *req, const cJSON *root, double *u) {
     return 0;
 }
 
-enum MHD_Result tb_handle_genre_set(struct tb_request *req) {
+static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "alpha", "method", "mondrian", "randomized", "seed",
                                        NULL};
     const tb_served_model *m = req->state->genre;
-    cJSON *root = NULL, *imputed = NULL;
-    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
-    if (!m)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published genre model is loaded");
     const tb_predictor *p = m->predictor;
-    if (!p->calibration)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
-                              "the published genre model has no calibration (trained with --calibration-fraction 0)");
-    if (tb_input_parse_object(req, &root))
-        return req->result;
+    cJSON *imputed = NULL;
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
     double alpha, u = 1.0;
     int mondrian, randomized;
     tb_set_method method = TB_SET_LAC;
@@ -170,9 +164,17 @@ enum MHD_Result tb_handle_genre_set(struct tb_request *req) {
     cJSON_AddStringToObject(model, "name", m->name);
     cJSON_AddNumberToObject(model, "version", m->version);
     free(proba), free(class_q), free(in_set), free(order);
-    cJSON_Delete(root);
-    return tb_reply_json(req, MHD_HTTP_OK, o);
+    return o;
 done:
-    cJSON_Delete(root);
-    return req->result;
+    return NULL;
+}
+
+enum MHD_Result tb_handle_genre_set(struct tb_request *req) {
+    const tb_served_model *m = req->state->genre;
+    if (!m)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published genre model is loaded");
+    if (!m->predictor->calibration)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+                              "the published genre model has no calibration (trained with --calibration-fraction 0)");
+    return tb_run_single_or_batch(req, genre_set_one);
 }

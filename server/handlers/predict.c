@@ -1,9 +1,11 @@
 /* POST /v1/genre and POST /v1/popularity: one track's features (or a catalog id) in, the
- * prediction out, with the features that had to be imputed. */
+ * prediction out, with the features that had to be imputed; or a batch of such requests as
+ * {"instances": [...]} (server/batch.c). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../batch.h"
 #include "../input.h"
 #include "../limits.h"
 #include "../reply.h"
@@ -32,23 +34,19 @@ static void add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const
     cJSON_AddNumberToObject(model, "version", m->version);
 }
 
-enum MHD_Result tb_handle_genre(struct tb_request *req) {
+static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     const tb_served_model *m = req->state->genre;
-    cJSON *root = NULL, *imputed = NULL;
+    cJSON *imputed = NULL;
     double raw[1024], *proba;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1];
-    if (model_or_503(req, m, "genre") || tb_input_parse_object(req, &root))
-        return req->result;
     const tb_predictor *p = m->predictor;
-    if (tb_input_model_input(req, root, p, raw, &imputed, track_id)) {
-        cJSON_Delete(root);
-        return req->result;
-    }
-    cJSON_Delete(root);
+    if (tb_input_model_input(req, root, p, raw, &imputed, track_id))
+        return NULL;
     size_t k = p->n_classes;
     if (!(proba = malloc(k * sizeof *proba))) {
         cJSON_Delete(imputed);
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return NULL;
     }
     tb_predictor_predict(p, raw, proba);
     /* Top classes by probability, ties to the lower class index (the argmax rule). */
@@ -75,18 +73,22 @@ enum MHD_Result tb_handle_genre(struct tb_request *req) {
     }
     free(proba);
     add_common(o, m, imputed, track_id);
-    return tb_reply_json(req, MHD_HTTP_OK, o);
+    return o;
 }
 
-enum MHD_Result tb_handle_popularity(struct tb_request *req) {
+enum MHD_Result tb_handle_genre(struct tb_request *req) {
+    if (model_or_503(req, req->state->genre, "genre"))
+        return req->result;
+    return tb_run_single_or_batch(req, genre_one);
+}
+
+static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "alpha", "interval_method", NULL};
     const tb_served_model *m = req->state->popularity;
-    cJSON *root = NULL, *imputed = NULL;
+    cJSON *imputed = NULL;
     double raw[1024], value, alpha = 0.0;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
     tb_interval_method method = TB_INTERVAL_NORMALIZED;
-    if (model_or_503(req, m, "popularity") || tb_input_parse_object(req, &root))
-        return req->result;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "alpha");
     const cJSON *mj = cJSON_GetObjectItemCaseSensitive(root, "interval_method");
     int failed = tb_input_only_keys(req, root, keys, "") || (a && tb_input_alpha(req, root, &alpha));
@@ -105,9 +107,8 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req) {
                         "the published popularity model has no calibration (trained with --calibration-fraction 0)");
     if (!failed)
         failed = tb_input_features(req, root, m->predictor->pipeline, raw, &imputed, track_id);
-    cJSON_Delete(root);
     if (failed)
-        return req->result;
+        return NULL;
     const tb_predictor *p = m->predictor;
     tb_predictor_predict(p, raw, &value);
     cJSON *o = cJSON_CreateObject();
@@ -130,5 +131,11 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req) {
                                                 "the whole 0-100 range");
     }
     add_common(o, m, imputed, track_id);
-    return tb_reply_json(req, MHD_HTTP_OK, o);
+    return o;
+}
+
+enum MHD_Result tb_handle_popularity(struct tb_request *req) {
+    if (model_or_503(req, req->state->popularity, "popularity"))
+        return req->result;
+    return tb_run_single_or_batch(req, popularity_one);
 }

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -219,6 +220,7 @@ def run(a, data, tmp):
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
         conformal_checks(c, header, catalog_row)
+        batch_checks(c, header, catalog_row)
         metrics_checks(c)
         track_checks(c, db)
     finally:
@@ -322,6 +324,40 @@ def cors_and_openapi_checks(c):
           and "post" in b["paths"]["/v1/genre/set"], f"openapi.json {s}")
     s, b, _ = c.request("GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
     check(s == 200, "request through a proxy")
+
+
+def batch_checks(c, header, catalog_row):
+    col = {name: i for i, name in enumerate(header)}
+    tid = catalog_row[col["instance_id"]]
+    singles = [{"track_id": tid}, {"features": {"tempo": 120, "energy": 0.9}}, {"features": {"danceability": 0.3}}]
+    s, b, _ = c.post("/v1/genre", {"instances": singles})
+    expected = [c.post("/v1/genre", one)[1] for one in singles]
+    check(s == 200 and b["predictions"] == expected, f"genre batch equals single requests {s}")
+    s, b, _ = c.post("/v1/popularity", {"instances": [dict(one, alpha=0.1) for one in singles]})
+    expected = [c.post("/v1/popularity", dict(one, alpha=0.1))[1] for one in singles]
+    check(s == 200 and b["predictions"] == expected, f"popularity batch with intervals {s}")
+    s, b, _ = c.post("/v1/genre/set", {"instances": [dict(one, alpha=0.2) for one in singles]})
+    expected = [c.post("/v1/genre/set", dict(one, alpha=0.2))[1] for one in singles]
+    check(s == 200 and b["predictions"] == expected, f"genre set batch {s}")
+    many = [{"features": {"tempo": 60 + i}} for i in range(1000)]
+    s, b, _ = c.post("/v1/genre", {"instances": many})
+    check(s == 200 and len(b["predictions"]) == 1000, f"a batch of 1000 rows {s}")
+    for body, field, what in (
+            ({"instances": many + [{"features": {}}]}, "instances", "1001 rows"),
+            ({"instances": []}, "instances", "empty batch"),
+            ({"instances": {"features": {}}}, "instances", "instances not a list"),
+            ({"instances": singles, "alpha": 0.1}, "alpha", "a key beside instances"),
+            ({"instances": [singles[0], {"features": {"tempo": "fast"}}]}, "instances[1].tempo", "bad feature in row 1"),
+            ({"instances": [singles[0], singles[1], 7]}, "instances[2]", "a row that is not an object"),
+            ({"instances": [{"track_id": tid, "track_id2": 1}]}, "instances[0].track_id2", "unknown key in a row")):
+        s, b, _ = c.post("/v1/genre", body)
+        check(is_error(s, b, "bad_request", 400, field), f"batch error, {what}: {s} {b}")
+    s, b, _ = c.post("/v1/genre", {"instances": [singles[0], {"features": {"tempo": "fast"}}]})
+    check(s == 400 and b["error"]["message"].startswith("instances[1]: "), "batch error message names the row")
+    s, b, _ = c.post("/v1/genre", {"instances": [{"track_id": "no-such"}]})
+    check(is_error(s, b, "not_found", 404, "instances[0].track_id"), f"unknown id in a batch {s} {b}")
+    s, b, _ = c.post("/v1/genre/set", {"instances": [{"track_id": tid, "alpha": 3}]})
+    check(is_error(s, b, "bad_request", 400, "instances[0].alpha"), f"bad alpha in a set batch {s} {b}")
 
 
 def metrics_checks(c):
@@ -703,8 +739,22 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     check(is_error(s, b, "unsupported_media_type", 415), f"wrong content type {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}}')
     check(is_error(s, b, "unsupported_media_type", 415), f"no content type {s} {b}")
-    big = b'{"features": {"tempo": 1' + b" " * (70 * 1024) + b"}}"
-    s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"})
+    big = b'{"features": {"tempo": 1' + b" " * (1100 * 1024) + b"}}"
+    # A declared length over the limit is refused before the body is read: send only the headers
+    # and the first bytes, as a client would before the server's early 413 arrives.
+    sock = socket.create_connection(("127.0.0.1", c.port), timeout=30)
+    sock.sendall(b"POST /v1/genre HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(big) + big[:1024])
+    reply = b""
+    while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+        part = sock.recv(65536)
+        if not part:
+            break
+        reply += part
+    sock.close()
+    head, _, text = reply.partition(b"\r\n\r\n")
+    s = int(head.split()[1]) if head else 0
+    b = json.loads(text) if text.strip() else None
     check(is_error(s, b, "too_large", 413), f"body over the limit {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"}, chunked=True)
     check(is_error(s, b, "too_large", 413), f"chunked body over the limit {s} {b}")
