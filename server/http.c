@@ -79,6 +79,7 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
                                   tb_request *req) {
     char allow[sizeof req->allow];
     snprintf(req->method, sizeof req->method, "%s", method);
+    req->v2_errors = strncmp(url, "/v2/", 4) == 0;
     snprintf(req->path, sizeof req->path, "%s", url);
     const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
     snprintf(req->forwarded_for, sizeof req->forwarded_for, "%s", xff ? xff : "");

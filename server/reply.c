@@ -21,6 +21,18 @@ cJSON *tb_json_number(double v) {
     return cJSON_CreateRaw(buf);
 }
 
+cJSON *tb_json_float(float v) {
+    if (!isfinite(v))
+        return NULL;
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
 /* Queues resp with the common headers and records the outcome in req; consumes resp. */
 static enum MHD_Result queue_typed(tb_request *req, unsigned http_status, struct MHD_Response *resp,
                                    const char *content_type) {
@@ -83,11 +95,15 @@ enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char
         field = full_field;
     }
     cJSON *root = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", req->error_prefix[0] ? prefixed : message);
-    if (field && field[0])
-        cJSON_AddStringToObject(err, "field", field);
+    if (req->v2_errors) {
+        cJSON_AddStringToObject(root, "error", req->error_prefix[0] ? prefixed : message);
+    } else {
+        cJSON *err = cJSON_AddObjectToObject(root, "error");
+        cJSON_AddStringToObject(err, "code", code);
+        cJSON_AddStringToObject(err, "message", req->error_prefix[0] ? prefixed : message);
+        if (field && field[0])
+            cJSON_AddStringToObject(err, "field", field);
+    }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) {

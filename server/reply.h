@@ -14,6 +14,9 @@ struct tb_request;
  * the shortest of %.15g, %.16g, %.17g that round-trips. NULL for a non-finite v. */
 cJSON *tb_json_number(double v);
 
+/* The same for an FP32 value: the shortest of %.6g..%.9g that reads back to exactly v. */
+cJSON *tb_json_float(float v);
+
 /* Sends `body` (consumed: deleted here) with `http_status`. */
 enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSON *body);
 /* Sends the error object. `code` e.g. "bad_request"; field may be NULL. */

@@ -31,6 +31,7 @@ typedef struct tb_request {
     char path[256];
     char forwarded_for[128]; /* X-Forwarded-For as received, "" when absent */
     char cors_origin[256]; /* Access-Control-Allow-Origin to send ("" = none) */
+    int v2_errors;         /* Open Inference Protocol route: errors as {"error": "message"} */
     char error_prefix[32]; /* "instances[3]" while a batch instance runs: errors name it */
 } tb_request;
 

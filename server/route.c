@@ -19,6 +19,11 @@ const tb_route tb_routes[] = {
     {"POST", "/v1/recommend", tb_handle_recommend, TB_MAX_BODY_BYTES},
     {"GET", "/v1/tracks", tb_handle_tracks_search, 0},
     {"GET", "/v1/tracks/{id}", tb_handle_track, 0},
+    {"GET", "/v2/health/live", tb_handle_v2_live, 0},
+    {"GET", "/v2/health/ready", tb_handle_v2_ready, 0},
+    {"GET", "/v2/models/{name}", tb_handle_v2_model, 0},
+    {"GET", "/v2/models/{name}/ready", tb_handle_v2_model_ready, 0},
+    {"POST", "/v2/models/{name}/infer", tb_handle_v2_infer, TB_MAX_BATCH_BODY_BYTES},
 };
 const size_t tb_n_routes = sizeof tb_routes / sizeof tb_routes[0];
 

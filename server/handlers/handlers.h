@@ -23,6 +23,12 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req);
 enum MHD_Result tb_handle_genre_set(struct tb_request *req);
 /* "alpha" of a request (default TB_DEFAULT_ALPHA): a number in (0, 1), else a 400 reply and 1. */
 int tb_input_alpha(struct tb_request *req, const cJSON *root, double *alpha);
+/* kserve.c (Open Inference Protocol) */
+enum MHD_Result tb_handle_v2_live(struct tb_request *req);
+enum MHD_Result tb_handle_v2_ready(struct tb_request *req);
+enum MHD_Result tb_handle_v2_model(struct tb_request *req);
+enum MHD_Result tb_handle_v2_model_ready(struct tb_request *req);
+enum MHD_Result tb_handle_v2_infer(struct tb_request *req);
 /* metrics.c */
 enum MHD_Result tb_handle_metrics(struct tb_request *req);
 /* openapi.c */

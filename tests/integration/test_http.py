@@ -221,6 +221,7 @@ def run(a, data, tmp):
         recommend_checks(c, db, header, catalog_row)
         conformal_checks(c, header, catalog_row)
         batch_checks(c, header, catalog_row)
+        kserve_checks(c, header, predict_rows)
         metrics_checks(c)
         track_checks(c, db)
     finally:
@@ -358,6 +359,74 @@ def batch_checks(c, header, catalog_row):
     check(is_error(s, b, "not_found", 404, "instances[0].track_id"), f"unknown id in a batch {s} {b}")
     s, b, _ = c.post("/v1/genre/set", {"instances": [{"track_id": tid, "alpha": 3}]})
     check(is_error(s, b, "bad_request", 400, "instances[0].alpha"), f"bad alpha in a set batch {s} {b}")
+
+
+KEY_NUMBER = {k: i for i, k in enumerate(["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])}
+
+
+def numeric_value(name, text):
+    """A CSV cell as a number for a numeric-only protocol (None = missing)."""
+    if text in ("?", ""):
+        return None
+    if name == "key" and text in KEY_NUMBER:
+        return float(KEY_NUMBER[text])
+    if name == "mode" and text in ("Major", "Minor"):
+        return 1.0 if text == "Major" else 0.0
+    return float(text)
+
+
+def kserve_checks(c, header, predict_rows):
+    s, b, _ = c.request("GET", "/v2/health/live")
+    check(s == 200 and b == {"live": True}, f"v2 live {s} {b}")
+    s, b, _ = c.request("GET", "/v2/health/ready")
+    check(s == 200 and b == {"ready": True}, f"v2 ready {s} {b}")
+    s, meta, _ = c.request("GET", "/v2/models/genre")
+    features = meta["inputs"][0]["parameters"]["features"] if s == 200 else []
+    check(s == 200 and meta["name"] == "genre-rf" and meta["versions"] == ["1"] and len(features) == 13
+          and meta["inputs"][0]["shape"] == [-1, 13] and meta["outputs"][0]["shape"] == [-1, 10], f"v2 metadata {s} {meta}")
+    s, b, _ = c.request("GET", "/v2/models/genre-rf/ready")
+    check(s == 200 and b == {"name": "genre-rf", "ready": True}, f"v2 model ready {s} {b}")
+    s, b, _ = c.request("GET", "/v2/models/nope")
+    check(s == 404 and isinstance(b.get("error"), str), f"v2 unknown model {s} {b}")
+    col = {name: i for i, name in enumerate(header)}
+    rows = predict_rows[:4]
+    data = [[numeric_value(f, r[col[f]]) for f in features] for r in rows]
+    s, b, _ = c.post("/v2/models/genre/infer", {"id": "q1", "inputs": [{"name": "input", "shape": [len(rows), 13],
+                                                                       "datatype": "FP32", "data": data}]})
+    ok = s == 200 and b["model_name"] == "genre-rf" and b["id"] == "q1" and b["outputs"][0]["shape"] == [len(rows), 10]
+    if ok:
+        probs, labels = b["outputs"][0]["data"], b["outputs"][1]["data"]
+        classes = c.request("GET", "/v1/models")[1]["models"][0]["classes"]
+        for i, r in enumerate(rows):
+            one = c.post("/v1/genre", {"features": {f: feature_value(r[col[f]]) for f in features}})[1]
+            ok &= labels[i] == one["genre"]
+            for e in one["probabilities"]:
+                ok &= abs(probs[i * 10 + classes.index(e["genre"])] - e["probability"]) < 1e-6
+    check(ok, f"v2 infer equals /v1/genre: {s} {b if s != 200 else ''}")
+    flat = [v for row in data for v in row]
+    s, b, _ = c.post("/v2/models/popularity/infer", {"inputs": [{"name": "input", "shape": [len(rows), 13],
+                                                               "datatype": "FP64", "data": flat}]})
+    check(s == 400, "popularity takes 12 features, not 13")
+    pdata = [[numeric_value(f, r[col[f]]) for f in features if f != "popularity"] for r in rows]
+    s, b, _ = c.post("/v2/models/popularity/infer", {"inputs": [{"name": "input", "shape": [len(rows), 12],
+                                                               "datatype": "FP64", "data": pdata}]})
+    check(s == 200 and b["outputs"][0]["name"] == "popularity" and b["outputs"][0]["shape"] == [len(rows)]
+          and len(b["outputs"][0]["data"]) == len(rows), f"v2 popularity {s} {b}")
+    base = {"name": "input", "shape": [1, 13], "datatype": "FP32", "data": data[0]}
+    for body, what in (({"inputs": [dict(base, shape=[1, 12])]}, "wrong shape"),
+                       ({"inputs": [dict(base, shape=[1001, 13])]}, "too many rows"),
+                       ({"inputs": [dict(base, data=data[0][:-1])]}, "short data"),
+                       ({"inputs": [dict(base, data=data[0] + [1.0])]}, "long data"),
+                       ({"inputs": [dict(base, data=["x"] * 13)]}, "non-numeric data"),
+                       ({"inputs": [dict(base, datatype="INT32")]}, "datatype"),
+                       ({"inputs": [base, base]}, "two tensors"),
+                       ({"inputs": []}, "no tensor"),
+                       ({"inputs": [base], "extra": 1}, "unknown key"),
+                       ({}, "no inputs")):
+        s, b, _ = c.post("/v2/models/genre/infer", body)
+        check(s == 400 and isinstance(b, dict) and isinstance(b.get("error"), str), f"v2 infer {what}: {s} {b}")
+    s, b, _ = c.post("/v2/models/nope/infer", {"inputs": [base]})
+    check(s == 404 and isinstance(b.get("error"), str), f"v2 infer unknown model {s} {b}")
 
 
 def metrics_checks(c):
