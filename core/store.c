@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -525,6 +526,35 @@ tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx) {
     }
     if (rc != SQLITE_DONE)
         st = db_error(s, "reading the catalog");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    size_t len = 0;
+    buf[0] = '\0';
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT task, id FROM models WHERE published = 1 ORDER BY task", -1, &stmt, NULL) !=
+        SQLITE_OK) {
+        st = db_error(s, "reading the published models");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int n = snprintf(buf + len, size - len, "%s:%lld;", (const char *)sqlite3_column_text(stmt, 0),
+                         (long long)sqlite3_column_int64(stmt, 1));
+        if (n < 0 || (size_t)n >= size - len) {
+            st = tb_error(TB_INVALID, "published-model fingerprint longer than %zu bytes", size);
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    if (rc != SQLITE_DONE)
+        st = db_error(s, "reading the published models");
 out:
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);

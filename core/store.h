@@ -57,6 +57,9 @@ tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors,
 
 /* The published model of `task`, blob included. TB_NOT_FOUND when there is none. */
 tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret);
+/* "task:id;" for each published model, tasks in order ("genre:3;popularity:4;"): changes exactly
+ * when a model is published. For watching the database. */
+tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size);
 /* Every model row without blobs, newest first; published_only filters. Caller frees each
  * record (tb_model_record_clear) and the array. */
 tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record **ret, size_t *ret_n);

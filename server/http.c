@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,40 @@
 #include "request.h"
 #include "route.h"
 
+/* A served state with the count of its users: the server's "current" pointer is one, each request
+ * that began on it another. */
+typedef struct snapshot {
+    tb_server_state *state;
+    long users;
+} snapshot;
+
 struct tb_http {
     struct MHD_Daemon *daemon;
-    const tb_server_state *state;
+    pthread_mutex_t lock; /* guards current and users: held for a few instructions per request */
+    snapshot *current;
     uint16_t port;
     char *cors_origins; /* copy of the option, or NULL */
     int access_log;
     tb_metrics *metrics;
 };
+
+static snapshot *acquire(tb_http *h) {
+    pthread_mutex_lock(&h->lock);
+    snapshot *s = h->current;
+    s->users++;
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
+
+static void release(tb_http *h, snapshot *s) {
+    pthread_mutex_lock(&h->lock);
+    long left = --s->users;
+    pthread_mutex_unlock(&h->lock);
+    if (left == 0) {
+        tb_server_state_free(s->state);
+        free(s);
+    }
+}
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -135,7 +162,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req)
             return MHD_NO;
         req->conn = conn;
-        req->state = h->state;
+        req->snapshot = acquire(h);
+        req->state = ((snapshot *)req->snapshot)->state;
         req->metrics = h->metrics;
         tb_metrics_start(h->metrics);
         req->start = now_seconds();
@@ -220,7 +248,7 @@ static void access_log_line(struct MHD_Connection *conn, const tb_request *req, 
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    const tb_http *h = cls;
+    tb_http *h = cls;
     tb_request *req = *con_cls;
     if (!req)
         return;
@@ -228,12 +256,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     tb_metrics_finish(h->metrics, req->route ? (long)(req->route - tb_routes) : -1, req->status, seconds);
     if (h->access_log)
         access_log_line(conn, req, seconds * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    release(h, req->snapshot);
     free(req->body);
     free(req);
     *con_cls = NULL;
 }
 
-tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state, tb_http **ret) {
+tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_http **ret) {
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -247,16 +276,22 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
         v6->sin6_port = htons(opt->port);
         flags |= MHD_USE_IPv6;
     } else {
+        tb_server_state_free(state);
         return tb_error(TB_INVALID, "--listen: '%s' is not a numeric IPv4 or IPv6 address", opt->host);
     }
     tb_http *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h || !(h->current = calloc(1, sizeof *h->current))) {
+        free(h);
+        tb_server_state_free(state);
         return tb_error(TB_NOMEM, "out of memory");
-    h->state = state;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    h->current->state = state;
+    h->current->users = 1;
     h->access_log = opt->access_log;
     if ((opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) || !(h->metrics = tb_metrics_new())) {
-        free(h->cors_origins);
-        free(h);
+        h->daemon = NULL;
+        tb_http_stop(h);
         return tb_error(TB_NOMEM, "out of memory");
     }
     h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
@@ -268,9 +303,7 @@ tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                  MHD_OPTION_END);
     if (!h->daemon) {
-        free(h->cors_origins);
-        tb_metrics_free(h->metrics);
-        free(h);
+        tb_http_stop(h);
         return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -284,9 +317,35 @@ uint16_t tb_http_port(const tb_http *h) { return h->port; }
 tb_http *tb_http_stop(tb_http *h) {
     if (!h)
         return NULL;
-    MHD_stop_daemon(h->daemon);
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon); /* waits for in-flight requests, which release their snapshots */
+    release(h, h->current);
+    pthread_mutex_destroy(&h->lock);
     free(h->cors_origins);
     tb_metrics_free(h->metrics);
     free(h);
     return NULL;
 }
+
+void tb_http_swap_state(tb_http *h, tb_server_state *state) {
+    snapshot *fresh = calloc(1, sizeof *fresh);
+    if (!fresh) { /* keep serving the old state rather than fail the server */
+        tb_server_state_free(state);
+        return;
+    }
+    fresh->state = state;
+    fresh->users = 1;
+    pthread_mutex_lock(&h->lock);
+    snapshot *old = h->current;
+    h->current = fresh;
+    pthread_mutex_unlock(&h->lock);
+    release(h, old);
+}
+
+void tb_http_with_state(tb_http *h, void (*fn)(const tb_server_state *state, void *ctx), void *ctx) {
+    snapshot *s = acquire(h);
+    fn(s->state, ctx);
+    release(h, s);
+}
+
+void tb_http_count_reload(tb_http *h, int ok) { tb_metrics_count_reload(h->metrics, ok); }

@@ -19,11 +19,18 @@ typedef struct tb_http_options {
 
 typedef struct tb_http tb_http;
 
-/* Starts serving `state` (borrowed: it must outlive the server). */
-tb_status tb_http_start(const tb_http_options *opt, const tb_server_state *state, tb_http **ret);
+/* Starts serving `state`, which the server then owns (also on failure). */
+tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_http **ret);
+/* Serves `state` (owned from here) to every request that starts from now on; requests already
+ * running finish on the state they began with, which is freed when the last of them ends. */
+void tb_http_swap_state(tb_http *h, tb_server_state *state);
+/* Calls fn with the current state (kept alive for the call; fn must not keep it). */
+void tb_http_with_state(tb_http *h, void (*fn)(const tb_server_state *state, void *ctx), void *ctx);
+/* Counts a reload attempt for GET /metrics. */
+void tb_http_count_reload(tb_http *h, int ok);
 /* The port actually bound. */
 uint16_t tb_http_port(const tb_http *h);
-/* Stops accepting, lets in-flight requests finish, frees. Accepts NULL. */
+/* Stops accepting, lets in-flight requests finish, frees (the state too). Accepts NULL. */
 tb_http *tb_http_stop(tb_http *h);
 
 #endif

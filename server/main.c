@@ -1,11 +1,14 @@
 /* timbre-serve: loads the published models from the database and answers JSON over HTTP until
- * SIGINT or SIGTERM. */
+ * SIGINT or SIGTERM. SIGHUP (and, with --watch, a newly published model) reloads them off the
+ * request path: a new state that loads and validates replaces the old one for new requests; one
+ * that does not is logged and the old one keeps serving. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -17,7 +20,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: timbre-serve [--db timbre.db] [--listen 127.0.0.1:8080] [--threads N]\n"
                "                    [--max-connections N] [--max-connections-per-ip N] [--timeout S]\n"
                "                    [--log-level debug|info|warn|error] [--port-file FILE]\n"
-               "                    [--cors-origin ORIGIN]... [--no-access-log]\n"
+               "                    [--cors-origin ORIGIN]... [--no-access-log] [--watch S]\n"
                "\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
@@ -26,7 +29,9 @@ static void usage(FILE *f) {
                "  --cors-origin O      let web pages from origin O (e.g. https://app.example.com;\n"
                "                       repeatable or comma-separated; * for any) call the API;\n"
                "                       OPTIONS preflights are always answered\n"
-               "  --no-access-log      no JSON line per request on stderr\n");
+               "  --no-access-log      no JSON line per request on stderr\n"
+               "  --watch S            every S seconds, reload when the database holds a newly\n"
+               "                       published model (SIGHUP reloads at any time)\n");
 }
 
 static int parse_uint(const char *flag, const char *s, unsigned long max, unsigned long *ret) {
@@ -67,17 +72,79 @@ static int parse_listen(const char *s, char *host, unsigned long *port) {
     return parse_uint("--listen port", colon + 1, 65535, port);
 }
 
+static void describe(const tb_server_state *s, const char *what) {
+    tb_log(TB_LOG_INFO, "%s models: genre %s v%d, popularity %s v%d, recommend %s v%d (%zu catalog tracks)", what,
+           s->genre ? s->genre->name : "-", s->genre ? s->genre->version : 0,
+           s->popularity ? s->popularity->name : "-", s->popularity ? s->popularity->version : 0,
+           s->recommend ? s->recommend->name : "-", s->recommend ? s->recommend->version : 0, s->catalog->n);
+}
+
+/* Loads and validates the database's published models off the request path, then swaps them in;
+ * on any failure the current models keep serving. */
+static int reload(tb_http *http, const char *db, const char *why) {
+    tb_server_state *fresh = NULL;
+    if (tb_server_state_load(db, &fresh) != TB_OK) {
+        tb_log(TB_LOG_ERROR, "reload (%s) refused, still serving the previous models: %s", why, tb_error_message());
+        tb_http_count_reload(http, 0);
+        return 0;
+    }
+    describe(fresh, "reloaded");
+    tb_http_swap_state(http, fresh);
+    tb_http_count_reload(http, 1);
+    return 1;
+}
+
+/* The current state's published ids, as tb_store_published_fingerprint writes them. */
+static void state_fingerprint(const tb_server_state *s, void *ctx) {
+    char *buf = ctx;
+    size_t len = 0;
+    const char *tasks[3] = {"genre", "popularity", "recommend"};
+    long long ids[3] = {s->genre ? (long long)s->genre->id : -1, s->popularity ? (long long)s->popularity->id : -1,
+                        s->recommend ? (long long)s->recommend->id : -1};
+    buf[0] = '\0';
+    for (int i = 0; i < 3; i++)
+        if (ids[i] >= 0)
+            len += (size_t)snprintf(buf + len, 256 - len, "%s:%lld;", tasks[i], ids[i]);
+}
+
+typedef struct watch_check {
+    char fingerprint[256];
+    int failed;
+} watch_check;
+
+static void db_fingerprint(const tb_server_state *s, void *ctx) {
+    watch_check *w = ctx;
+    w->failed = tb_store_published_fingerprint(s->store, w->fingerprint, sizeof w->fingerprint) != TB_OK;
+}
+
+/* Whether the database's published models differ from the ones being served and from a set that
+ * already failed to load (retried only once the database changes again); fp gets the database's. */
+static int newly_published(tb_http *http, const char *last_failed, char *fp) {
+    char serving[256];
+    watch_check now = {{0}, 0};
+    tb_http_with_state(http, state_fingerprint, serving);
+    tb_http_with_state(http, db_fingerprint, &now);
+    if (now.failed) {
+        tb_log(TB_LOG_WARN, "--watch: cannot read the database: %s", tb_error_message());
+        return 0;
+    }
+    memcpy(fp, now.fingerprint, sizeof now.fingerprint);
+    return strcmp(serving, fp) != 0 && strcmp(last_failed, fp) != 0;
+}
+
 int main(int argc, char **argv) {
-    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS };
+    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-connections-per-ip", required_argument, 0, O_PERIP}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"log-level", required_argument, 0, O_LOG}, {"port-file", required_argument, 0, O_PORTFILE},
         {"cors-origin", required_argument, 0, O_CORS}, {"no-access-log", no_argument, 0, O_NO_ACCESS},
+        {"watch", required_argument, 0, O_WATCH},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
+    unsigned watch_s = 0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     tb_http_options hopt = {
         .threads = cores > 0 ? (unsigned)cores : 2,
@@ -128,6 +195,13 @@ int main(int argc, char **argv) {
         }
         case O_PORTFILE: port_file = optarg; break;
         case O_NO_ACCESS: hopt.access_log = 0; break;
+        case O_WATCH:
+            if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {
+                tb_log(TB_LOG_ERROR, "--watch must be from 1 to 86400 seconds");
+                return 2;
+            }
+            watch_s = (unsigned)v;
+            break;
         case O_CORS: {
             size_t n = strlen(optarg);
             if (n == 0 || strpbrk(optarg, " \t\r\n") || cors_len + n + 2 > sizeof cors) {
@@ -157,12 +231,13 @@ int main(int argc, char **argv) {
     hopt.host = host;
     hopt.port = (uint16_t)v;
 
-    /* Block the stop signals before any thread starts so only sigwait below receives them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* Block the signals before any thread starts so only the loop below receives them. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* Each request runs its BLAS calls on its own thread; a BLAS thread pool would only contend. */
@@ -175,10 +250,10 @@ int main(int argc, char **argv) {
     }
     if (!state->genre && !state->popularity && !state->recommend)
         tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
+    describe(state, "serving");
     tb_http *http = NULL;
-    if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) {
+    if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) { /* the server owns state from here */
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
-        tb_server_state_free(state);
         return 1;
     }
     if (port_file) {
@@ -186,21 +261,34 @@ int main(int argc, char **argv) {
         if (!f || fprintf(f, "%u\n", tb_http_port(http)) < 0 || fclose(f) != 0) {
             tb_log(TB_LOG_ERROR, "cannot write --port-file %s", port_file);
             tb_http_stop(http);
-            tb_server_state_free(state);
             return 1;
         }
     }
-    tb_log(TB_LOG_INFO,
-           "listening on %s port %u with %u threads; models: genre %s v%d, popularity %s v%d, recommend %s v%d "
-           "(%zu catalog tracks)",
-           host, tb_http_port(http), hopt.threads, state->genre ? state->genre->name : "-",
-           state->genre ? state->genre->version : 0, state->popularity ? state->popularity->name : "-",
-           state->popularity ? state->popularity->version : 0, state->recommend ? state->recommend->name : "-",
-           state->recommend ? state->recommend->version : 0, state->catalog->n);
-    int sig;
-    sigwait(&stop, &sig);
-    tb_log(TB_LOG_INFO, "received %s: finishing in-flight requests and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    tb_log(TB_LOG_INFO, "listening on %s port %u with %u threads%s", host, tb_http_port(http), hopt.threads,
+           watch_s ? "; watching the database for new models" : "");
+    char last_failed[256] = "", fp[256];
+    for (;;) {
+        int sig;
+        if (watch_s) {
+            struct timespec wait = {(time_t)watch_s, 0};
+            sig = sigtimedwait(&signals, NULL, &wait);
+            if (sig < 0) {
+                if (errno == EAGAIN && newly_published(http, last_failed, fp) &&
+                    !reload(http, db, "a newly published model"))
+                    memcpy(last_failed, fp, sizeof fp);
+                continue;
+            }
+        } else if (sigwait(&signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            reload(http, db, "SIGHUP");
+            continue;
+        }
+        tb_log(TB_LOG_INFO, "received %s: finishing in-flight requests and stopping",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
     tb_http_stop(http);
-    tb_server_state_free(state);
     return 0;
 }

@@ -27,6 +27,7 @@ typedef struct route_counters {
 struct tb_metrics {
     route_counters routes[MAX_ROUTES];
     atomic_llong in_flight;
+    atomic_ullong reloads[2]; /* failed, ok */
 };
 
 tb_metrics *tb_metrics_new(void) {
@@ -39,6 +40,10 @@ tb_metrics *tb_metrics_new(void) {
 tb_metrics *tb_metrics_free(tb_metrics *m) {
     free(m);
     return NULL;
+}
+
+void tb_metrics_count_reload(tb_metrics *m, int ok) {
+    atomic_fetch_add_explicit(&m->reloads[ok ? 1 : 0], 1, memory_order_relaxed);
 }
 
 void tb_metrics_start(tb_metrics *m) { atomic_fetch_add_explicit(&m->in_flight, 1, memory_order_relaxed); }
@@ -173,6 +178,11 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state) {
     if (state->recommend)
         model_line(&t, "recommend", state->recommend->kind, state->recommend->name, state->recommend->version,
                    (long long)state->recommend->id);
+    put(&t, "# HELP timbre_reloads_total Model reloads (SIGHUP or --watch), by outcome.\n"
+            "# TYPE timbre_reloads_total counter\ntimbre_reloads_total{outcome=\"ok\"} %llu\n"
+            "timbre_reloads_total{outcome=\"failed\"} %llu\n",
+        atomic_load_explicit(&m->reloads[1], memory_order_relaxed),
+        atomic_load_explicit(&m->reloads[0], memory_order_relaxed));
     put(&t, "# HELP timbre_catalog_tracks Tracks in the loaded catalog.\n# TYPE timbre_catalog_tracks gauge\n"
             "timbre_catalog_tracks %zu\n", state->catalog ? state->catalog->n : (size_t)0);
     /* Resident memory from /proc/self/statm (pages); absent where there is no /proc. */

@@ -17,6 +17,9 @@ tb_metrics *tb_metrics_free(tb_metrics *m);
 void tb_metrics_start(tb_metrics *m);
 void tb_metrics_finish(tb_metrics *m, long route, unsigned status, double seconds);
 
+/* A reload attempt and its outcome. */
+void tb_metrics_count_reload(tb_metrics *m, int ok);
+
 /* The exposition text (caller frees), with the state's loaded models. NULL when out of memory. */
 char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state);
 

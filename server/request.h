@@ -15,6 +15,7 @@ typedef struct tb_request {
     struct MHD_Connection *conn;
     const tb_server_state *state;
     struct tb_metrics *metrics;
+    void *snapshot;        /* the served state this request holds (http.c) */
     const tb_route *route;
     char param[256];       /* the {param} path segment, if the route has one */
     char allow[64];        /* Allow header for a 405, else "" */

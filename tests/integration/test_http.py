@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import sqlite3
 import subprocess
 import sys
@@ -233,6 +234,8 @@ def run(a, data, tmp):
             rc = None
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
     access_log_checks(proc.log_path)
+
+    reload_checks(a, paths, db, tmp)
 
     # --- a database with only an uncalibrated genre model: what needs more says so ---
     proc, port = start_server(a.server, os.path.join(tmp, "nopop.db"), tmp)
@@ -474,6 +477,80 @@ def access_log_checks(path):
               for r in lines), "access log records X-Forwarded-For and the client address")
     check(any(r["method"] == "POST" and r["status"] == 400 and r["bytes"] > 0 for r in lines), "access log statuses")
     check(any(r["method"] == "OPTIONS" and r["status"] == 204 and r["bytes"] == 0 for r in lines), "preflights logged")
+
+
+def wait_for(fn, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def metric(c, name):
+    for line in open_metrics(c):
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def reload_checks(a, paths, db, tmp):
+    """Hot reload under load: SIGHUP, a newly published model picked up by --watch, and a broken
+    new model refused while the old one keeps serving; no request fails throughout."""
+    rdb = os.path.join(tmp, "reload.db")
+    shutil.copy(db, rdb)
+    proc, port = start_server(a.server, rdb, tmp, ("--watch", "1", "--no-access-log"))
+    check(port is not None, "reload server started")
+    if port is None:
+        return
+    c = Client(port)
+    statuses, stop = [], threading.Event()
+
+    def load():
+        lc = Client(port)
+        while not stop.is_set():
+            statuses.append(lc.post("/v1/genre", {"features": {"tempo": 100, "energy": 0.5}})[0])
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        version = lambda: c.request("GET", "/v1/models")[1]["models"][0]["version"]
+        proc.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: metric(c, 'timbre_reloads_total{outcome="ok"}') == 1), "SIGHUP reloaded")
+        check(version() == 1, "same version after SIGHUP")
+        t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", rdb, "--task", "genre", "--model", "rf",
+                            "--trees", "5", "--threads", "1", "--log-level", "warn"], capture_output=True, text=True,
+                           timeout=120)
+        check(t.returncode == 0, f"retrain into the served database: {t.stderr[-500:]}")
+        check(wait_for(lambda: version() == 2), "--watch picked up version 2")
+        check(any(l.startswith('timbre_model_info{task="genre",kind="rf",name="genre-rf",version="2"')
+                  for l in open_metrics(c)), "metrics show version 2")
+        with sqlite3.connect(rdb) as con:
+            con.execute("UPDATE models SET published = 0 WHERE task = 'genre'")
+            con.execute("INSERT INTO models (task, kind, name, version, feature_schema, blob, published) "
+                        "VALUES ('genre', 'rf', 'genre-rf', 3, '[]', CAST('XXXXbroken' AS BLOB), 1)")
+        check(wait_for(lambda: metric(c, 'timbre_reloads_total{outcome="failed"}') == 1), "broken model refused")
+        time.sleep(2.5)  # --watch does not retry the same broken set
+        check(metric(c, 'timbre_reloads_total{outcome="failed"}') == 1, "a failed set is not retried")
+        check(version() == 2, "version 2 keeps serving after a refused reload")
+    finally:
+        stop.set()
+        worker.join()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    bad = [s for s in statuses if s != 200]
+    check(len(statuses) > 50 and not bad, f"no failed request during reloads: {len(statuses)} sent, {len(bad)} not 200")
+    log = open(proc.log_path).read()
+    check("reload (a newly published model) refused, still serving the previous models" in log, "refusal logged")
+
+
+def open_metrics(c):
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return text.splitlines()
 
 
 def index_from_db(db):
