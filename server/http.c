@@ -300,6 +300,9 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
                                  MHD_OPTION_CONNECTION_LIMIT, opt->connection_limit,
                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->per_ip_limit,
                                  MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
+                                 /* Per-connection buffer: bounds the request line and headers; MHD
+                                    also clears it for every request, so bigger costs time. */
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)opt->max_header_bytes,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                  MHD_OPTION_END);
     if (!h->daemon) {

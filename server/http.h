@@ -13,6 +13,7 @@ typedef struct tb_http_options {
     uint16_t port;           /* 0: any free port (see tb_http_port) */
     unsigned threads;        /* thread-pool size */
     unsigned connection_limit, per_ip_limit, timeout_s;
+    unsigned max_header_bytes; /* request line + headers (libmicrohttpd's per-connection buffer) */
     const char *cors_origins; /* NULL: no CORS headers; "*": any origin; else comma-separated origins */
     int access_log;           /* 1: one JSON line per request on stderr */
 } tb_http_options;

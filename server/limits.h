@@ -17,6 +17,7 @@
 #define TB_MAX_SEARCH_BYTES 200           /* the q of a track search */
 #define TB_DEFAULT_SEARCH_LIMIT 10
 #define TB_MAX_SEARCH_LIMIT 100
+#define TB_DEFAULT_HEADER_BYTES 8192      /* request line + headers (per-connection buffer) */
 #define TB_DEFAULT_CONNECTION_LIMIT 1024
 #define TB_DEFAULT_PER_IP_LIMIT 256
 #define TB_DEFAULT_CONNECTION_TIMEOUT_S 30

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
                "                    [--max-connections N] [--max-connections-per-ip N] [--timeout S]\n"
                "                    [--log-level debug|info|warn|error] [--port-file FILE]\n"
                "                    [--cors-origin ORIGIN]... [--no-access-log] [--watch S]\n"
+               "                    [--max-header-bytes N]\n"
                "\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
@@ -30,6 +31,8 @@ static void usage(FILE *f) {
                "                       repeatable or comma-separated; * for any) call the API;\n"
                "                       OPTIONS preflights are always answered\n"
                "  --no-access-log      no JSON line per request on stderr\n"
+               "  --max-header-bytes N request line and headers, at most (default 8192; 431/413\n"
+               "                       or a closed connection above)\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -133,14 +136,14 @@ static int newly_published(tb_http *http, const char *last_failed, char *fp) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH };
+    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-connections-per-ip", required_argument, 0, O_PERIP}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"log-level", required_argument, 0, O_LOG}, {"port-file", required_argument, 0, O_PORTFILE},
         {"cors-origin", required_argument, 0, O_CORS}, {"no-access-log", no_argument, 0, O_NO_ACCESS},
-        {"watch", required_argument, 0, O_WATCH},
+        {"watch", required_argument, 0, O_WATCH}, {"max-header-bytes", required_argument, 0, O_HEADER},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
@@ -151,6 +154,7 @@ int main(int argc, char **argv) {
         .connection_limit = TB_DEFAULT_CONNECTION_LIMIT,
         .per_ip_limit = TB_DEFAULT_PER_IP_LIMIT,
         .timeout_s = TB_DEFAULT_CONNECTION_TIMEOUT_S,
+        .max_header_bytes = TB_DEFAULT_HEADER_BYTES,
         .access_log = 1,
     };
     char cors[4096] = "";
@@ -195,6 +199,13 @@ int main(int argc, char **argv) {
         }
         case O_PORTFILE: port_file = optarg; break;
         case O_NO_ACCESS: hopt.access_log = 0; break;
+        case O_HEADER:
+            if (parse_uint("--max-header-bytes", optarg, 1 << 20, &v) || v < 4096) {
+                tb_log(TB_LOG_ERROR, "--max-header-bytes must be from 4096 to 1048576");
+                return 2;
+            }
+            hopt.max_header_bytes = (unsigned)v;
+            break;
         case O_WATCH:
             if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {
                 tb_log(TB_LOG_ERROR, "--watch must be from 1 to 86400 seconds");

@@ -12,9 +12,11 @@
 cJSON *tb_json_number(double v) {
     if (!isfinite(v))
         return NULL;
+    /* Fixed formats, not "%.*g": glibc formats a '*' precision on a much slower path. */
+    static const char *const formats[] = {"%.15g", "%.16g", "%.17g"};
     char buf[32];
-    for (int digits = 15; digits <= 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
+    for (int i = 0; i < 3; i++) {
+        snprintf(buf, sizeof buf, formats[i], v);
         if (strtod(buf, NULL) == v)
             break;
     }
@@ -24,9 +26,10 @@ cJSON *tb_json_number(double v) {
 cJSON *tb_json_float(float v) {
     if (!isfinite(v))
         return NULL;
+    static const char *const formats[] = {"%.6g", "%.7g", "%.8g", "%.9g"};
     char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, formats[i], (double)v);
         if (strtof(buf, NULL) == v)
             break;
     }

@@ -254,9 +254,24 @@ def run(a, data, tmp):
             check(is_error(s, b, "unavailable", 503), f"popularity without a model {s} {b}")
             s, b, _ = c.request("GET", "/v1/tracks?q=a&limit=1")
             check(s == 200 and len(b["tracks"]) == 1, f"track search without an index {s} {b}")
-        finally:
+            big = socket.create_connection(("127.0.0.1", port), timeout=10)
+            big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+            check(big.recv(64).startswith(b"HTTP/1.1 431"), "headers over --max-header-bytes: 431")
+            big.close()
+            # A client that never finishes its request must not hold up a stop.
+            slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+            slow.sendall(b"POST /v1/genre HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+            time.sleep(0.2)
+            t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
+            rc = proc.wait(timeout=15)
+            check(rc == 0 and time.monotonic() - t0 < 5, f"SIGTERM with a stalled client: exit {rc} "
+                  f"after {time.monotonic() - t0:.1f}s")
+            slow.close()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=15)
 
     # --- gradient boosting, which routes missing values itself: same bit-for-bit contract ---
     gdb, gpreds = os.path.join(tmp, "gbdt.db"), os.path.join(tmp, "gbdt-preds.csv")
