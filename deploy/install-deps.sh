@@ -4,7 +4,13 @@
 set -euo pipefail
 packages=(meson ninja-build pkg-config gcc libc6-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev
           libopenblas-dev zlib1g-dev python3 curl ca-certificates)
-[ "${1:-}" = "--with-valgrind" ] && packages+=(valgrind)
+for flag in "$@"; do
+  case "$flag" in
+    --with-valgrind) packages+=(valgrind) ;;
+    --with-test-tools) packages+=(nginx-light) ;; # tests/integration/test_nginx.py
+    *) echo "install-deps: unknown option $flag" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

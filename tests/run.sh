@@ -5,7 +5,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash deploy/install-deps.sh || exit 1
+bash deploy/install-deps.sh --with-test-tools || exit 1
 passed=0
 failed=0
 status=0
