@@ -239,3 +239,14 @@ tb_status tb_read_header(tb_reader *r, const char *magic, uint16_t major, const 
     *ret_minor = minor;
     return TB_OK;
 }
+
+tb_status tb_writer_finish(tb_writer *w, void **ret_data, size_t *ret_len) {
+    tb_status st = tb_writer_status(w);
+    if (st != TB_OK) {
+        tb_writer_free(w);
+        return st;
+    }
+    *ret_data = w->data;
+    *ret_len = w->len;
+    return TB_OK;
+}

@@ -38,6 +38,9 @@ size_t tb_write_len_placeholder(tb_writer *w);
 void tb_write_patch_len(tb_writer *w, size_t at);
 /* TB_OK, or TB_NOMEM if any write failed. */
 tb_status tb_writer_status(const tb_writer *w);
+/* Hands the written bytes to the caller (who frees *ret_data), or frees them and returns the
+ * writer's error. */
+tb_status tb_writer_finish(tb_writer *w, void **ret_data, size_t *ret_len);
 
 typedef struct tb_reader {
     const uint8_t *data;

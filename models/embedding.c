@@ -144,14 +144,7 @@ tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_le
     at = tb_write_len_placeholder(&w);
     e->ops->save(e->impl, &w);
     tb_write_patch_len(&w, at);
-    tb_status st = tb_writer_status(&w);
-    if (st != TB_OK) {
-        tb_writer_free(&w);
-        return st;
-    }
-    *ret_blob = w.data;
-    *ret_len = w.len;
-    return TB_OK;
+    return tb_writer_finish(&w, ret_blob, ret_len);
 }
 
 tb_status tb_embedder_load(const void *blob, size_t len, tb_embedder **ret) {

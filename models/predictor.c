@@ -103,14 +103,7 @@ tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_
     if (p->calibration)
         tb_calibration_save(p->calibration, &w);
     tb_write_patch_len(&w, at);
-    tb_status st = tb_writer_status(&w);
-    if (st != TB_OK) {
-        tb_writer_free(&w);
-        return st;
-    }
-    *ret_blob = w.data;
-    *ret_len = w.len;
-    return TB_OK;
+    return tb_writer_finish(&w, ret_blob, ret_len);
 }
 
 tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {

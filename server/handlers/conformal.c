@@ -157,12 +157,7 @@ static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
         cJSON_AddStringToObject(o, "note", "alpha is below what the calibration rows support: the set holds every genre "
                                            "that lacks a finite threshold");
     cJSON_AddNumberToObject(o, "calibration_rows", (double)p->calibration->n);
-    if (track_id[0])
-        cJSON_AddStringToObject(o, "track_id", track_id);
-    cJSON_AddItemToObject(o, "imputed", imputed);
-    cJSON *model = cJSON_AddObjectToObject(o, "model");
-    cJSON_AddStringToObject(model, "name", m->name);
-    cJSON_AddNumberToObject(model, "version", m->version);
+    tb_add_common(o, m, imputed, track_id);
     free(proba), free(class_q), free(in_set), free(order);
     return o;
 done:

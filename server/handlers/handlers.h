@@ -16,6 +16,9 @@ enum MHD_Result tb_handle_readyz(struct tb_request *req);
 /* models.c */
 enum MHD_Result tb_handle_models(struct tb_request *req);
 /* predict.c */
+struct tb_served_model;
+/* The fields every prediction reply ends with: track_id (when given), imputed (consumed), model. */
+void tb_add_common(cJSON *o, const struct tb_served_model *m, cJSON *imputed, const char *track_id);
 enum MHD_Result tb_handle_genre(struct tb_request *req);
 enum MHD_Result tb_handle_popularity(struct tb_request *req);
 

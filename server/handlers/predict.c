@@ -25,7 +25,7 @@ static int reject(struct tb_request *req, unsigned status, const char *code, con
     return 1;
 }
 
-static void add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
+void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
     if (track_id[0])
         cJSON_AddStringToObject(o, "track_id", track_id);
     cJSON_AddItemToObject(o, "imputed", imputed);
@@ -72,7 +72,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         cJSON_AddItemToArray(list, e);
     }
     free(proba);
-    add_common(o, m, imputed, track_id);
+    tb_add_common(o, m, imputed, track_id);
     return o;
 }
 
@@ -130,7 +130,7 @@ static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
             cJSON_AddStringToObject(iv, "note", "alpha is below what the calibration rows support: the interval is "
                                                 "the whole 0-100 range");
     }
-    add_common(o, m, imputed, track_id);
+    tb_add_common(o, m, imputed, track_id);
     return o;
 }
 
