@@ -7,7 +7,8 @@ packages=(meson ninja-build pkg-config gcc libc6-dev libmicrohttpd-dev libcjson-
 for flag in "$@"; do
   case "$flag" in
     --with-valgrind) packages+=(valgrind) ;;
-    --with-test-tools) packages+=(nginx-light) ;; # tests/integration/test_nginx.py
+    # tests/integration/test_nginx.py and test_page.py (headless Chromium via selenium)
+    --with-test-tools) packages+=(nginx-light chromium chromium-driver python3-selenium) ;;
     *) echo "install-deps: unknown option $flag" >&2; exit 2 ;;
   esac
 done

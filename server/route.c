@@ -8,6 +8,7 @@
 #include "limits.h"
 
 const tb_route tb_routes[] = {
+    {"GET", "/", tb_handle_page, 0},
     {"GET", "/healthz", tb_handle_healthz, 0},
     {"GET", "/readyz", tb_handle_readyz, 0},
     {"GET", "/openapi.json", tb_handle_openapi, 0},

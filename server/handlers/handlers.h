@@ -15,6 +15,9 @@ enum MHD_Result tb_handle_healthz(struct tb_request *req);
 enum MHD_Result tb_handle_readyz(struct tb_request *req);
 /* models.c */
 enum MHD_Result tb_handle_models(struct tb_request *req);
+/* page.c */
+enum MHD_Result tb_handle_page(struct tb_request *req);
+extern const char tb_index_html[];
 /* predict.c */
 struct tb_served_model;
 /* The fields every prediction reply ends with: track_id (when given), imputed (consumed), model. */

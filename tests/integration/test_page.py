@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""End-to-end test of the web page at GET / in headless Chromium (Debian chromium, driven through
+chromedriver with Debian's python3-selenium): load the page, search a track, open it, see genre
+bars, a conformal set that follows the α slider, the popularity interval and similar tracks, then
+click a similar track to walk on. Keeps a screenshot (meson-logs/page.png under the build)."""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_http import check, start_server, write_slices  # noqa: E402
+import test_http  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trainer", required=True)
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--find-data", required=True)
+    ap.add_argument("--screenshot", default="meson-logs/page.png")
+    a = ap.parse_args()
+    data = subprocess.run(["bash", a.find_data, "music_genre_50k.csv.gz"], capture_output=True, text=True)
+    if data.returncode != 0:
+        print(f"cannot find the data: {data.stderr}", file=sys.stderr)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="timbre-page-")
+    try:
+        return run(a, data.stdout.strip(), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, data, tmp):
+    paths, header, _, catalog_row = write_slices(data, tmp)
+    db = os.path.join(tmp, "timbre.db")
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "10",
+                        "--threads", "2", "--log-level", "warn"], capture_output=True, text=True, timeout=300)
+    check(t.returncode == 0, f"trainer: {t.stderr[-1000:]}")
+    server, port = start_server(a.server, db, tmp, ("--no-access-log",))
+    check(port is not None, "server started")
+    if port is None:
+        return 1
+    artist = catalog_row[header.index("artist_name")]
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    try:
+        wait = WebDriverWait(driver, 20)
+        driver.get(f"http://127.0.0.1:{port}/")
+        check(driver.title == "Timbre", f"page title {driver.title!r}")
+        box = driver.find_element(By.ID, "q")
+        box.send_keys(artist)
+        driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#results li.track")))
+        results = driver.find_elements(By.CSS_SELECTOR, "#results li.track")
+        check(any(artist.lower() in r.text.lower() for r in results), f"a result by {artist}")
+        results[0].click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#genres .bar")))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#set .chip")))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#similar li.track")))
+        wait.until(lambda d: "between" in d.find_element(By.ID, "popularity").text)
+        bars = driver.find_elements(By.CSS_SELECTOR, "#genres .bar")
+        check(len(bars) == 5, f"five genre bars, got {len(bars)}")
+        check("90%" in driver.find_element(By.ID, "set-guarantee").text, "the set states its 90% guarantee")
+        size_at_01 = len(driver.find_elements(By.CSS_SELECTOR, "#set .chip"))
+        # Move the slider to α = 0.4: the guarantee text follows, and the set cannot grow.
+        driver.execute_script("const s = document.getElementById('alpha'); s.value = '0.4';"
+                              "s.dispatchEvent(new Event('change'));")
+        wait.until(lambda d: "60%" in d.find_element(By.ID, "set-guarantee").text)
+        size_at_04 = len(driver.find_elements(By.CSS_SELECTOR, "#set .chip"))
+        check(1 <= size_at_04 <= size_at_01, f"set sizes at α 0.1 / 0.4: {size_at_01} / {size_at_04}")
+        similar = driver.find_elements(By.CSS_SELECTOR, "#similar li.track")
+        check(len(similar) == 10, f"ten similar tracks, got {len(similar)}")
+        title_before = driver.find_element(By.ID, "track-title").text
+        next_name = similar[0].find_element(By.TAG_NAME, "strong").text
+        similar[0].click()
+        wait.until(lambda d: d.find_element(By.ID, "track-title").text != title_before)
+        check(driver.find_element(By.ID, "track-title").text.startswith(next_name), "walked to a similar track")
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#similar li.track")))
+        os.makedirs(os.path.dirname(os.path.abspath(a.screenshot)), exist_ok=True)
+        check(driver.save_screenshot(a.screenshot), f"screenshot saved to {a.screenshot}")
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        check(not errors, f"no browser errors: {errors}")
+    finally:
+        driver.quit()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+    print(f"{test_http.PASSED} passed, {test_http.FAILED} failed")
+    return 1 if test_http.FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
