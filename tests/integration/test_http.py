@@ -119,21 +119,30 @@ def refuses(server, db, tmp, needle, what):
     check(proc.returncode == 1 and needle in proc.stderr, f"{what}: exit {proc.returncode}, stderr {proc.stderr!r}")
 
 
-def main():
+def test_arguments(extra=()):
+    """The integration tests' common flags, plus the `extra` required flags."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trainer", required=True)
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--find-data", required=True)
-    a = ap.parse_args()
+    for flag in ("--trainer", "--server", "--find-data", *extra):
+        ap.add_argument(flag, required=True)
+    return ap.parse_args()
+
+
+def with_music_genre(a, prefix, fn):
+    """fn(path of music_genre_50k, a scratch directory removed afterwards); 1 when the data is missing."""
     data = subprocess.run(["bash", a.find_data, "music_genre_50k.csv.gz"], capture_output=True, text=True)
     if data.returncode != 0:
         print(f"cannot find the data: {data.stderr}", file=sys.stderr)
         return 1
-    tmp = tempfile.mkdtemp(prefix="timbre-it-")
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
-        return run(a, data.stdout.strip(), tmp)
+        return fn(data.stdout.strip(), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    a = test_arguments()
+    return with_music_genre(a, "timbre-it-", lambda data, tmp: run(a, data, tmp))
 
 
 def run(a, data, tmp):

@@ -3,7 +3,6 @@
 timbre-serve. Requests and health checks through the proxy, the forwarded client address in the
 server's access log, the body limit at the proxy, and a model reload (retraining into the served
 database, picked up by --watch) under a continuous load through nginx with no failed request."""
-import argparse
 import json
 import os
 import shutil
@@ -11,12 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import Client, check, start_server, wait_for, write_slices  # noqa: E402
+from test_http import (Client, check, start_server, test_arguments, wait_for, with_music_genre,  # noqa: E402
+                       write_slices)
 import test_http  # noqa: E402
 
 
@@ -52,25 +51,12 @@ http {{
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--trainer", required=True)
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--find-data", required=True)
-    ap.add_argument("--nginx-conf", required=True)
-    a = ap.parse_args()
+    a = test_arguments(("--nginx-conf",))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         print("nginx is not installed (bash deploy/install-deps.sh --with-test-tools)", file=sys.stderr)
         return 1
-    data = subprocess.run(["bash", a.find_data, "music_genre_50k.csv.gz"], capture_output=True, text=True)
-    if data.returncode != 0:
-        print(f"cannot find the data: {data.stderr}", file=sys.stderr)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="timbre-nginx-")
-    try:
-        return run(a, nginx, data.stdout.strip(), tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return with_music_genre(a, "timbre-nginx-", lambda data, tmp: run(a, nginx, data, tmp))
 
 
 def run(a, nginx, data, tmp):

@@ -3,13 +3,11 @@
 chromedriver with Debian's python3-selenium): load the page, search a track, open it, see genre
 bars, a conformal set that follows the α slider, the popularity interval and similar tracks, then
 click a similar track to walk on. Keeps a screenshot (meson-logs/page.png under the build)."""
-import argparse
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -18,26 +16,16 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import check, start_server, write_slices  # noqa: E402
+from test_http import check, start_server, test_arguments, with_music_genre, write_slices  # noqa: E402
 import test_http  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--trainer", required=True)
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--find-data", required=True)
-    ap.add_argument("--screenshot", default="meson-logs/page.png")
-    a = ap.parse_args()
-    data = subprocess.run(["bash", a.find_data, "music_genre_50k.csv.gz"], capture_output=True, text=True)
-    if data.returncode != 0:
-        print(f"cannot find the data: {data.stderr}", file=sys.stderr)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="timbre-page-")
-    try:
-        return run(a, data.stdout.strip(), tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    a = test_arguments()
+    return with_music_genre(a, "timbre-page-", lambda data, tmp: run(a, data, tmp))
+
+
+SCREENSHOT = "meson-logs/page.png"  # under the build directory, where meson runs the test
 
 
 def run(a, data, tmp):
@@ -89,8 +77,8 @@ def run(a, data, tmp):
         wait.until(lambda d: d.find_element(By.ID, "track-title").text != title_before)
         check(driver.find_element(By.ID, "track-title").text.startswith(next_name), "walked to a similar track")
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#similar li.track")))
-        os.makedirs(os.path.dirname(os.path.abspath(a.screenshot)), exist_ok=True)
-        check(driver.save_screenshot(a.screenshot), f"screenshot saved to {a.screenshot}")
+        os.makedirs(os.path.dirname(os.path.abspath(SCREENSHOT)), exist_ok=True)
+        check(driver.save_screenshot(SCREENSHOT), f"screenshot saved to {SCREENSHOT}")
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         check(not errors, f"no browser errors: {errors}")
     finally:
