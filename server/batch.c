@@ -23,9 +23,9 @@ enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one) {
     cJSON *out = NULL, *predictions = NULL;
     if (tb_input_only_keys(req, root, keys, ""))
         goto done;
-    if (!cJSON_IsArray(instances) || n < 1 || n > TB_MAX_BATCH_ROWS) {
+    if (!cJSON_IsArray(instances) || n < 1 || (size_t)n > req->limits->max_batch_rows) {
         tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "instances",
-                       "\"instances\" must be an array of 1 to %d request objects", TB_MAX_BATCH_ROWS);
+                       "\"instances\" must be an array of 1 to %zu request objects", req->limits->max_batch_rows);
         goto done;
     }
     out = cJSON_CreateObject();

@@ -12,7 +12,7 @@ struct tb_request;
 typedef cJSON *(*tb_one_fn)(struct tb_request *req, const cJSON *obj);
 
 /* Parses the body and replies: one's object for a single request, or the predictions of a batch of
- * at most TB_MAX_BATCH_ROWS instances. */
+ * at most --max-batch-rows instances. */
 enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one);
 
 #endif

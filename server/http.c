@@ -35,6 +35,7 @@ struct tb_http {
     uint16_t port;
     char *cors_origins; /* copy of the option, or NULL */
     int access_log;
+    tb_limits limits;
     tb_metrics *metrics;
 };
 
@@ -135,7 +136,10 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     }
     const char *len_header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = len_header ? strtoull(len_header, NULL, 10) : 0;
-    if (req->route->max_body == 0) {
+    req->max_body = req->route->body == TB_BODY_BATCH    ? h->limits.max_batch_body
+                    : req->route->body == TB_BODY_SINGLE ? h->limits.max_body
+                                                         : 0;
+    if (req->max_body == 0) {
         if (declared > 0)
             return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "%s %s takes no request body",
                                   method, req->route->path);
@@ -144,10 +148,9 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     if (!is_json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
         return tb_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
                               "send the body as Content-Type: application/json");
-    if (declared > req->route->max_body)
+    if (declared > req->max_body)
         return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                              "request body of %llu bytes exceeds the limit of %zu bytes", declared,
-                              req->route->max_body);
+                              "request body of %llu bytes exceeds the limit of %zu bytes", declared, req->max_body);
     return MHD_YES;
 }
 
@@ -165,6 +168,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->snapshot = acquire(h);
         req->state = ((snapshot *)req->snapshot)->state;
         req->metrics = h->metrics;
+        req->limits = &h->limits;
         tb_metrics_start(h->metrics);
         req->start = now_seconds();
         req->wall_start = wall_seconds();
@@ -176,7 +180,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (req->replied || req->body_too_large)
             return MHD_YES; /* an error is queued or due: drain and drop the body */
-        if (req->body_len + n > req->route->max_body) {
+        if (req->body_len + n > req->max_body) {
             req->body_too_large = 1;
             free(req->body);
             req->body = NULL;
@@ -204,7 +208,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
     if (req->body_too_large)
         return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                              "request body exceeds the limit of %zu bytes", req->route->max_body);
+                              "request body exceeds the limit of %zu bytes", req->max_body);
     enum MHD_Result r = req->route->handler(req);
     if (!req->replied)
         return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "handler sent no reply");
@@ -290,6 +294,7 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
     h->current->state = state;
     h->current->users = 1;
     h->access_log = opt->access_log;
+    h->limits = opt->limits;
     if ((opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) || !(h->metrics = tb_metrics_new())) {
         h->daemon = NULL;
         tb_http_stop(h);

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "limits.h"
 #include "state.h"
 #include "status.h"
 
@@ -16,6 +17,7 @@ typedef struct tb_http_options {
     unsigned max_header_bytes; /* request line + headers (libmicrohttpd's per-connection buffer) */
     const char *cors_origins; /* NULL: no CORS headers; "*": any origin; else comma-separated origins */
     int access_log;           /* 1: one JSON line per request on stderr */
+    tb_limits limits;
 } tb_http_options;
 
 typedef struct tb_http tb_http;

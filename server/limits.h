@@ -2,9 +2,11 @@
 #ifndef TB_SERVER_LIMITS_H
 #define TB_SERVER_LIMITS_H
 
-#define TB_MAX_BODY_BYTES (64 * 1024)     /* JSON request body of a single-track route */
-#define TB_MAX_BATCH_BODY_BYTES (1024 * 1024) /* body of a route that takes batches */
-#define TB_MAX_BATCH_ROWS 1000            /* instances in one batch */
+#include <stddef.h>
+
+#define TB_MAX_BODY_BYTES (64 * 1024)     /* default: JSON request body of a single-track route */
+#define TB_MAX_BATCH_BODY_BYTES (1024 * 1024) /* default: body of a route that takes batches */
+#define TB_MAX_BATCH_ROWS 1000            /* default: instances in one batch */
 #define TB_MAX_TRACK_ID_BYTES 128         /* a track id in a request */
 #define TB_MAX_FEATURE_NAME_BYTES 64      /* a key inside "features" */
 #define TB_MAX_KEYS 256                   /* keys in one JSON object of a request */
@@ -12,7 +14,8 @@
 #define TB_TOP_GENRES 5                   /* probabilities listed in a genre reply */
 #define TB_DEFAULT_ALPHA 0.1               /* conformal sets when "alpha" is not given */
 #define TB_DEFAULT_K 10                   /* recommendations when "k" is not given */
-#define TB_MAX_K 100                      /* most recommendations one request may ask for */
+#define TB_MAX_K 100                      /* default: most recommendations one request may ask for */
+#define TB_MAX_K_CEILING 10000            /* --max-k at most */
 #define TB_MAX_GENRE_FILTER 64            /* genres in a recommendation filter */
 #define TB_MAX_SEARCH_BYTES 200           /* the q of a track search */
 #define TB_DEFAULT_SEARCH_LIMIT 10
@@ -21,5 +24,15 @@
 #define TB_DEFAULT_CONNECTION_LIMIT 1024
 #define TB_DEFAULT_PER_IP_LIMIT 256
 #define TB_DEFAULT_CONNECTION_TIMEOUT_S 30
+
+/* The limits an operator sets with flags (timbre-serve --help); defaults above. */
+typedef struct tb_limits {
+    size_t max_body;        /* bytes, routes that take one request (TB_BODY_SINGLE) */
+    size_t max_batch_body;  /* bytes, routes that take batches (TB_BODY_BATCH) */
+    size_t max_batch_rows;  /* instances in a batch, rows of a V2 tensor */
+    size_t max_k;           /* recommendations per request */
+} tb_limits;
+
+#define TB_LIMITS_DEFAULT {TB_MAX_BODY_BYTES, TB_MAX_BATCH_BODY_BYTES, TB_MAX_BATCH_ROWS, TB_MAX_K}
 
 #endif

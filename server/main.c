@@ -21,7 +21,8 @@ static void usage(FILE *f) {
                "                    [--max-connections N] [--max-connections-per-ip N] [--timeout S]\n"
                "                    [--log-level debug|info|warn|error] [--port-file FILE]\n"
                "                    [--cors-origin ORIGIN]... [--no-access-log] [--watch S]\n"
-               "                    [--max-header-bytes N]\n"
+               "                    [--max-header-bytes N] [--max-body-bytes N] [--max-batch-body-bytes N]\n"
+               "                    [--max-batch-rows N] [--max-k N]\n"
                "\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
@@ -33,6 +34,10 @@ static void usage(FILE *f) {
                "  --no-access-log      no JSON line per request on stderr\n"
                "  --max-header-bytes N request line and headers, at most (default 8192; 431/413\n"
                "                       or a closed connection above)\n"
+               "  --max-body-bytes N   request body of single-request routes (default 65536)\n"
+               "  --max-batch-body-bytes N  request body of routes that take batches (default 1048576)\n"
+               "  --max-batch-rows N   instances in a batch, rows of a V2 tensor (default 1000)\n"
+               "  --max-k N            recommendations per request (default 100)\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -136,7 +141,8 @@ static int newly_published(tb_http *http, const char *last_failed, char *fp) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER };
+    enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER, O_BODY, O_BATCH_BODY,
+           O_BATCH_ROWS, O_MAX_K };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
@@ -144,6 +150,8 @@ int main(int argc, char **argv) {
         {"log-level", required_argument, 0, O_LOG}, {"port-file", required_argument, 0, O_PORTFILE},
         {"cors-origin", required_argument, 0, O_CORS}, {"no-access-log", no_argument, 0, O_NO_ACCESS},
         {"watch", required_argument, 0, O_WATCH}, {"max-header-bytes", required_argument, 0, O_HEADER},
+        {"max-body-bytes", required_argument, 0, O_BODY}, {"max-batch-body-bytes", required_argument, 0, O_BATCH_BODY},
+        {"max-batch-rows", required_argument, 0, O_BATCH_ROWS}, {"max-k", required_argument, 0, O_MAX_K},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
@@ -156,6 +164,7 @@ int main(int argc, char **argv) {
         .timeout_s = TB_DEFAULT_CONNECTION_TIMEOUT_S,
         .max_header_bytes = TB_DEFAULT_HEADER_BYTES,
         .access_log = 1,
+        .limits = TB_LIMITS_DEFAULT,
     };
     char cors[4096] = "";
     size_t cors_len = 0;
@@ -205,6 +214,29 @@ int main(int argc, char **argv) {
                 return 2;
             }
             hopt.max_header_bytes = (unsigned)v;
+            break;
+        case O_BODY:
+        case O_BATCH_BODY:
+            if (parse_uint(o == O_BODY ? "--max-body-bytes" : "--max-batch-body-bytes", optarg, 1UL << 30, &v) ||
+                v < 1024) {
+                tb_log(TB_LOG_ERROR, "body limits must be from 1024 bytes to 1 GiB");
+                return 2;
+            }
+            *(o == O_BODY ? &hopt.limits.max_body : &hopt.limits.max_batch_body) = v;
+            break;
+        case O_BATCH_ROWS:
+            if (parse_uint("--max-batch-rows", optarg, 1000000, &v) || v == 0) {
+                tb_log(TB_LOG_ERROR, "--max-batch-rows must be from 1 to 1000000");
+                return 2;
+            }
+            hopt.limits.max_batch_rows = v;
+            break;
+        case O_MAX_K:
+            if (parse_uint("--max-k", optarg, TB_MAX_K_CEILING, &v) || v == 0) {
+                tb_log(TB_LOG_ERROR, "--max-k must be from 1 to %d", TB_MAX_K_CEILING);
+                return 2;
+            }
+            hopt.limits.max_k = v;
             break;
         case O_WATCH:
             if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {

@@ -16,6 +16,8 @@ typedef struct tb_request {
     const tb_server_state *state;
     struct tb_metrics *metrics;
     void *snapshot;        /* the served state this request holds (http.c) */
+    const struct tb_limits *limits;
+    size_t max_body;       /* this route's body limit, 0 when it takes none */
     const tb_route *route;
     char param[256];       /* the {param} path segment, if the route has one */
     char allow[64];        /* Allow header for a 405, else "" */

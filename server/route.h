@@ -1,4 +1,4 @@
-/* The routing table: one row a route, {method, path, handler, max_body}. The dispatcher checks
+/* The routing table: one row a route, {method, path, handler, body}. The dispatcher checks
  * path (404), method (405 with Allow), content type (415) and body size (413) before a handler
  * runs; paths may hold one "{param}" segment. */
 #ifndef TB_SERVER_ROUTE_H
@@ -10,11 +10,14 @@
 struct tb_request;
 typedef enum MHD_Result (*tb_handler)(struct tb_request *req);
 
+/* Which body a route takes; its size limit is the operator's (tb_limits). */
+typedef enum tb_body_kind { TB_BODY_NONE, TB_BODY_SINGLE, TB_BODY_BATCH } tb_body_kind;
+
 typedef struct tb_route {
     const char *method;
     const char *path;     /* "/v1/genre", or "/v1/tracks/{id}" */
     tb_handler handler;
-    size_t max_body;      /* 0: the route takes no body */
+    tb_body_kind body;
 } tb_route;
 
 extern const tb_route tb_routes[];

@@ -143,9 +143,9 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     double rows = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == 2 && cJSON_IsNumber(shape->child)
                       ? shape->child->valuedouble : -1;
     double cols = rows >= 0 && cJSON_IsNumber(shape->child->next) ? shape->child->next->valuedouble : -1;
-    if (!(rows >= 1 && rows <= TB_MAX_BATCH_ROWS && rows == floor(rows)) || cols != (double)d) {
-        snprintf(msg, sizeof msg, "the input \"shape\" must be [N, %zu] with N from 1 to %d (features in the model's "
-                 "order: GET /v2/models/{name})", d, TB_MAX_BATCH_ROWS);
+    if (!(rows >= 1 && rows <= (double)req->limits->max_batch_rows && rows == floor(rows)) || cols != (double)d) {
+        snprintf(msg, sizeof msg, "the input \"shape\" must be [N, %zu] with N from 1 to %zu (features in the model's "
+                 "order: GET /v2/models/{name})", d, req->limits->max_batch_rows);
         bad(req, msg);
         return NULL;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../batch.h"
 #include "../input.h"
 #include "../limits.h"
 #include "../reply.h"
@@ -62,9 +63,9 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     *k = TB_DEFAULT_K;
     if (kj) {
         double v = cJSON_IsNumber(kj) ? kj->valuedouble : NAN;
-        if (!(v >= 1 && v <= TB_MAX_K && v == floor(v))) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %d",
-                           TB_MAX_K);
+        if (!(v >= 1 && v <= (double)req->limits->max_k && v == floor(v))) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %zu",
+                           req->limits->max_k);
             return 1;
         }
         *k = (size_t)v;
@@ -106,24 +107,22 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     return 0;
 }
 
-enum MHD_Result tb_handle_recommend(struct tb_request *req) {
+/* Small replies that end a request with an error and no object. */
+static cJSON *fail(struct tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
+    tb_reply_error(req, status, code, field, "%s", message);
+    return NULL;
+}
+
+static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "k", "exclude_same_artist", "genres", "min_popularity",
                                        NULL};
     const tb_served_index *x = req->state->recommend;
     const tb_catalog *c = req->state->catalog;
-    cJSON *root = NULL, *imputed = NULL;
-    if (!x)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
-                              "no published recommendation index is loaded (train one with timbre-train --task "
-                              "recommend)");
-    if (tb_input_parse_object(req, &root))
-        return req->result;
+    cJSON *imputed = NULL;
     rec_filter f = {.x = x, .c = c, .query_track = -1};
     size_t k;
-    if (tb_input_only_keys(req, root, keys, "") || parse_options(req, root, &k, &f)) {
-        cJSON_Delete(root);
-        return req->result;
-    }
+    if (tb_input_only_keys(req, root, keys, "") || parse_options(req, root, &k, &f))
+        return NULL;
     const tb_index *ix = x->index;
     float q[TB_EMBED_MAX_DIM];
     char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
@@ -131,10 +130,8 @@ enum MHD_Result tb_handle_recommend(struct tb_request *req) {
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     long row = -1;
     if (id && !features) {
-        if (tb_input_track_id(req, id)) {
-            cJSON_Delete(root);
-            return req->result;
-        }
+        if (tb_input_track_id(req, id))
+            return NULL;
         row = tb_index_find(ix, id->valuestring);
         f.query_track = tb_catalog_find(c, id->valuestring);
     }
@@ -145,36 +142,36 @@ enum MHD_Result tb_handle_recommend(struct tb_request *req) {
         imputed = cJSON_CreateArray();
     } else {
         double raw[1024];
-        if (tb_input_features(req, root, x->embedder->pipeline, raw, &imputed, track_id)) {
-            cJSON_Delete(root);
-            return req->result;
-        }
+        if (tb_input_features(req, root, x->embedder->pipeline, raw, &imputed, track_id))
+            return NULL;
         tb_embedder_embed(x->embedder, raw, q);
     }
-    cJSON_Delete(root);
     if (f.exclude_same_artist && f.query_track < 0) {
         cJSON_Delete(imputed);
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "exclude_same_artist",
-                              "exclude_same_artist needs a track_id query (features have no artist)");
+        return fail(req, MHD_HTTP_BAD_REQUEST, "bad_request", "exclude_same_artist",
+                    "exclude_same_artist needs a track_id query (features have no artist)");
     }
     /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
      * than k distinct songs. */
     float *scores = malloc(ix->n * sizeof *scores);
     size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
     tb_hit *hits = NULL;
-    size_t keep[TB_MAX_K];
-    if (!scores) {
+    size_t *keep = malloc(k * sizeof *keep);
+    if (!scores || !keep) {
+        free(scores);
+        free(keep);
         cJSON_Delete(imputed);
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
     }
     tb_index_scores(ix, q, scores);
     for (;;) {
         tb_hit *grown = realloc(hits, m * sizeof *hits);
         if (!grown) {
             free(hits);
+            free(keep);
             free(scores);
             cJSON_Delete(imputed);
-            return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+            return fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         }
         hits = grown;
         size_t got = tb_index_top(scores, ix->n, m, accept_row, &f, hits);
@@ -199,6 +196,7 @@ enum MHD_Result tb_handle_recommend(struct tb_request *req) {
         cJSON_AddItemToArray(list, t);
     }
     free(hits);
+    free(keep);
     free(scores);
     if (track_id[0])
         cJSON_AddStringToObject(o, "track_id", track_id);
@@ -207,5 +205,13 @@ enum MHD_Result tb_handle_recommend(struct tb_request *req) {
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", x->name);
     cJSON_AddNumberToObject(model, "version", x->version);
-    return tb_reply_json(req, MHD_HTTP_OK, o);
+    return o;
+}
+
+enum MHD_Result tb_handle_recommend(struct tb_request *req) {
+    if (!req->state->recommend)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+                              "no published recommendation index is loaded (train one with timbre-train --task "
+                              "recommend)");
+    return tb_run_single_or_batch(req, recommend_one);
 }

@@ -245,6 +245,7 @@ def run(a, data, tmp):
     access_log_checks(proc.log_path)
 
     reload_checks(a, paths, db, tmp)
+    limits_checks(a, db, tmp)
 
     # --- a database with only an uncalibrated genre model: what needs more says so ---
     proc, port = start_server(a.server, os.path.join(tmp, "nopop.db"), tmp)
@@ -384,6 +385,12 @@ def batch_checks(c, header, catalog_row):
     check(s == 400 and b["error"]["message"].startswith("instances[1]: "), "batch error message names the row")
     s, b, _ = c.post("/v1/genre", {"instances": [{"track_id": "no-such"}]})
     check(is_error(s, b, "not_found", 404, "instances[0].track_id"), f"unknown id in a batch {s} {b}")
+    recs = [{"track_id": tid, "k": 3}, {"features": {"energy": 0.9}, "k": 2}]
+    s, b, _ = c.post("/v1/recommend", {"instances": recs})
+    expected = [c.post("/v1/recommend", one)[1] for one in recs]
+    check(s == 200 and b["predictions"] == expected, f"recommend batch {s}")
+    s, b, _ = c.post("/v1/recommend", {"instances": [recs[0], {"track_id": tid, "k": 0}]})
+    check(is_error(s, b, "bad_request", 400, "instances[1].k"), f"bad k in a recommend batch {s} {b}")
     s, b, _ = c.post("/v1/genre/set", {"instances": [{"track_id": tid, "alpha": 3}]})
     check(is_error(s, b, "bad_request", 400, "instances[0].alpha"), f"bad alpha in a set batch {s} {b}")
 
@@ -567,6 +574,36 @@ def reload_checks(a, paths, db, tmp):
     check(len(statuses) > 50 and not bad, f"no failed request during reloads: {len(statuses)} sent, {len(bad)} not 200")
     log = open(proc.log_path).read()
     check("reload (a newly published model) refused, still serving the previous models" in log, "refusal logged")
+
+
+def limits_checks(a, db, tmp):
+    """Limits set by flags take effect."""
+    proc, port = start_server(a.server, db, tmp, ("--max-k", "5", "--max-batch-rows", "2", "--max-body-bytes", "2048",
+                                                  "--no-access-log"))
+    check(port is not None, "server with small limits started")
+    if port is None:
+        return
+    try:
+        c = Client(port)
+        tid = index_from_db(db)[1][3]
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 6})
+        check(is_error(s, b, "bad_request", 400, "k") and "1 to 5" in b["error"]["message"], f"--max-k {s} {b}")
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 5})
+        check(s == 200 and len(b["tracks"]) == 5, "k at the limit")
+        s, b, _ = c.post("/v1/genre", {"instances": [{"features": {}}] * 3})
+        check(is_error(s, b, "bad_request", 400, "instances") and "1 to 2" in b["error"]["message"],
+              f"--max-batch-rows {s} {b}")
+        s, b, _ = c.post("/v1/genre", {"instances": [{"features": {}}] * 2})
+        check(s == 200 and len(b["predictions"]) == 2, "batch at the limit")
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "pad": "x" * 3000})
+        check(is_error(s, b, "too_large", 413), f"--max-body-bytes {s} {b}")
+        s, b, _ = c.post("/v1/genre", {"features": {}, "pad": "x" * 3000})
+        check(s == 400 and b["error"]["field"] == "pad", "batch routes keep their own (larger) limit")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    bad = subprocess.run([a.server, "--db", db, "--max-k", "0"], capture_output=True, text=True, timeout=30)
+    check(bad.returncode == 2 and "--max-k" in bad.stderr, f"--max-k 0 refused: {bad.stderr!r}")
 
 
 def open_metrics(c):
