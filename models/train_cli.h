@@ -1,0 +1,39 @@
+/* timbre-train's command line (train_args.c) and its outputs: published models, the JSON report,
+ * log lines and prediction files (train_output.c). main() is in train_main.c. */
+#ifndef TB_TRAIN_CLI_H
+#define TB_TRAIN_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "recommend.h"
+#include "store.h"
+#include "trainer.h"
+
+typedef struct cli {
+    const char *data, *test, *db, *task, *report, *predict, *out, *name;
+    const char *embedding, *feature_weights; /* recommend */
+    int proba;
+    tb_dataset_options ds_opt;
+    tb_trainer_options opt;
+} cli;
+
+/* 0: run; 1: help was printed (exit 0); -1: bad arguments, logged (exit 2). */
+int tb_train_parse_args(int argc, char **argv, cli *c);
+/* Per-feature weights from "name=w,name=w" (unnamed features keep 1). */
+tb_status tb_train_parse_weights(const char *spec, char *const *names, size_t d, double *w);
+
+const char *tb_train_target_name(tb_target t);
+/* Publishes one trained task / the recommendation index; fills model id and version. */
+tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *r, int64_t *ret_id, int *ret_version);
+tb_status tb_train_publish_recommend(tb_store *store, const cli *c, const tb_recommend_result *r,
+                                     const double *weights, int64_t *ret_id, int *ret_version);
+cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version);
+cJSON *tb_train_recommend_report(const tb_recommend_result *r, int64_t id, int version);
+void tb_train_log_result(const tb_task_result *r);
+void tb_train_log_conformal(const tb_task_result *r);
+tb_status tb_train_write_report(const char *path, cJSON *report);
+/* --predict/--out: labels the unlabelled table with the trained models. */
+tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size_t n_results);
+
+#endif

@@ -1,0 +1,397 @@
+/* timbre-train's outputs: published model rows, the JSON report, log lines and prediction files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "train_cli.h"
+
+const char *tb_train_target_name(tb_target t) { return t == TB_TARGET_GENRE ? "genre" : "popularity"; }
+
+static const char *const genre_metric_names[5] = {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"};
+static const char *const pop_metric_names[5] = {"mse", "rmse", "mae", "r2", "spearman"};
+
+static cJSON *metrics_json(const tb_task_result *r) {
+    cJSON *m = cJSON_CreateObject();
+    if (r->target == TB_TARGET_GENRE) {
+        double v[5] = {r->cls.accuracy, r->cls.micro_f1, r->cls.macro_f1, r->cls.top3_accuracy, r->cls.log_loss};
+        for (int i = 0; i < 5; i++)
+            cJSON_AddNumberToObject(m, genre_metric_names[i], v[i]);
+    } else {
+        double v[5] = {r->reg.mse, r->reg.rmse, r->reg.mae, r->reg.r2, r->reg.spearman};
+        for (int i = 0; i < 5; i++)
+            cJSON_AddNumberToObject(m, pop_metric_names[i], v[i]);
+    }
+    return m;
+}
+
+static cJSON *cv_json(const tb_task_result *r) {
+    cJSON *cv = cJSON_CreateObject();
+    if (!r->cv_folds)
+        return cv;
+    const char *const *names = r->target == TB_TARGET_GENRE ? genre_metric_names : pop_metric_names;
+    cJSON_AddNumberToObject(cv, "folds", (double)r->cv_folds);
+    for (int i = 0; i < 5; i++) {
+        cJSON *e = cJSON_AddObjectToObject(cv, names[i]);
+        cJSON_AddNumberToObject(e, "mean", r->cv_mean[i]);
+        cJSON_AddNumberToObject(e, "std", r->cv_std[i]);
+    }
+    return cv;
+}
+
+static cJSON *params_json(const cli *c, const tb_task_result *r) {
+    const tb_train_params *p = &c->opt.params;
+    int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", r->kind);
+    cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
+    if (gbdt) {
+        cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
+        cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
+        if (p->max_leaves)
+            cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
+        else
+            cJSON_AddStringToObject(o, "max_leaves", "auto");
+        cJSON_AddNumberToObject(o, "min_child_weight", p->min_child_weight);
+        cJSON_AddNumberToObject(o, "lambda", p->lambda);
+        cJSON_AddNumberToObject(o, "subsample", p->subsample);
+        cJSON_AddNumberToObject(o, "colsample", p->colsample);
+        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
+        cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
+        if (strcmp(r->kind, "blend") == 0)
+            cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
+    } else {
+        cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
+        cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
+        if (p->max_features > 0)
+            cJSON_AddNumberToObject(o, "max_features", p->max_features);
+        else
+            cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
+        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
+    }
+    if (r->target == TB_TARGET_GENRE)
+        cJSON_AddStringToObject(o, "class_weight",
+                                p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
+                                                                                                       : "none");
+    cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cJSON_AddStringToObject(o, "data", c->data);
+    if (c->test)
+        cJSON_AddStringToObject(o, "test", c->test);
+    else
+        cJSON_AddNumberToObject(o, "test_fraction", c->opt.test_fraction);
+    return o;
+}
+
+static cJSON *string_array(char *const *v, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+    return a;
+}
+
+static cJSON *conformal_json(const tb_task_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "calibration_rows", (double)r->n_calibration);
+    cJSON *rows = cJSON_AddArrayToObject(o, r->target == TB_TARGET_GENRE ? "sets" : "intervals");
+    for (size_t i = 0; i < r->n_conformal; i++) {
+        const tb_conformal_row *c = &r->conformal[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "alpha", c->alpha);
+        cJSON_AddStringToObject(e, "method", c->method);
+        if (r->target == TB_TARGET_GENRE) {
+            cJSON_AddBoolToObject(e, "mondrian", c->mondrian);
+            cJSON_AddNumberToObject(e, "coverage", c->coverage);
+            cJSON_AddNumberToObject(e, "avg_set_size", c->size);
+            cJSON_AddNumberToObject(e, "empty_rate", c->empty_rate);
+            cJSON_AddNumberToObject(e, "worst_genre_coverage", c->worst_class_coverage);
+        } else {
+            cJSON_AddNumberToObject(e, "coverage", c->coverage);
+            cJSON_AddNumberToObject(e, "mean_width", c->size);
+        }
+        cJSON_AddBoolToObject(e, "alpha_too_small", c->alpha_too_small);
+        cJSON_AddItemToArray(rows, e);
+    }
+    return o;
+}
+
+void tb_train_log_conformal(const tb_task_result *r) {
+    if (!r->n_conformal)
+        return;
+    int genre = r->target == TB_TARGET_GENRE;
+    fprintf(stderr, "%s: conformal %s on %zu test rows, calibrated on %zu held-out rows\n", tb_train_target_name(r->target),
+            genre ? "genre sets" : "popularity intervals", r->n_test, r->n_calibration);
+    if (genre)
+        fprintf(stderr, "  %-5s %-15s %-9s %8s %9s %7s %12s\n", "alpha", "method", "mondrian", "coverage", "avg size",
+                "empty", "worst genre");
+    else
+        fprintf(stderr, "  %-5s %-15s %8s %10s\n", "alpha", "method", "coverage", "mean width");
+    for (size_t i = 0; i < r->n_conformal; i++) {
+        const tb_conformal_row *c = &r->conformal[i];
+        if (genre)
+            fprintf(stderr, "  %-5.2f %-15s %-9s %8.4f %9.2f %6.2f%% %12.4f%s\n", c->alpha, c->method,
+                    c->mondrian ? "yes" : "no", c->coverage, c->size, 100.0 * c->empty_rate, c->worst_class_coverage,
+                    c->alpha_too_small ? "  (alpha too small: full sets)" : "");
+        else
+            fprintf(stderr, "  %-5.2f %-15s %8.4f %10.2f%s\n", c->alpha, c->method, c->coverage, c->size,
+                    c->alpha_too_small ? "  (alpha too small)" : "");
+    }
+}
+
+/* Publishes one trained task; fills model id and version. */
+tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *r, int64_t *ret_id, int *ret_version) {
+    char name[128];
+    if (c->name)
+        snprintf(name, sizeof name, "%s-%s", c->name, tb_train_target_name(r->target));
+    else
+        snprintf(name, sizeof name, "%s-%s", tb_train_target_name(r->target), r->kind);
+    void *blob = NULL;
+    size_t blob_len;
+    tb_status st = tb_predictor_save(r->predictor, &blob, &blob_len);
+    if (st != TB_OK)
+        return st;
+    cJSON *params = params_json(c, r), *metrics = metrics_json(r);
+    cJSON_AddNumberToObject(metrics, "n_train", (double)r->n_train);
+    cJSON_AddNumberToObject(metrics, "n_test", (double)r->n_test);
+    if (r->n_calibration)
+        cJSON_AddItemToObject(metrics, "conformal", conformal_json(r));
+    if (r->cv_folds)
+        cJSON_AddItemToObject(metrics, "cv", cv_json(r));
+    cJSON *schema = string_array(r->features, r->n_features);
+    cJSON *classes = r->target == TB_TARGET_GENRE ? string_array(r->predictor->class_names, r->predictor->n_classes)
+                                                  : NULL;
+    tb_model_record rec = {
+        .task = (char *)tb_train_target_name(r->target),
+        .kind = (char *)r->kind,
+        .name = name,
+        .params = cJSON_PrintUnformatted(params),
+        .metrics = cJSON_PrintUnformatted(metrics),
+        .feature_schema = cJSON_PrintUnformatted(schema),
+        .class_names = classes ? cJSON_PrintUnformatted(classes) : NULL,
+        .blob = blob,
+        .blob_len = blob_len,
+    };
+    if (!rec.params || !rec.metrics || !rec.feature_schema || (classes && !rec.class_names))
+        st = tb_error(TB_NOMEM, "out of memory");
+    else
+        st = tb_store_publish_model(store, &rec, ret_id, ret_version);
+    if (st == TB_OK)
+        tb_log(TB_LOG_INFO, "%s: published %s version %d (%zu bytes)", tb_train_target_name(r->target), name, *ret_version,
+               blob_len);
+    free(rec.params);
+    free(rec.metrics);
+    free(rec.feature_schema);
+    free(rec.class_names);
+    cJSON_Delete(params);
+    cJSON_Delete(metrics);
+    cJSON_Delete(schema);
+    cJSON_Delete(classes);
+    free(blob);
+    return st;
+}
+
+static cJSON *recommend_metrics(const tb_recommend_result *r) {
+    cJSON *m = cJSON_CreateObject();
+    if (r->n_queries) {
+        char key[32];
+        snprintf(key, sizeof key, "genre_hit_at_%zu", r->eval_k);
+        cJSON_AddNumberToObject(m, key, r->genre_hit);
+        cJSON_AddNumberToObject(m, "n_queries", (double)r->n_queries);
+        cJSON_AddNumberToObject(m, "n_pool", (double)r->n_pool);
+        cJSON_AddNumberToObject(m, "eval_search_seconds", r->eval_seconds);
+    }
+    cJSON_AddNumberToObject(m, "n_tracks", (double)r->index->n);
+    cJSON_AddNumberToObject(m, "dim", (double)r->index->dim);
+    cJSON_AddNumberToObject(m, "build_seconds", r->build_seconds);
+    return m;
+}
+
+tb_status tb_train_publish_recommend(tb_store *store, const cli *c, const tb_recommend_result *r,
+                                   const double *weights, int64_t *ret_id, int *ret_version) {
+    char name[128];
+    snprintf(name, sizeof name, "%s-%s", c->name ? c->name : "recommend", c->name ? "recommend" : r->embedder->ops->kind);
+    void *blob = NULL;
+    size_t blob_len;
+    tb_status st = tb_embedder_save(r->embedder, &blob, &blob_len);
+    if (st != TB_OK)
+        return st;
+    cJSON *params = cJSON_CreateObject(), *metrics = recommend_metrics(r);
+    cJSON_AddStringToObject(params, "embedding", r->embedder->ops->kind);
+    cJSON *wj = cJSON_AddObjectToObject(params, "feature_weights");
+    for (size_t j = 0; j < r->n_features; j++)
+        cJSON_AddNumberToObject(wj, r->features[j], weights[j]);
+    cJSON *schema = string_array(r->features, r->n_features);
+    tb_model_record rec = {
+        .task = "recommend",
+        .kind = (char *)r->embedder->ops->kind,
+        .name = name,
+        .params = cJSON_PrintUnformatted(params),
+        .metrics = cJSON_PrintUnformatted(metrics),
+        .feature_schema = cJSON_PrintUnformatted(schema),
+        .blob = blob,
+        .blob_len = blob_len,
+    };
+    tb_index_payload ix = {r->index->n, r->index->dim, r->index->vectors, r->index->ids};
+    if (!rec.params || !rec.metrics || !rec.feature_schema)
+        st = tb_error(TB_NOMEM, "out of memory");
+    else
+        st = tb_store_publish_index(store, &rec, &ix, ret_id, ret_version);
+    if (st == TB_OK)
+        tb_log(TB_LOG_INFO, "recommend: published %s version %d (%zu tracks × %zu values)", name, *ret_version,
+               r->index->n, r->index->dim);
+    free(rec.params);
+    free(rec.metrics);
+    free(rec.feature_schema);
+    cJSON_Delete(params);
+    cJSON_Delete(metrics);
+    cJSON_Delete(schema);
+    free(blob);
+    return st;
+}
+
+cJSON *tb_train_recommend_report(const tb_recommend_result *r, int64_t id, int version) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", "recommend");
+    cJSON_AddStringToObject(o, "embedding", r->embedder->ops->kind);
+    cJSON_AddItemToObject(o, "features", string_array(r->features, r->n_features));
+    cJSON_AddItemToObject(o, "metrics", recommend_metrics(r));
+    cJSON_AddNumberToObject(o, "model_id", (double)id);
+    cJSON_AddNumberToObject(o, "version", version);
+    return o;
+}
+
+cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", tb_train_target_name(r->target));
+    cJSON_AddStringToObject(o, "model", r->kind);
+    cJSON_AddNumberToObject(o, "n_train", (double)r->n_train);
+    cJSON_AddNumberToObject(o, "n_test", (double)r->n_test);
+    cJSON_AddNumberToObject(o, "n_features", (double)r->n_features);
+    cJSON_AddItemToObject(o, "features", string_array(r->features, r->n_features));
+    cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
+    cJSON_AddNumberToObject(o, "trees", (double)r->n_trees);
+    cJSON_AddNumberToObject(o, "model_bytes", (double)r->model_bytes);
+    cJSON_AddNumberToObject(o, "predict_seconds", r->predict_seconds);
+    cJSON_AddItemToObject(o, "metrics", metrics_json(r));
+    cJSON_AddItemToObject(o, "cv", cv_json(r));
+    if (r->n_calibration)
+        cJSON_AddItemToObject(o, "conformal", conformal_json(r));
+    cJSON_AddNumberToObject(o, "model_id", (double)id);
+    cJSON_AddNumberToObject(o, "version", version);
+    return o;
+}
+
+void tb_train_log_result(const tb_task_result *r) {
+    if (r->target == TB_TARGET_GENRE)
+        tb_log(TB_LOG_INFO,
+               "genre: %zu train / %zu test rows, %zu features: accuracy %.4f, macro-F1 %.4f, top-3 %.4f, "
+               "log-loss %.4f; trained in %.2fs, predicted in %.3fs",
+               r->n_train, r->n_test, r->n_features, r->cls.accuracy, r->cls.macro_f1, r->cls.top3_accuracy,
+               r->cls.log_loss, r->train_seconds, r->predict_seconds);
+    else
+        tb_log(TB_LOG_INFO,
+               "popularity: %zu train / %zu test rows, %zu features: RMSE %.3f, MAE %.3f, R2 %.4f, Spearman %.4f; "
+               "trained in %.2fs, predicted in %.3fs",
+               r->n_train, r->n_test, r->n_features, r->reg.rmse, r->reg.mae, r->reg.r2, r->reg.spearman,
+               r->train_seconds, r->predict_seconds);
+    if (r->cv_folds) {
+        const char *const *names = r->target == TB_TARGET_GENRE ? genre_metric_names : pop_metric_names;
+        int main_metric = r->target == TB_TARGET_GENRE ? 1 : 3;
+        tb_log(TB_LOG_INFO, "%s: %zu-fold cv %s %.4f ± %.4f", tb_train_target_name(r->target), r->cv_folds, names[main_metric],
+               r->cv_mean[main_metric], r->cv_std[main_metric]);
+    }
+}
+
+tb_status tb_train_write_report(const char *path, cJSON *report) {
+    char *text = cJSON_Print(report);
+    if (!text)
+        return tb_error(TB_NOMEM, "out of memory");
+    FILE *f = fopen(path, "w");
+    tb_status st = TB_OK;
+    if (!f || fputs(text, f) == EOF || fputc('\n', f) == EOF)
+        st = tb_error(TB_IO, "%s: cannot write the report", path);
+    if (f && fclose(f) != 0 && st == TB_OK)
+        st = tb_error(TB_IO, "%s: cannot write the report", path);
+    free(text);
+    return st;
+}
+
+/* CSV field with RFC 4180 quoting when needed. */
+static void put_csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size_t n_results) {
+    tb_dataset_options o = c->ds_opt;
+    o.require_label = 0;
+    tb_dataset *ds = NULL;
+    tb_status st = tb_dataset_load(c->predict, &o, &ds);
+    if (st != TB_OK)
+        return st;
+    double *pred[2] = {NULL, NULL};
+    const tb_predictor *genre = NULL;
+    for (size_t i = 0; i < n_results && st == TB_OK; i++) {
+        if (results[i].target == TB_TARGET_GENRE)
+            genre = results[i].predictor;
+        size_t absent = 0;
+        st = tb_trainer_predict_dataset(results[i].predictor, ds, c->opt.threads, &pred[i], &absent);
+        if (st == TB_OK && absent)
+            tb_log(TB_LOG_WARN, "%s: %zu of the %s model's inputs are not columns of this file; they count as missing",
+                   c->predict, absent, tb_train_target_name(results[i].target));
+    }
+    FILE *f = st == TB_OK ? fopen(c->out, "w") : NULL;
+    if (st == TB_OK && !f)
+        st = tb_error(TB_IO, "%s: cannot open for writing", c->out);
+    if (st == TB_OK) {
+        fputs("track_id", f);
+        for (size_t i = 0; i < n_results; i++)
+            fputs(results[i].target == TB_TARGET_GENRE ? ",genre" : ",popularity", f);
+        if (c->proba && genre)
+            for (size_t k = 0; k < genre->n_classes; k++) {
+                fputs(",", f);
+                char col[300];
+                snprintf(col, sizeof col, "p_%s", genre->class_names[k]);
+                put_csv_field(f, col);
+            }
+        fputc('\n', f);
+        for (size_t r = 0; r < ds->n_rows; r++) {
+            char buf[32];
+            put_csv_field(f, tb_dataset_id(ds, r, buf));
+            const double *gp = NULL;
+            for (size_t i = 0; i < n_results; i++) {
+                if (results[i].target == TB_TARGET_GENRE) {
+                    size_t k = results[i].predictor->n_classes;
+                    gp = pred[i] + r * k;
+                    int32_t best;
+                    tb_argmax_rows(gp, 1, k, &best);
+                    fputc(',', f);
+                    put_csv_field(f, results[i].predictor->class_names[best]);
+                } else {
+                    fprintf(f, ",%.17g", pred[i][r]);
+                }
+            }
+            if (c->proba && gp)
+                for (size_t k = 0; k < genre->n_classes; k++)
+                    fprintf(f, ",%.17g", gp[k]);
+            fputc('\n', f);
+        }
+        if (fclose(f) != 0)
+            st = tb_error(TB_IO, "%s: write failed", c->out);
+        else
+            tb_log(TB_LOG_INFO, "wrote %zu predictions to %s", ds->n_rows, c->out);
+    }
+    free(pred[0]);
+    free(pred[1]);
+    tb_dataset_free(ds);
+    return st;
+}
