@@ -55,6 +55,8 @@ typedef struct tb_train_params {
     double validation_fraction; /* 0.1: rows held out of training for early stopping */
     size_t sketch;           /* classes used to search splits; 0 = all up to 16, else 16 */
     double *loss_trace;      /* optional, n_rounds entries: training loss after each round */
+    /* k-nearest neighbours (knn) */
+    size_t n_neighbors;      /* 0 = 15 */
     /* all */
     uint64_t seed;           /* 42 */
     int threads;             /* 0 = all cores */

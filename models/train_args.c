@@ -40,6 +40,7 @@ static void usage(FILE *f) {
             "  --early-stopping N     gbdt: stop after N rounds without validation gain; 0 = off (20)\n"
             "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
             "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
+            "  --neighbors N          knn: neighbours that vote (15)\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -98,7 +99,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
-        O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG,
+        O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -121,7 +122,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"track-name", required_argument, 0, O_TRACK_NAME}, {"features", required_argument, 0, O_FEATURES},
         {"report", required_argument, 0, O_REPORT}, {"predict", required_argument, 0, O_PREDICT},
         {"out", required_argument, 0, O_OUT}, {"proba", no_argument, 0, O_PROBA},
-        {"calibration-fraction", required_argument, 0, O_CALFRAC},
+        {"calibration-fraction", required_argument, 0, O_CALFRAC}, {"neighbors", required_argument, 0, O_NEIGHBORS},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -261,6 +262,14 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
                 return -1;
             if (!(c->opt.raps_lambda >= 0.0) || !isfinite(c->opt.raps_lambda)) {
                 tb_log(TB_LOG_ERROR, "--raps-lambda must be a finite number >= 0");
+                return -1;
+            }
+            break;
+        case O_NEIGHBORS:
+            if (parse_size("--neighbors", optarg, &c->opt.params.n_neighbors))
+                return -1;
+            if (c->opt.params.n_neighbors == 0 || c->opt.params.n_neighbors > 1000) {
+                tb_log(TB_LOG_ERROR, "--neighbors must be from 1 to 1000");
                 return -1;
             }
             break;

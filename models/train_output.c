@@ -44,8 +44,10 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
     int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->kind);
-    cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
-    if (gbdt) {
+    if (strcmp(r->kind, "knn") == 0) {
+        cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
+    } else if (gbdt) {
+        cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
         cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
         cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
@@ -62,6 +64,7 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         if (strcmp(r->kind, "blend") == 0)
             cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
     } else {
+        cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
         cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
         if (p->max_features > 0)
@@ -70,7 +73,7 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
             cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
         cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
     }
-    if (r->target == TB_TARGET_GENRE)
+    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0)
         cJSON_AddStringToObject(o, "class_weight",
                                 p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
                                                                                                        : "none");
