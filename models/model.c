@@ -14,6 +14,7 @@ extern const tb_model_ops tb_extra_ops;
 extern const tb_model_ops tb_gbdt_ops;
 extern const tb_model_ops tb_blend_ops;
 extern const tb_model_ops tb_knn_ops;
+extern const tb_model_ops tb_linear_ops;
 
 /* Every family, once. Adding a family means one line here and one file in models/. */
 static const tb_model_ops *const registry[] = {
@@ -22,6 +23,7 @@ static const tb_model_ops *const registry[] = {
     &tb_gbdt_ops,
     &tb_blend_ops,
     &tb_knn_ops,
+    &tb_linear_ops,
 };
 #define N_FAMILIES (sizeof registry / sizeof registry[0])
 

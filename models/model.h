@@ -57,6 +57,8 @@ typedef struct tb_train_params {
     double *loss_trace;      /* optional, n_rounds entries: training loss after each round */
     /* k-nearest neighbours (knn) */
     size_t n_neighbors;      /* 0 = 15 */
+    /* linear models (linear) */
+    double l2;               /* 0 = 1: L2 penalty (logistic: scikit-learn's 1/C; ridge: alpha) */
     /* all */
     uint64_t seed;           /* 42 */
     int threads;             /* 0 = all cores */

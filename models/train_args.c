@@ -41,6 +41,8 @@ static void usage(FILE *f) {
             "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
             "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
             "  --neighbors N          knn: neighbours that vote (15)\n"
+            "  --l2 X                 linear: L2 penalty (1; scikit-learn's 1/C for logistic, alpha\n"
+            "                         for ridge)\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -99,7 +101,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_NO_POP, O_SEED, O_THREADS, O_CV, O_TEST_FRACTION, O_LABEL, O_ID, O_POPULARITY, O_ARTISTS, O_TRACK_NAME,
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
-        O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS,
+        O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -123,6 +125,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"report", required_argument, 0, O_REPORT}, {"predict", required_argument, 0, O_PREDICT},
         {"out", required_argument, 0, O_OUT}, {"proba", no_argument, 0, O_PROBA},
         {"calibration-fraction", required_argument, 0, O_CALFRAC}, {"neighbors", required_argument, 0, O_NEIGHBORS},
+        {"l2", required_argument, 0, O_L2},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -262,6 +265,14 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
                 return -1;
             if (!(c->opt.raps_lambda >= 0.0) || !isfinite(c->opt.raps_lambda)) {
                 tb_log(TB_LOG_ERROR, "--raps-lambda must be a finite number >= 0");
+                return -1;
+            }
+            break;
+        case O_L2:
+            if (parse_double("--l2", optarg, &c->opt.params.l2))
+                return -1;
+            if (!(c->opt.params.l2 > 0.0) || !isfinite(c->opt.params.l2)) {
+                tb_log(TB_LOG_ERROR, "--l2 must be a positive number");
                 return -1;
             }
             break;

@@ -46,6 +46,8 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
     cJSON_AddStringToObject(o, "model", r->kind);
     if (strcmp(r->kind, "knn") == 0) {
         cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
+    } else if (strcmp(r->kind, "linear") == 0) {
+        cJSON_AddNumberToObject(o, "l2", p->l2 > 0.0 ? p->l2 : 1.0);
     } else if (gbdt) {
         cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
@@ -73,7 +75,7 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
             cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
         cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
     }
-    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0)
+    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0 && strcmp(r->kind, "linear") != 0)
         cJSON_AddStringToObject(o, "class_weight",
                                 p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
                                                                                                        : "none");
