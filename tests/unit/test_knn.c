@@ -1,6 +1,7 @@
 /* k-nearest neighbours: hand-computed votes and means, tie order, the blob round trip and refusals. */
 #include "check.h"
 #include "model.h"
+#include "model_checks.h"
 
 int main(void) {
     /* Six rows on a line; classes 0 0 0 1 1 1; targets 1..6. */
@@ -25,26 +26,7 @@ int main(void) {
     tb_model_predict(m, &x, out);
     CHECK_NEAR(out[0], 1.0 / 3.0, 1e-12);
     CHECK_NEAR(out[1], 2.0 / 3.0, 1e-12);
-    /* Round trip, and every truncation refused. */
-    tb_writer w;
-    tb_writer_init(&w);
-    CHECK(tb_model_save(m, &w) == TB_OK);
-    tb_reader r;
-    tb_reader_init(&r, w.data, w.len);
-    tb_model *back = NULL;
-    CHECK(tb_model_load(&r, &back) == TB_OK);
-    double out2[2];
-    tb_model_predict(back, &x, out2);
-    CHECK(out2[0] == out[0] && out2[1] == out[1]);
-    tb_model_free(back);
-    int refused = 1;
-    for (size_t cut = 0; cut < w.len; cut++) {
-        tb_reader_init(&r, w.data, cut);
-        back = NULL;
-        refused &= tb_model_load(&r, &back) != TB_OK && back == NULL;
-    }
-    CHECK(refused);
-    tb_writer_free(&w);
+    check_model_round_trip(m, &x); /* same votes after a round trip; truncations refused */
     tb_model_free(m);
 
     tb_train_data reg = {.X = X, .n = 6, .d = 1, .task = TB_TASK_REGRESS, .target = target};

@@ -3,6 +3,7 @@
  * its gradient vanishes at the end; round trip and refusals. */
 #include "check.h"
 #include "model.h"
+#include "model_checks.h"
 #include "rng.h"
 
 int main(void) {
@@ -53,26 +54,7 @@ int main(void) {
         correct += (out[1] > 0.5) == y[i];
     }
     CHECK(correct >= N - 6);
-    tb_writer w;
-    tb_writer_init(&w);
-    CHECK(tb_model_save(m, &w) == TB_OK);
-    tb_reader r;
-    tb_reader_init(&r, w.data, w.len);
-    tb_model *back = NULL;
-    CHECK(tb_model_load(&r, &back) == TB_OK);
-    double o2[2];
-    tb_model_predict(m, mid, out);
-    tb_model_predict(back, mid, o2);
-    CHECK(out[0] == o2[0] && out[1] == o2[1]);
-    tb_model_free(back);
-    int refused = 1;
-    for (size_t cut = 0; cut < w.len; cut++) {
-        tb_reader_init(&r, w.data, cut);
-        back = NULL;
-        refused &= tb_model_load(&r, &back) != TB_OK && back == NULL;
-    }
-    CHECK(refused);
-    tb_writer_free(&w);
+    check_model_round_trip(m, mid);
     tb_model_free(m);
     /* Collinear inputs without a penalty cannot be solved: a clear error. */
     double dup[8] = {1, 1, 2, 2, 3, 3, 4, 4}, td[4] = {1, 2, 3, 4};
