@@ -163,19 +163,13 @@ fail:
     return st;
 }
 
+static int cmp_id_track(const void *key, const void *track) {
+    return strcmp(key, ((const tb_catalog_track *)track)->id);
+}
+
 long tb_catalog_find(const tb_catalog *c, const char *id) {
-    size_t lo = 0, hi = c->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(c->tracks[mid].id, id);
-        if (cmp == 0)
-            return (long)mid;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
+    const tb_catalog_track *t = bsearch(id, c->tracks, c->n, sizeof *c->tracks, cmp_id_track);
+    return t ? (long)(t - c->tracks) : -1;
 }
 
 long tb_catalog_genre(const tb_catalog *c, const char *name) {
@@ -187,14 +181,6 @@ int tb_catalog_has_genre(const tb_catalog *c, size_t t, size_t g) {
     const tb_catalog_track *tr = &c->tracks[t];
     for (uint16_t i = 0; i < tr->n_genres; i++)
         if (c->genre_ids[tr->genre_start + i] == g)
-            return 1;
-    return 0;
-}
-
-int tb_catalog_share_genre(const tb_catalog *c, size_t a, size_t b) {
-    const tb_catalog_track *ta = &c->tracks[a];
-    for (uint16_t i = 0; i < ta->n_genres; i++)
-        if (tb_catalog_has_genre(c, b, c->genre_ids[ta->genre_start + i]))
             return 1;
     return 0;
 }

@@ -11,7 +11,7 @@
 
 const double tb_conformal_alphas[TB_CONFORMAL_N_ALPHAS] = {0.01, 0.05, 0.1, 0.2};
 
-size_t tb_trainer_raps_k_reg(const tb_trainer_options *opt, size_t k) {
+static size_t raps_k_reg(const tb_trainer_options *opt, size_t k) {
     return opt->raps_k_reg ? opt->raps_k_reg : k <= 16 ? 2 : 5;
 }
 
@@ -62,7 +62,7 @@ tb_status tb_trainer_calibrate(tb_predictor *p, const tb_dataset *ds, const size
         for (size_t i = 0; i < n_cal; i++)
             y[i] = ds->y[cal[i]];
         size_t k = p->n_classes;
-        st = tb_calibration_genre_new(pred, y, n_cal, k, opt->raps_lambda, tb_trainer_raps_k_reg(opt, k),
+        st = tb_calibration_genre_new(pred, y, n_cal, k, opt->raps_lambda, raps_k_reg(opt, k),
                                       opt->params.seed ^ 0xca1ULL, &c);
         free(y);
     } else {

@@ -58,19 +58,11 @@ tb_status tb_index_new(float *vectors, char **ids, size_t n, size_t dim, tb_inde
     return TB_OK;
 }
 
+static int cmp_id(const void *key, const void *id) { return strcmp(key, *(char *const *)id); }
+
 long tb_index_find(const tb_index *ix, const char *id) {
-    size_t lo = 0, hi = ix->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(ix->ids[mid], id);
-        if (cmp == 0)
-            return (long)mid;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
+    char *const *hit = bsearch(id, ix->ids, ix->n, sizeof *ix->ids, cmp_id);
+    return hit ? (long)(hit - ix->ids) : -1;
 }
 
 void tb_index_blas_single_thread(void) { openblas_set_num_threads(1); }

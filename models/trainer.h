@@ -119,7 +119,6 @@ tb_status tb_trainer_calibrate(tb_predictor *p, const tb_dataset *ds, const size
 tb_status tb_trainer_conformal_eval(const tb_predictor *p, const tb_dataset *ts, const double *raw_test,
                                     const size_t *test, size_t n_test, const double *pred, tb_target target,
                                     tb_task_result *res);
-size_t tb_trainer_raps_k_reg(const tb_trainer_options *opt, size_t k);
 
 /* Stores the tracks of the datasets (unique ids, every genre kept) in one transaction. */
 tb_status tb_trainer_store_catalog(tb_store *store, const tb_dataset *const *sets, size_t n_sets);

@@ -108,9 +108,11 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     char allow[sizeof req->allow];
     snprintf(req->method, sizeof req->method, "%s", method);
     req->v2_errors = strncmp(url, "/v2/", 4) == 0;
-    snprintf(req->path, sizeof req->path, "%s", url);
-    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
-    snprintf(req->forwarded_for, sizeof req->forwarded_for, "%s", xff ? xff : "");
+    if (h->access_log) { /* kept for the log line only */
+        snprintf(req->path, sizeof req->path, "%s", url);
+        const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+        snprintf(req->forwarded_for, sizeof req->forwarded_for, "%s", xff ? xff : "");
+    }
     cors_origin(h->cors_origins, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), req->cors_origin,
                 sizeof req->cors_origin);
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {

@@ -10,9 +10,13 @@
 #include "limits.h"
 #include "reply.h"
 
-static int bad(tb_request *req, const char *field, const char *message) {
-    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "%s", message);
+int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
+    tb_reply_error(req, status, code, field, "%s", message);
     return 1;
+}
+
+int tb_input_bad(tb_request *req, const char *field, const char *message) {
+    return tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, message);
 }
 
 /* Quadratic, so callers bound the key count first (TB_MAX_KEYS). */
@@ -28,7 +32,7 @@ static int has_duplicate_keys(const cJSON *obj, const char **ret_name) {
 
 int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
     if (!req->body || req->body_len == 0)
-        return bad(req, NULL, "request body is empty: expected a JSON object");
+        return tb_input_bad(req, NULL, "request body is empty: expected a JSON object");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
     if (!root) {
@@ -41,11 +45,11 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
         end++;
     if (end != req->body + req->body_len) {
         cJSON_Delete(root);
-        return bad(req, NULL, "unexpected bytes after the JSON value");
+        return tb_input_bad(req, NULL, "unexpected bytes after the JSON value");
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return bad(req, NULL, "request body must be a JSON object");
+        return tb_input_bad(req, NULL, "request body must be a JSON object");
     }
     if (tb_input_check_object(req, root)) {
         cJSON_Delete(root);
@@ -58,7 +62,7 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
 int tb_input_check_object(tb_request *req, const cJSON *obj) {
     const char *dup;
     if (!cJSON_IsObject(obj))
-        return bad(req, NULL, "a request must be a JSON object");
+        return tb_input_bad(req, NULL, "a request must be a JSON object");
     if (cJSON_GetArraySize(obj) > TB_MAX_KEYS) {
         tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
                        "the request object has more keys than the limit of %d", TB_MAX_KEYS);
@@ -120,7 +124,7 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
 static int fill_features(tb_request *req, const cJSON *features, const tb_pipeline *pl, double *raw, int strict) {
     for (const cJSON *c = features->child; c; c = c->next) {
         if (strlen(c->string) > TB_MAX_FEATURE_NAME_BYTES)
-            return bad(req, "features", "a feature name is longer than the limit of 64 bytes");
+            return tb_input_bad(req, "features", "a feature name is longer than the limit of 64 bytes");
         long j = tb_pipeline_find(pl, c->string);
         if (j < 0) {
             if (!strict)
@@ -147,9 +151,9 @@ int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor 
 
 int tb_input_track_id(tb_request *req, const cJSON *id) {
     if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
-        return bad(req, "track_id", "\"track_id\" must be a non-empty string");
+        return tb_input_bad(req, "track_id", "\"track_id\" must be a non-empty string");
     if (strlen(id->valuestring) > TB_MAX_TRACK_ID_BYTES)
-        return bad(req, "track_id", "\"track_id\" is longer than the limit of 128 bytes");
+        return tb_input_bad(req, "track_id", "\"track_id\" is longer than the limit of 128 bytes");
     return 0;
 }
 
@@ -159,13 +163,13 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "track_id");
     if (!features == !id)
-        return bad(req, NULL, "give exactly one of \"features\" (an object) or \"track_id\" (a string)");
+        return tb_input_bad(req, NULL, "give exactly one of \"features\" (an object) or \"track_id\" (a string)");
     for (size_t j = 0; j < pl->n_features; j++)
         raw[j] = NAN;
     if (features) {
         const char *dup;
         if (!cJSON_IsObject(features))
-            return bad(req, "features", "\"features\" must be an object of feature name to number");
+            return tb_input_bad(req, "features", "\"features\" must be an object of feature name to number");
         if (cJSON_GetArraySize(features) > TB_MAX_KEYS) {
             tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "features",
                            "\"features\" has more keys than the limit of %d", TB_MAX_KEYS);

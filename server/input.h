@@ -8,6 +8,11 @@
 
 #include "request.h"
 
+/* Sends an error reply and returns 1, so a check reads `if (...) return tb_input_bad(...)`. */
+int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message);
+/* The same as a 400 "bad_request". */
+int tb_input_bad(tb_request *req, const char *field, const char *message);
+
 /* The body as one JSON object (trailing bytes, other types, duplicate keys are errors). */
 int tb_input_parse_object(tb_request *req, cJSON **ret_root);
 /* An object within the key limit and without duplicate keys. */

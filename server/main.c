@@ -102,42 +102,36 @@ static int reload(tb_http *http, const char *db, const char *why) {
     return 1;
 }
 
-/* The current state's published ids, as tb_store_published_fingerprint writes them. */
-static void state_fingerprint(const tb_server_state *s, void *ctx) {
-    char *buf = ctx;
-    size_t len = 0;
-    const char *tasks[3] = {"genre", "popularity", "recommend"};
-    long long ids[3] = {s->genre ? (long long)s->genre->id : -1, s->popularity ? (long long)s->popularity->id : -1,
-                        s->recommend ? (long long)s->recommend->id : -1};
-    buf[0] = '\0';
-    for (int i = 0; i < 3; i++)
-        if (ids[i] >= 0)
-            len += (size_t)snprintf(buf + len, 256 - len, "%s:%lld;", tasks[i], ids[i]);
-}
-
+/* The served models' ids as tb_store_published_fingerprint writes them, and the database's now. */
 typedef struct watch_check {
-    char fingerprint[256];
+    char serving[256], stored[256];
     int failed;
 } watch_check;
 
-static void db_fingerprint(const tb_server_state *s, void *ctx) {
+static void fingerprints(const tb_server_state *s, void *ctx) {
     watch_check *w = ctx;
-    w->failed = tb_store_published_fingerprint(s->store, w->fingerprint, sizeof w->fingerprint) != TB_OK;
+    const char *tasks[3] = {"genre", "popularity", "recommend"};
+    long long ids[3] = {s->genre ? (long long)s->genre->id : -1, s->popularity ? (long long)s->popularity->id : -1,
+                        s->recommend ? (long long)s->recommend->id : -1};
+    size_t len = 0;
+    w->serving[0] = '\0';
+    for (int i = 0; i < 3; i++)
+        if (ids[i] >= 0)
+            len += (size_t)snprintf(w->serving + len, sizeof w->serving - len, "%s:%lld;", tasks[i], ids[i]);
+    w->failed = tb_store_published_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
 }
 
 /* Whether the database's published models differ from the ones being served and from a set that
  * already failed to load (retried only once the database changes again); fp gets the database's. */
 static int newly_published(tb_http *http, const char *last_failed, char *fp) {
-    char serving[256];
-    watch_check now = {{0}, 0};
-    tb_http_with_state(http, state_fingerprint, serving);
-    tb_http_with_state(http, db_fingerprint, &now);
+    watch_check now;
+    tb_http_with_state(http, fingerprints, &now);
     if (now.failed) {
         tb_log(TB_LOG_WARN, "--watch: cannot read the database: %s", tb_error_message());
         return 0;
     }
-    memcpy(fp, now.fingerprint, sizeof now.fingerprint);
-    return strcmp(serving, fp) != 0 && strcmp(last_failed, fp) != 0;
+    memcpy(fp, now.stored, sizeof now.stored);
+    return strcmp(now.serving, fp) != 0 && strcmp(last_failed, fp) != 0;
 }
 
 int main(int argc, char **argv) {

@@ -95,11 +95,6 @@ enum MHD_Result tb_handle_v2_model_ready(struct tb_request *req) {
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }
 
-static int bad(struct tb_request *req, const char *message) {
-    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "%s", message);
-    return 1;
-}
-
 /* Flattens data (flat, or nested row by row) into out[0..want); returns the count seen or -1. */
 static long flatten(const cJSON *data, double *out, size_t want, size_t *at, int depth) {
     const cJSON *e;
@@ -127,7 +122,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     if (tb_input_only_keys(req, root, keys, ""))
         return NULL;
     if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1) {
-        bad(req, "\"inputs\" must hold exactly one tensor");
+        tb_input_bad(req, NULL, "\"inputs\" must hold exactly one tensor");
         return NULL;
     }
     const cJSON *t = inputs->child;
@@ -137,7 +132,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     char msg[160];
     if (!cJSON_IsObject(t) || !cJSON_IsString(dtype) ||
         (strcmp(dtype->valuestring, "FP32") != 0 && strcmp(dtype->valuestring, "FP64") != 0)) {
-        bad(req, "the input tensor needs \"datatype\": \"FP32\" (or FP64)");
+        tb_input_bad(req, NULL, "the input tensor needs \"datatype\": \"FP32\" (or FP64)");
         return NULL;
     }
     double rows = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == 2 && cJSON_IsNumber(shape->child)
@@ -146,7 +141,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     if (!(rows >= 1 && rows <= (double)req->limits->max_batch_rows && rows == floor(rows)) || cols != (double)d) {
         snprintf(msg, sizeof msg, "the input \"shape\" must be [N, %zu] with N from 1 to %zu (features in the model's "
                  "order: GET /v2/models/{name})", d, req->limits->max_batch_rows);
-        bad(req, msg);
+        tb_input_bad(req, NULL, msg);
         return NULL;
     }
     size_t n = (size_t)rows, at = 0;
@@ -158,7 +153,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     if (!cJSON_IsArray(data) || flatten(data, x, n * d, &at, 0) != (long)(n * d)) {
         free(x);
         snprintf(msg, sizeof msg, "the input \"data\" must hold %zu finite numbers (or null for missing)", n * d);
-        bad(req, msg);
+        tb_input_bad(req, NULL, msg);
         return NULL;
     }
     *ret_n = n;

@@ -19,12 +19,6 @@ static int model_or_503(struct tb_request *req, const tb_served_model *m, const 
     return 1;
 }
 
-/* Sends an error and returns 1, for handlers that collect a failure flag. */
-static int reject(struct tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
-    tb_reply_error(req, status, code, field, "%s", message);
-    return 1;
-}
-
 void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
     if (track_id[0])
         cJSON_AddStringToObject(o, "track_id", track_id);
@@ -95,15 +89,15 @@ static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
     if (!failed && mj) {
         const char *name = cJSON_IsString(mj) ? mj->valuestring : "";
         if (!a)
-            failed = reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method", "interval_method goes with alpha");
+            failed = tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method", "interval_method goes with alpha");
         else if (strcmp(name, "absolute") == 0)
             method = TB_INTERVAL_ABSOLUTE;
         else if (strcmp(name, "normalized") != 0)
-            failed = reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method",
+            failed = tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method",
                             "interval_method must be \"normalized\" or \"absolute\"");
     }
     if (!failed && a && !m->predictor->calibration)
-        failed = reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "alpha",
+        failed = tb_input_reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "alpha",
                         "the published popularity model has no calibration (trained with --calibration-fraction 0)");
     if (!failed)
         failed = tb_input_features(req, root, m->predictor->pipeline, raw, &imputed, track_id);

@@ -49,11 +49,6 @@ static int accept_row(void *ctx, size_t row) {
     return 1;
 }
 
-static int bad(struct tb_request *req, const char *field, const char *message) {
-    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "%s", message);
-    return 1;
-}
-
 /* k, exclude_same_artist, genres and min_popularity from the request (each optional). */
 static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, rec_filter *f) {
     const cJSON *kj = cJSON_GetObjectItemCaseSensitive(root, "k");
@@ -72,7 +67,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     }
     if (ex) {
         if (!cJSON_IsBool(ex))
-            return bad(req, "exclude_same_artist", "exclude_same_artist must be true or false");
+            return tb_input_bad(req, "exclude_same_artist", "exclude_same_artist must be true or false");
         f->exclude_same_artist = cJSON_IsTrue(ex);
     }
     if (genres) {
@@ -91,7 +86,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
                                    "unknown genre '%.64s' (the catalog has %zu genres)", g->valuestring,
                                    f->c->n_genres);
                 else
-                    bad(req, "genres", "genres must hold strings");
+                    tb_input_bad(req, "genres", "genres must hold strings");
                 return 1;
             }
             f->genres[f->n_genres++] = id;
@@ -101,16 +96,10 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     if (minp) {
         double v = cJSON_IsNumber(minp) ? minp->valuedouble : NAN;
         if (!(v >= 0 && v <= 100))
-            return bad(req, "min_popularity", "min_popularity must be a number from 0 to 100");
+            return tb_input_bad(req, "min_popularity", "min_popularity must be a number from 0 to 100");
         f->min_popularity = v;
     }
     return 0;
-}
-
-/* Small replies that end a request with an error and no object. */
-static cJSON *fail(struct tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
-    tb_reply_error(req, status, code, field, "%s", message);
-    return NULL;
 }
 
 static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
@@ -129,6 +118,10 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "track_id");
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     long row = -1;
+    if (f.exclude_same_artist && !(id && !features)) {
+        tb_input_bad(req, "exclude_same_artist", "exclude_same_artist needs a track_id query (features have no artist)");
+        return NULL;
+    }
     if (id && !features) {
         if (tb_input_track_id(req, id))
             return NULL;
@@ -146,11 +139,6 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
             return NULL;
         tb_embedder_embed(x->embedder, raw, q);
     }
-    if (f.exclude_same_artist && f.query_track < 0) {
-        cJSON_Delete(imputed);
-        return fail(req, MHD_HTTP_BAD_REQUEST, "bad_request", "exclude_same_artist",
-                    "exclude_same_artist needs a track_id query (features have no artist)");
-    }
     /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
      * than k distinct songs. */
     float *scores = malloc(ix->n * sizeof *scores);
@@ -161,7 +149,8 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
         free(scores);
         free(keep);
         cJSON_Delete(imputed);
-        return fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return NULL;
     }
     tb_index_scores(ix, q, scores);
     for (;;) {
@@ -171,7 +160,8 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
             free(keep);
             free(scores);
             cJSON_Delete(imputed);
-            return fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+            tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+            return NULL;
         }
         hits = grown;
         size_t got = tb_index_top(scores, ix->n, m, accept_row, &f, hits);

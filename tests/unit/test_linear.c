@@ -56,13 +56,15 @@ int main(void) {
     CHECK(correct >= N - 6);
     check_model_round_trip(m, mid);
     tb_model_free(m);
-    /* Collinear inputs without a penalty cannot be solved: a clear error. */
-    double dup[8] = {1, 1, 2, 2, 3, 3, 4, 4}, td[4] = {1, 2, 3, 4};
+    /* Two identical columns: the penalty splits the slope evenly. With x = y = 1..4 and an
+     * unpenalized intercept, u = w1 + w2 minimizes 5(1 − u)² + u²/2, so u = 10/11 and the
+     * prediction at x = 4 is 2.5 + 1.5 u. */
+    double dup[8] = {1, 1, 2, 2, 3, 3, 4, 4}, td[4] = {1, 2, 3, 4}, q4[2] = {4, 4};
     tb_train_data col = {.X = dup, .n = 4, .d = 2, .task = TB_TASK_REGRESS, .target = td};
-    p.l2 = 1e-300;
-    m = NULL;
-    tb_status st = tb_model_train("linear", &col, &p, &m);
-    CHECK(st == TB_OK || (st == TB_INVALID && m == NULL));
+    p.l2 = 1.0;
+    CHECK(tb_model_train("linear", &col, &p, &m) == TB_OK);
+    tb_model_predict(m, q4, out);
+    CHECK_NEAR(out[0], 2.5 + 1.5 * 10.0 / 11.0, 1e-9);
     tb_model_free(m);
     return tb_test_done();
 }
