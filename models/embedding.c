@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "mlp.h"
 
 /* ---------- "standardized": weighted standardized features ---------- */
 
@@ -71,7 +72,55 @@ static const tb_embedder_ops standardized_ops = {
     .free = standardized_free,
 };
 
-static const tb_embedder_ops *const embedder_kinds[] = {&standardized_ops};
+/* ---------- "mlp": a neural network's last hidden layer ---------- */
+
+static void mlp_embed(const void *impl, const double *x, double *out) { tb_mlp_embed(impl, x, out); }
+
+static void mlp_save(const void *impl, tb_writer *w) { tb_model_save(impl, w); }
+
+static void mlp_free(void *impl) { tb_model_free(impl); }
+
+static tb_status mlp_load(tb_reader *r, size_t n_features, size_t dim, void **ret_impl) {
+    tb_model *m = NULL;
+    tb_status st = tb_model_load(r, &m);
+    if (st != TB_OK)
+        return st;
+    if (m->n_features != n_features || tb_mlp_embedding_dim(m) != dim) {
+        tb_model_free(m);
+        return tb_error(TB_CORRUPT, "embedding blob: the network does not give %zu values from %zu features", dim,
+                        n_features);
+    }
+    *ret_impl = m;
+    return TB_OK;
+}
+
+static const tb_embedder_ops mlp_ops = {
+    .kind = "mlp",
+    .embed = mlp_embed,
+    .save = mlp_save,
+    .load = mlp_load,
+    .free = mlp_free,
+};
+
+tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, tb_model *model, tb_embedder **ret) {
+    size_t dim = tb_mlp_embedding_dim(model);
+    tb_embedder *e = NULL;
+    tb_status st = TB_OK;
+    if (dim == 0 || dim > TB_EMBED_MAX_DIM || model->n_features != pipeline->n_features)
+        st = tb_error(TB_INVALID, "a learned embedding needs a neural network over the pipeline's features");
+    else if (!(e = calloc(1, sizeof *e)))
+        st = tb_error(TB_NOMEM, "out of memory");
+    if (st != TB_OK) {
+        tb_pipeline_free(pipeline);
+        tb_model_free(model);
+        return st;
+    }
+    *e = (tb_embedder){.ops = &mlp_ops, .impl = model, .pipeline = pipeline, .dim = dim};
+    *ret = e;
+    return TB_OK;
+}
+
+static const tb_embedder_ops *const embedder_kinds[] = {&standardized_ops, &mlp_ops};
 
 /* ---------- the embedder ---------- */
 
@@ -109,9 +158,9 @@ tb_status tb_embedder_standardized_new(tb_pipeline *pipeline, const double *weig
 }
 
 void tb_embedder_embed(const tb_embedder *e, const double *raw, float *out) {
-    double xs[64], vs[64];
+    double xs[256], vs[256];
     size_t d = e->pipeline->n_features, k = e->dim;
-    double *x = d <= 64 ? xs : tb_malloc_n(d, sizeof *x), *v = k <= 64 ? vs : tb_malloc_n(k, sizeof *v);
+    double *x = d <= 256 ? xs : tb_malloc_n(d, sizeof *x), *v = k <= 256 ? vs : tb_malloc_n(k, sizeof *v);
     if (!x || !v) { /* only for very wide embeddings; a zero vector matches nothing */
         memset(out, 0, k * sizeof *out);
     } else {

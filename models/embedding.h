@@ -37,10 +37,14 @@ typedef struct tb_embedder {
 /* The "standardized" embedder: standardized features times weights (NULL = all 1). Takes
  * ownership of the pipeline. Weights must be finite and >= 0, not all 0. */
 tb_status tb_embedder_standardized_new(tb_pipeline *pipeline, const double *weights, tb_embedder **ret);
+/* The "mlp" embedder: the last hidden layer of a trained neural network (models/mlp.c) that reads
+ * the pipeline's output. Takes ownership of both, also on failure. */
+struct tb_model;
+tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, struct tb_model *model, tb_embedder **ret);
 tb_embedder *tb_embedder_free(tb_embedder *e);
 
 /* raw: the pipeline's n_features raw values (NaN = missing, imputed); out: dim floats of unit
- * length (all zero when the embedding is the zero vector). No allocation for dim <= 64. */
+ * length (all zero when the embedding is the zero vector). No allocation for d, dim <= 256. */
 void tb_embedder_embed(const tb_embedder *e, const double *raw, float *out);
 
 tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_len);

@@ -558,6 +558,10 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *pa
     const tb_train_params *p = &resolved;
     if (resolved.max_leaves == 0)
         resolved.max_leaves = k <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see README */
+    if (resolved.learning_rate == 0.0)
+        resolved.learning_rate = 0.1;
+    if (resolved.early_stopping == TB_EARLY_STOPPING_AUTO)
+        resolved.early_stopping = 20;
     if (p->n_rounds == 0 || p->n_rounds > GBDT_MAX_TREES)
         return tb_error_with_field(TB_INVALID, "rounds", "%zu rounds: choose 1 to %d", p->n_rounds, GBDT_MAX_TREES);
     if (!(p->learning_rate > 0.0 && p->learning_rate <= 1.0))

@@ -15,6 +15,7 @@ extern const tb_model_ops tb_gbdt_ops;
 extern const tb_model_ops tb_blend_ops;
 extern const tb_model_ops tb_knn_ops;
 extern const tb_model_ops tb_linear_ops;
+extern const tb_model_ops tb_mlp_ops;
 
 /* Every family, once. Adding a family means one line here and one file in models/. */
 static const tb_model_ops *const registry[] = {
@@ -24,6 +25,7 @@ static const tb_model_ops *const registry[] = {
     &tb_blend_ops,
     &tb_knn_ops,
     &tb_linear_ops,
+    &tb_mlp_ops,
 };
 #define N_FAMILIES (sizeof registry / sizeof registry[0])
 
@@ -39,13 +41,16 @@ void tb_train_params_default(tb_train_params *p) {
     p->class_weight_balanced = -1;
     p->bootstrap = -1;
     p->n_rounds = 500;
-    p->learning_rate = 0.1;
+    p->learning_rate = 0.0;
+    p->dropout = 0.1;
+    p->weight_decay = 1e-4;
+    p->numeric_bins = -1;
     p->max_leaves = 0;
     p->min_child_weight = 1.0;
     p->lambda = 1.0;
     p->subsample = 1.0;
     p->colsample = 1.0;
-    p->early_stopping = 20;
+    p->early_stopping = TB_EARLY_STOPPING_AUTO;
     p->validation_fraction = 0.1;
     p->sketch = 0;
     p->seed = 42;

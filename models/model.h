@@ -29,7 +29,13 @@ typedef struct tb_train_data {
     const size_t *val_rows; /* optional: rows to hold out for early stopping instead of drawing
                               them (boosting; the other rows train) */
     size_t n_val;
+    char *const *names;    /* optional: the d input names (mlp: key, mode, time_signature and
+                              explicit become learned embeddings) */
 } tb_train_data;
+
+/* Multi-task (mlp with params.aux_weight > 0): a classify run also sets `target`, a regress run
+ * also sets `y` and n_classes; the network learns both heads on one trunk and predicts the
+ * primary one (data->task). */
 
 /* Hyper-parameters; tb_train_params_default gives the documented defaults. */
 typedef struct tb_train_params {
@@ -44,14 +50,16 @@ typedef struct tb_train_params {
     int bootstrap;           /* 1/0; -1 = family default (rf: 1, extra: 0) */
     /* gradient boosting (gbdt) */
     size_t n_rounds;         /* 500: an upper bound when early stopping is on */
-    double learning_rate;    /* 0.1 */
+    double learning_rate;    /* 0 = family default: gbdt 0.1 (shrinkage), mlp 0.001 (AdamW step) */
     size_t max_leaves;       /* 0 = by outputs: 31 up to 16 classes, 127 above (one tree serves
                                 every class, so more classes need more leaves); best-first growth */
     double min_child_weight; /* 1: minimum hessian sum in a child */
     double lambda;           /* 1: L2 penalty on leaf values */
     double subsample;        /* 1: share of rows each round */
     double colsample;        /* 1: share of features each tree */
-    size_t early_stopping;   /* 20: stop after this many rounds without validation gain; 0 = off */
+#define TB_EARLY_STOPPING_AUTO SIZE_MAX
+    size_t early_stopping;   /* stop after this many rounds (epochs) without validation gain; 0 = off;
+                                TB_EARLY_STOPPING_AUTO = family default: gbdt 20 rounds, mlp 10 epochs */
     double validation_fraction; /* 0.1: rows held out of training for early stopping */
     size_t sketch;           /* classes used to search splits; 0 = all up to 16, else 16 */
     double *loss_trace;      /* optional, n_rounds entries: training loss after each round */
@@ -59,6 +67,17 @@ typedef struct tb_train_params {
     size_t n_neighbors;      /* 0 = 15 */
     /* linear models (linear) */
     double l2;               /* 0 = 1: L2 penalty (logistic: scikit-learn's 1/C; ridge: alpha) */
+    /* neural network (mlp) */
+#define TB_MLP_MAX_LAYERS 4
+    size_t hidden[TB_MLP_MAX_LAYERS]; /* widths of the hidden layers; n_hidden 0 = 256, 128 */
+    size_t n_hidden;
+    double dropout;          /* 0.1: share of hidden units dropped while training */
+    size_t batch_size;       /* 0 = 256 */
+    size_t epochs;           /* 0 = 200: an upper bound when early stopping is on */
+    double weight_decay;     /* 1e-4: AdamW's decoupled weight decay */
+    double aux_weight;       /* 0 = single task; > 0: multi-task, the other head's loss weight */
+    int numeric_bins;        /* -1 = 16: piecewise-linear encoding of each numeric input over this
+                                many training quantile bins, next to its value; 0 = the value only */
     /* all */
     uint64_t seed;           /* 42 */
     int threads;             /* 0 = all cores */

@@ -14,7 +14,9 @@
 typedef struct tb_recommend_options {
     char *const *features;   /* embedding inputs; NULL = the dataset's features (never popularity) */
     size_t n_features;
-    const double *weights;   /* one per feature; NULL = all 1 */
+    const double *weights;   /* one per feature; NULL = all 1 (standardized only) */
+    const char *embedding;   /* "standardized" (NULL) or "mlp": a genre network's last hidden layer */
+    const tb_train_params *mlp_params; /* for "mlp"; NULL = defaults */
     size_t eval_k;           /* neighbours judged per query (10) */
     int threads;             /* 0 = all cores */
 } tb_recommend_options;

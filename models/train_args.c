@@ -30,19 +30,30 @@ static void usage(FILE *f) {
             "  --class-weight         balance class weights (gbdt does not by default)\n"
             "  --bootstrap / --no-bootstrap  forests: sample rows (default: rf yes, extra no)\n"
             "  --rounds N             gbdt: boosting rounds, an upper bound with early stopping (500)\n"
-            "  --learning-rate X      gbdt: shrinkage (0.1)\n"
+            "  --learning-rate X      gbdt: shrinkage (0.1); mlp: AdamW step (0.001)\n"
             "  --max-leaves N         gbdt: leaves per tree, grown best-first\n"
             "                         (default 31 up to 16 genres, 127 above)\n"
             "  --min-child-weight X   gbdt: least hessian sum in a child (1)\n"
             "  --lambda X             gbdt: L2 penalty on leaf values (1)\n"
             "  --subsample X          gbdt: share of rows per round (1)\n"
             "  --colsample X          gbdt: share of features per tree (1)\n"
-            "  --early-stopping N     gbdt: stop after N rounds without validation gain; 0 = off (20)\n"
+            "  --early-stopping N     gbdt: stop after N rounds without validation gain (20); mlp: after\n"
+            "                         N epochs (10); 0 = off\n"
             "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
             "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
             "  --neighbors N          knn: neighbours that vote (15)\n"
             "  --l2 X                 linear: L2 penalty (1; scikit-learn's 1/C for logistic, alpha\n"
             "                         for ridge)\n"
+            "  --hidden N,N,...       mlp: hidden layer widths (256,128)\n"
+            "  --dropout X            mlp: share of hidden units dropped while training (0.1)\n"
+            "  --batch-size N         mlp: rows per mini-batch (256)\n"
+            "  --epochs N             mlp: passes over the data, an upper bound (200); early\n"
+            "                         stopping (--early-stopping N epochs) keeps the best\n"
+            "  --weight-decay X       mlp: AdamW decoupled weight decay (0.0001)\n"
+            "  --numeric-bins N       mlp: each numeric input also enters as a piecewise-linear\n"
+            "                         code over N training-quantile bins; 0 = raw values only (16)\n"
+            "  --multitask W          mlp: one trunk, a genre and a popularity head trained together;\n"
+            "                         W weighs the other head's loss (popularity is then not an input)\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -57,8 +68,9 @@ static void usage(FILE *f) {
             "                         column roles (default: detected by name)\n"
             "  --features a,b,c       exactly these input columns (default: the audio columns\n"
             "                         present, plus popularity for the genre task)\n"
-            "  --embedding KIND       recommend: how tracks become vectors (standardized: the\n"
-            "                         standardized audio features; the only kind so far)\n"
+            "  --embedding KIND       recommend: how tracks become vectors: standardized (the\n"
+            "                         standardized audio features; default) or mlp (the last\n"
+            "                         hidden layer of a genre network; --hidden etc. apply)\n"
             "  --feature-weights a=w,b=w  recommend: weight of named features in the\n"
             "                         embedding (default 1 each; 0 drops a feature)\n"
             "  --report FILE          write the evaluation as JSON\n"
@@ -102,6 +114,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
+        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -125,7 +138,10 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"report", required_argument, 0, O_REPORT}, {"predict", required_argument, 0, O_PREDICT},
         {"out", required_argument, 0, O_OUT}, {"proba", no_argument, 0, O_PROBA},
         {"calibration-fraction", required_argument, 0, O_CALFRAC}, {"neighbors", required_argument, 0, O_NEIGHBORS},
-        {"l2", required_argument, 0, O_L2},
+        {"l2", required_argument, 0, O_L2}, {"hidden", required_argument, 0, O_HIDDEN},
+        {"dropout", required_argument, 0, O_DROPOUT}, {"batch-size", required_argument, 0, O_BATCH},
+        {"epochs", required_argument, 0, O_EPOCHS}, {"weight-decay", required_argument, 0, O_WD},
+        {"multitask", required_argument, 0, O_MULTITASK}, {"numeric-bins", required_argument, 0, O_BINS},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -174,6 +190,81 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         case O_LR:
             if (parse_double("--learning-rate", optarg, &c->opt.params.learning_rate))
                 return -1;
+            if (!(c->opt.params.learning_rate > 0.0 && c->opt.params.learning_rate <= 1.0)) {
+                tb_log(TB_LOG_ERROR, "--learning-rate must be in (0, 1]");
+                return -1;
+            }
+            break;
+        case O_HIDDEN: {
+            tb_train_params *p = &c->opt.params;
+            p->n_hidden = 0;
+            for (const char *s = optarg; *s;) {
+                char *end;
+                errno = 0;
+                long long w = strtoll(s, &end, 10);
+                if (errno || end == s || w < 1 || w > 2048 || (*end && *end != ',') ||
+                    p->n_hidden == TB_MLP_MAX_LAYERS) {
+                    tb_log(TB_LOG_ERROR, "--hidden: '%s' is not 1 to %d widths from 1 to 2048, comma-separated",
+                           optarg, TB_MLP_MAX_LAYERS);
+                    return -1;
+                }
+                p->hidden[p->n_hidden++] = (size_t)w;
+                s = *end ? end + 1 : end;
+            }
+            if (p->n_hidden == 0) {
+                tb_log(TB_LOG_ERROR, "--hidden: give at least one width");
+                return -1;
+            }
+            break;
+        }
+        case O_DROPOUT:
+            if (parse_double("--dropout", optarg, &c->opt.params.dropout))
+                return -1;
+            if (!(c->opt.params.dropout >= 0.0 && c->opt.params.dropout < 1.0)) {
+                tb_log(TB_LOG_ERROR, "--dropout must be in [0, 1)");
+                return -1;
+            }
+            break;
+        case O_BATCH:
+            if (parse_size("--batch-size", optarg, &c->opt.params.batch_size))
+                return -1;
+            if (c->opt.params.batch_size == 0 || c->opt.params.batch_size > 65536) {
+                tb_log(TB_LOG_ERROR, "--batch-size must be from 1 to 65536");
+                return -1;
+            }
+            break;
+        case O_EPOCHS:
+            if (parse_size("--epochs", optarg, &c->opt.params.epochs))
+                return -1;
+            if (c->opt.params.epochs == 0 || c->opt.params.epochs > 10000) {
+                tb_log(TB_LOG_ERROR, "--epochs must be from 1 to 10000");
+                return -1;
+            }
+            break;
+        case O_WD:
+            if (parse_double("--weight-decay", optarg, &c->opt.params.weight_decay))
+                return -1;
+            if (!(c->opt.params.weight_decay >= 0.0 && c->opt.params.weight_decay < 1.0)) {
+                tb_log(TB_LOG_ERROR, "--weight-decay must be in [0, 1)");
+                return -1;
+            }
+            break;
+        case O_BINS:
+            if (parse_size("--numeric-bins", optarg, &v))
+                return -1;
+            if (v > 256) {
+                tb_log(TB_LOG_ERROR, "--numeric-bins must be from 0 to 256");
+                return -1;
+            }
+            c->opt.params.numeric_bins = (int)v;
+            break;
+        case O_MULTITASK:
+            if (parse_double("--multitask", optarg, &c->opt.params.aux_weight))
+                return -1;
+            if (!(c->opt.params.aux_weight > 0.0)) {
+                tb_log(TB_LOG_ERROR, "--multitask must be a positive loss weight");
+                return -1;
+            }
             break;
         case O_LEAVES:
             if (parse_size("--max-leaves", optarg, &c->opt.params.max_leaves))
@@ -317,13 +408,24 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         tb_log(TB_LOG_ERROR, "--task '%s': choose genre, popularity, recommend or all", c->task);
         return -1;
     }
-    if (c->embedding && strcmp(c->embedding, "standardized") != 0) {
-        tb_log(TB_LOG_ERROR, "--embedding '%s': known embeddings are standardized", c->embedding);
+    if (c->embedding && strcmp(c->embedding, "standardized") != 0 && strcmp(c->embedding, "mlp") != 0) {
+        tb_log(TB_LOG_ERROR, "--embedding '%s': known embeddings are standardized and mlp", c->embedding);
+        return -1;
+    }
+    if (c->embedding && strcmp(c->embedding, "mlp") == 0 && c->feature_weights) {
+        tb_log(TB_LOG_ERROR, "--feature-weights weighs the standardized embedding, not --embedding mlp");
         return -1;
     }
     if (c->opt.model_kind && !tb_model_ops_find(c->opt.model_kind)) {
         tb_log(TB_LOG_ERROR, "--model '%s': known models are %s", c->opt.model_kind, tb_model_kinds());
         return -1;
+    }
+    if (c->opt.params.aux_weight > 0.0) {
+        if (!c->opt.model_kind || strcmp(c->opt.model_kind, "mlp") != 0) {
+            tb_log(TB_LOG_ERROR, "--multitask trains the neural network: add --model mlp");
+            return -1;
+        }
+        c->opt.popularity_feature = 0; /* the popularity head's target cannot be an input */
     }
     if (c->predict && strcmp(c->task, "recommend") == 0) {
         tb_log(TB_LOG_ERROR, "--predict labels with the genre and popularity models: not with --task recommend");

@@ -141,7 +141,8 @@ int main(int argc, char **argv) {
     int64_t rec_id = 0;
     int rec_version = 0;
     if (want_rec) {
-        tb_recommend_options ropt = {.eval_k = 10, .threads = c.opt.threads};
+        tb_recommend_options ropt = {.eval_k = 10, .threads = c.opt.threads, .embedding = c.embedding,
+                                     .mlp_params = &c.opt.params};
         char **names = NULL;
         size_t n_names = 0;
         if ((st = tb_trainer_feature_names(ds, TB_TARGET_POPULARITY, 0, &names, &n_names)) != TB_OK)

@@ -48,11 +48,25 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
     } else if (strcmp(r->kind, "linear") == 0) {
         cJSON_AddNumberToObject(o, "l2", p->l2 > 0.0 ? p->l2 : 1.0);
+    } else if (strcmp(r->kind, "mlp") == 0) {
+        cJSON *h = cJSON_AddArrayToObject(o, "hidden");
+        for (size_t l = 0; l < (p->n_hidden ? p->n_hidden : 2); l++)
+            cJSON_AddItemToArray(h, cJSON_CreateNumber(p->n_hidden ? (double)p->hidden[l] : l ? 128.0 : 256.0));
+        cJSON_AddNumberToObject(o, "dropout", p->dropout);
+        cJSON_AddNumberToObject(o, "batch_size", (double)(p->batch_size ? p->batch_size : 256));
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate > 0.0 ? p->learning_rate : 0.001);
+        cJSON_AddNumberToObject(o, "weight_decay", p->weight_decay);
+        cJSON_AddNumberToObject(o, "epochs_max", (double)(p->epochs ? p->epochs : 200));
+        cJSON_AddNumberToObject(o, "epochs_run", (double)r->n_trees);
+        cJSON_AddNumberToObject(o, "early_stopping",
+                                (double)(p->early_stopping == TB_EARLY_STOPPING_AUTO ? 10 : p->early_stopping));
+        cJSON_AddNumberToObject(o, "multitask_weight", p->aux_weight);
+        cJSON_AddNumberToObject(o, "numeric_bins", p->numeric_bins < 0 ? 16 : p->numeric_bins);
     } else if (gbdt) {
         cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
         cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
-        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate > 0.0 ? p->learning_rate : 0.1);
         if (p->max_leaves)
             cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
         else
@@ -61,7 +75,7 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "lambda", p->lambda);
         cJSON_AddNumberToObject(o, "subsample", p->subsample);
         cJSON_AddNumberToObject(o, "colsample", p->colsample);
-        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
+        cJSON_AddNumberToObject(o, "early_stopping", (double)(p->early_stopping == TB_EARLY_STOPPING_AUTO ? 20 : p->early_stopping));
         cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
         if (strcmp(r->kind, "blend") == 0)
             cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
@@ -75,7 +89,8 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
             cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
         cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
     }
-    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0 && strcmp(r->kind, "linear") != 0)
+    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0 && strcmp(r->kind, "linear") != 0 &&
+        strcmp(r->kind, "mlp") != 0)
         cJSON_AddStringToObject(o, "class_weight",
                                 p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
                                                                                                        : "none");
@@ -222,9 +237,11 @@ tb_status tb_train_publish_recommend(tb_store *store, const cli *c, const tb_rec
         return st;
     cJSON *params = cJSON_CreateObject(), *metrics = recommend_metrics(r);
     cJSON_AddStringToObject(params, "embedding", r->embedder->ops->kind);
-    cJSON *wj = cJSON_AddObjectToObject(params, "feature_weights");
-    for (size_t j = 0; j < r->n_features; j++)
-        cJSON_AddNumberToObject(wj, r->features[j], weights[j]);
+    if (strcmp(r->embedder->ops->kind, "standardized") == 0) {
+        cJSON *wj = cJSON_AddObjectToObject(params, "feature_weights");
+        for (size_t j = 0; j < r->n_features; j++)
+            cJSON_AddNumberToObject(wj, r->features[j], weights[j]);
+    }
     cJSON *schema = string_array(r->features, r->n_features);
     tb_model_record rec = {
         .task = "recommend",

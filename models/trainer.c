@@ -106,7 +106,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
         pipeline->impute = 0;
     if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
         goto out;
-    tb_train_data data = {.X = X, .n = n_train, .d = d};
+    tb_train_data data = {.X = X, .n = n_train, .d = d, .names = names};
     /* Groups (one per track id) keep a model's internal hold-out free of leaked duplicates. */
     if (!(group = tb_malloc_n(n_train, sizeof *group))) {
         st = tb_error(TB_NOMEM, "out of memory");
@@ -115,7 +115,9 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
     for (size_t i = 0; i < n_train; i++)
         group[i] = ds_group[train[i]];
     data.group = group;
-    if (target == TB_TARGET_GENRE) {
+    /* Multi-task: both labels go in; the task decides which head answers. */
+    int multitask = opt->params.aux_weight > 0.0 && ds->popularity && ds->y;
+    if (target == TB_TARGET_GENRE || multitask) {
         y = tb_malloc_n(n_train, sizeof *y);
         if (!y) {
             st = tb_error(TB_NOMEM, "out of memory");
@@ -126,7 +128,8 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
         data.task = TB_TASK_CLASSIFY;
         data.y = y;
         data.n_classes = ds->n_classes;
-    } else {
+    }
+    if (target == TB_TARGET_POPULARITY || multitask) {
         target_values = tb_malloc_n(n_train, sizeof *target_values);
         if (!target_values) {
             st = tb_error(TB_NOMEM, "out of memory");
@@ -134,7 +137,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
         }
         for (size_t i = 0; i < n_train; i++)
             target_values[i] = ds->popularity[train[i]];
-        data.task = TB_TASK_REGRESS;
+        data.task = target == TB_TARGET_GENRE ? TB_TASK_CLASSIFY : TB_TASK_REGRESS;
         data.target = target_values;
     }
     tb_train_params params = opt->params;
@@ -142,10 +145,12 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
     tb_progress *bar = NULL;
     if (with_progress) {
         int boosting = strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0; /* reports rounds */
+        int epochs = strcmp(kind, "mlp") == 0;
         char label[48];
         snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
-                 boosting ? "rounds" : "trees");
-        bar = tb_progress_new(label, boosting ? params.n_rounds : params.n_trees);
+                 epochs ? "epochs" : boosting ? "rounds" : "trees");
+        bar = tb_progress_new(label, epochs ? (params.epochs ? params.epochs : 200)
+                                            : boosting ? params.n_rounds : params.n_trees);
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }

@@ -244,7 +244,7 @@ int main(void) {
     tb_train_params bp;
     tb_train_params_default(&bp);
     tb_model *m = NULL;
-    bp.learning_rate = 0;
+    bp.learning_rate = -0.1;
     CHECK_ERR(tb_model_train("gbdt", &d3, &bp, &m), TB_INVALID, "learning rate");
     tb_train_params_default(&bp);
     bp.max_leaves = 1;
