@@ -416,6 +416,63 @@ tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n) {
     return st;
 }
 
+tb_status tb_store_save_taste(tb_store *s, const char *name, int64_t index_model_id, const char *ratings_json,
+                              const char *fit_json) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO tastes (name, index_model_id, ratings, fit) VALUES (?1, ?2, ?3, ?4)",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "saving a taste");
+    } else {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, index_model_id);
+        sqlite3_bind_text(stmt, 3, ratings_json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 4, fit_json, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            st = db_error(s, "saving a taste");
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_get_taste(tb_store *s, const char *name, char **ret_ratings_json, char **ret_fit_json,
+                             char **ret_updated_at) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    *ret_ratings_json = *ret_fit_json = *ret_updated_at = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT ratings, fit, updated_at FROM tastes WHERE name = ?1", -1, &stmt, NULL) !=
+        SQLITE_OK) {
+        st = db_error(s, "reading a taste");
+        goto out;
+    }
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        st = tb_error(TB_NOT_FOUND, "no saved taste is called '%.64s'", name);
+    } else if (rc != SQLITE_ROW) {
+        st = db_error(s, "reading a taste");
+    } else {
+        *ret_ratings_json = strdup((const char *)sqlite3_column_text(stmt, 0));
+        *ret_fit_json = strdup((const char *)sqlite3_column_text(stmt, 1));
+        *ret_updated_at = strdup((const char *)sqlite3_column_text(stmt, 2));
+        if (!*ret_ratings_json || !*ret_fit_json || !*ret_updated_at) {
+            free(*ret_ratings_json);
+            free(*ret_fit_json);
+            free(*ret_updated_at);
+            *ret_ratings_json = *ret_fit_json = *ret_updated_at = NULL;
+            st = tb_error(TB_NOMEM, "out of memory");
+        }
+    }
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
 tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors, size_t *ret_n, size_t *ret_dim,
                              char ***ret_track_ids) {
     sqlite3_stmt *stmt = NULL;

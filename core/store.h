@@ -77,6 +77,14 @@ tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n);
 /* TB_NOT_FOUND when the id is unknown. Strings in *ret are owned by the caller (tb_track_clear). */
 tb_status tb_store_get_track(tb_store *s, const char *track_id, tb_track *ret);
 tb_status tb_store_count_tracks(tb_store *s, int64_t *ret_n);
+
+/* A listener's saved taste (migration 0003): JSON texts of the ratings and of the fit. Saving
+ * replaces a taste of the same name. */
+tb_status tb_store_save_taste(tb_store *s, const char *name, int64_t index_model_id, const char *ratings_json,
+                              const char *fit_json);
+/* TB_NOT_FOUND when no taste has that name. Caller frees the three strings. */
+tb_status tb_store_get_taste(tb_store *s, const char *name, char **ret_ratings_json, char **ret_fit_json,
+                             char **ret_updated_at);
 /* Calls visit for every track in ascending id order; genres is the list joined by 0x1f ("" when
  * none), popularity NaN when unknown. The strings live until visit returns. A visit error stops
  * the scan and is returned. */

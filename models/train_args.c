@@ -19,7 +19,9 @@ static void usage(FILE *f) {
             "  --db FILE              model database (default timbre.db)\n"
             "  --task T               genre | popularity | recommend | all (default all)\n"
             "  --model M              model family: %s (default: gbdt for genre,\n"
-            "                         rf for popularity; chosen by measurement)\n"
+            "                         rf for popularity; chosen by measurement); all: train every\n"
+            "                         family on the same rows, print a comparison table and\n"
+            "                         publish the best on a validation share\n"
             "  --name NAME            model name prefix (default: TASK-MODEL, e.g. genre-rf)\n"
             "  --trees N              trees in a forest (rf, extra; default 100)\n"
             "  --max-depth N          0 = unlimited (default 0)\n"
@@ -416,8 +418,8 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         tb_log(TB_LOG_ERROR, "--feature-weights weighs the standardized embedding, not --embedding mlp");
         return -1;
     }
-    if (c->opt.model_kind && !tb_model_ops_find(c->opt.model_kind)) {
-        tb_log(TB_LOG_ERROR, "--model '%s': known models are %s", c->opt.model_kind, tb_model_kinds());
+    if (c->opt.model_kind && strcmp(c->opt.model_kind, "all") != 0 && !tb_model_ops_find(c->opt.model_kind)) {
+        tb_log(TB_LOG_ERROR, "--model '%s': known models are %s, or all", c->opt.model_kind, tb_model_kinds());
         return -1;
     }
     if (c->opt.params.aux_weight > 0.0) {

@@ -31,6 +31,9 @@ tb_status tb_train_publish_recommend(tb_store *store, const cli *c, const tb_rec
 cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version);
 cJSON *tb_train_recommend_report(const tb_recommend_result *r, int64_t id, int version);
 void tb_train_log_result(const tb_task_result *r);
+/* --model all: the comparison table on stdout, and as JSON for the report. */
+void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n, const char *published);
+cJSON *tb_train_comparison_json(tb_target target, const tb_compare_row *rows, size_t n);
 void tb_train_log_conformal(const tb_task_result *r);
 tb_status tb_train_write_report(const char *path, cJSON *report);
 /* --predict/--out: labels the unlabelled table with the trained models. */

@@ -99,6 +99,8 @@ int main(int argc, char **argv) {
     int rc = 1;
     tb_status st;
     memset(results, 0, sizeof results);
+    tb_compare_row cmp[2][TB_COMPARE_MAX_ROWS];
+    size_t n_cmp[2] = {0, 0};
 
     c.ds_opt.require_label = want_genre;
     if ((st = tb_dataset_load(c.data, &c.ds_opt, &ds)) != TB_OK)
@@ -131,9 +133,15 @@ int main(int argc, char **argv) {
         targets[n_targets++] = TB_TARGET_POPULARITY;
     int64_t ids[2] = {0, 0};
     int versions[2] = {0, 0};
+    int compare = c.opt.model_kind && strcmp(c.opt.model_kind, "all") == 0;
     for (size_t t = 0; t < n_targets; t++) {
-        if ((st = tb_trainer_run_task(&split, targets[t], &c.opt, &results[t])) != TB_OK)
+        if (compare) {
+            if ((st = tb_trainer_compare(&split, targets[t], &c.opt, cmp[t], &n_cmp[t], &results[t])) != TB_OK)
+                goto out;
+            tb_train_print_comparison(targets[t], cmp[t], n_cmp[t], results[t].kind);
+        } else if ((st = tb_trainer_run_task(&split, targets[t], &c.opt, &results[t])) != TB_OK) {
             goto out;
+        }
         n_results = t + 1;
         tb_train_log_result(&results[t]);
         tb_train_log_conformal(&results[t]);
@@ -184,11 +192,16 @@ int main(int argc, char **argv) {
         cJSON *report;
         if (n_results + (size_t)want_rec == 1) {
             report = n_results ? tb_train_report_json(&results[0], ids[0], versions[0]) : tb_train_recommend_report(&rec, rec_id, rec_version);
+            if (compare && n_results)
+                cJSON_AddItemToObject(report, "comparison", tb_train_comparison_json(results[0].target, cmp[0], n_cmp[0]));
         } else {
             report = cJSON_CreateObject();
             for (size_t t = 0; t < n_results; t++)
                 cJSON_AddItemToObject(report, tb_train_target_name(results[t].target),
                                       tb_train_report_json(&results[t], ids[t], versions[t]));
+            for (size_t t = 0; compare && t < n_results; t++)
+                cJSON_AddItemToObject(cJSON_GetObjectItem(report, tb_train_target_name(results[t].target)),
+                                      "comparison", tb_train_comparison_json(results[t].target, cmp[t], n_cmp[t]));
             if (want_rec)
                 cJSON_AddItemToObject(report, "recommend", tb_train_recommend_report(&rec, rec_id, rec_version));
         }

@@ -324,6 +324,53 @@ void tb_train_log_result(const tb_task_result *r) {
     }
 }
 
+void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n, const char *published) {
+    if (target == TB_TARGET_GENRE) {
+        printf("\ngenre: every family on the same rows (validation: accuracy on a 10%% share of the training rows)\n");
+        printf("%-8s %10s %9s %9s %9s %9s %12s %10s\n", "model", "val acc", "accuracy", "macro-F1", "log-loss",
+               "train s", "predict us", "size MB");
+        for (size_t i = 0; i < n; i++)
+            printf("%-8s %10.4f %9.4f %9.4f %9.4f %9.2f %12.2f %10.2f%s\n", rows[i].kind, rows[i].validation,
+                   rows[i].cls.accuracy, rows[i].cls.macro_f1, rows[i].cls.log_loss, rows[i].train_seconds,
+                   rows[i].predict_us_per_row, (double)rows[i].model_bytes / 1e6,
+                   strcmp(rows[i].kind, published) == 0 ? "  <- published" : "");
+    } else {
+        printf("\npopularity: every family on the same rows (validation: R2 on a 10%% share of the training rows)\n");
+        printf("%-8s %10s %8s %8s %8s %9s %9s %12s %10s\n", "model", "val R2", "R2", "RMSE", "MAE", "Spearman",
+               "train s", "predict us", "size MB");
+        for (size_t i = 0; i < n; i++)
+            printf("%-8s %10.4f %8.4f %8.3f %8.3f %9.4f %9.2f %12.2f %10.2f%s\n", rows[i].kind, rows[i].validation,
+                   rows[i].reg.r2, rows[i].reg.rmse, rows[i].reg.mae, rows[i].reg.spearman, rows[i].train_seconds,
+                   rows[i].predict_us_per_row, (double)rows[i].model_bytes / 1e6,
+                   strcmp(rows[i].kind, published) == 0 ? "  <- published" : "");
+    }
+    fflush(stdout);
+}
+
+cJSON *tb_train_comparison_json(tb_target target, const tb_compare_row *rows, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", rows[i].kind);
+        cJSON_AddNumberToObject(o, "validation", rows[i].validation);
+        if (target == TB_TARGET_GENRE) {
+            cJSON_AddNumberToObject(o, "accuracy", rows[i].cls.accuracy);
+            cJSON_AddNumberToObject(o, "macro_f1", rows[i].cls.macro_f1);
+            cJSON_AddNumberToObject(o, "log_loss", rows[i].cls.log_loss);
+        } else {
+            cJSON_AddNumberToObject(o, "r2", rows[i].reg.r2);
+            cJSON_AddNumberToObject(o, "rmse", rows[i].reg.rmse);
+            cJSON_AddNumberToObject(o, "mae", rows[i].reg.mae);
+            cJSON_AddNumberToObject(o, "spearman", rows[i].reg.spearman);
+        }
+        cJSON_AddNumberToObject(o, "train_seconds", rows[i].train_seconds);
+        cJSON_AddNumberToObject(o, "predict_us_per_row", rows[i].predict_us_per_row);
+        cJSON_AddNumberToObject(o, "model_bytes", (double)rows[i].model_bytes);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
 tb_status tb_train_write_report(const char *path, cJSON *report) {
     char *text = cJSON_Print(report);
     if (!text)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "log.h"
 #include "pipeline.h"
 #include "split.h"
 
@@ -293,6 +294,25 @@ out:
     return st;
 }
 
+/* Predicts the test rows with res->predictor and scores them: metrics, conformal table, time. */
+static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const double *raw, const size_t *test,
+                          size_t n_test, int threads) {
+    double *pred = tb_malloc_n(n_test * res->predictor->model->n_outputs, sizeof *pred);
+    if (!pred)
+        return tb_error(TB_NOMEM, "out of memory");
+    double t0 = now_seconds();
+    tb_status st = predict_rows(res->predictor, raw, test, n_test, threads, pred);
+    res->predict_seconds = now_seconds() - t0;
+    res->n_test = n_test;
+    res->n_conformal = 0;
+    if (st == TB_OK)
+        st = score(ts, res->target, test, n_test, pred, &res->cls, &res->reg);
+    if (st == TB_OK)
+        st = tb_trainer_conformal_eval(res->predictor, ts, raw, test, n_test, pred, res->target, res);
+    free(pred);
+    return st;
+}
+
 tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
                               tb_task_result *res) {
     const tb_dataset *ds = split->train_ds, *ts = split->test_ds ? split->test_ds : split->train_ds;
@@ -303,7 +323,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
         return tb_error_with_field(TB_INVALID, "label", "the genre task needs a label column");
     if (target == TB_TARGET_POPULARITY && (!ds->popularity || !ts->popularity))
         return tb_error_with_field(TB_INVALID, "popularity", "the popularity task needs a popularity column");
-    double *raw = NULL, *raw_test = NULL, *pred = NULL;
+    double *raw = NULL, *raw_test = NULL;
     size_t *train = NULL, *test = NULL, *fit = NULL, *cal = NULL, n_train = 0, n_test = 0, n_cal = 0;
     tb_status st = tb_trainer_feature_names(ds, target, opt->popularity_feature, &res->features, &res->n_features);
     if (st != TB_OK)
@@ -388,33 +408,107 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     if ((st = tb_predictor_save(res->predictor, &blob, &res->model_bytes)) != TB_OK)
         goto out;
     free(blob);
-    size_t outs = res->predictor->model->n_outputs;
-    pred = tb_malloc_n(n_test * outs, sizeof *pred);
-    if (!pred) {
-        st = tb_error(TB_NOMEM, "out of memory");
-        goto out;
-    }
-    t0 = now_seconds();
-    if ((st = predict_rows(res->predictor, raw_test ? raw_test : raw, test, n_test, opt->threads, pred)) != TB_OK)
-        goto out;
-    res->predict_seconds = now_seconds() - t0;
-    if ((st = score(ts, target, test, n_test, pred, &res->cls, &res->reg)) != TB_OK)
-        goto out;
-    if ((st = tb_trainer_conformal_eval(res->predictor, ts, raw_test ? raw_test : raw, test, n_test, pred, target,
-                                        res)) != TB_OK)
+    if ((st = evaluate(res, ts, raw_test ? raw_test : raw, test, n_test, opt->threads)) != TB_OK)
         goto out;
     if (opt->cv_folds)
         st = cross_validate(ds, split->group, raw, res->features, d, train, n_train, target, opt, res);
 out:
     free(raw);
     free(raw_test);
-    free(pred);
     free(train);
     free(test);
     free(fit);
     free(cal);
     if (st != TB_OK)
         tb_task_result_clear(res);
+    return st;
+}
+
+tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
+                             tb_compare_row *rows, size_t *ret_n_rows, tb_task_result *ret_best) {
+    const tb_dataset *ds = split->train_ds, *ts = split->test_ds ? split->test_ds : split->train_ds;
+    size_t *gs = tb_malloc_n(split->n_train + 1, sizeof *gs), *fit_i = NULL, *val_i = NULL, n_fit = 0, n_val = 0;
+    size_t *fit = NULL, *val = NULL, *test = NULL, n_test = 0;
+    int32_t *ys = NULL;
+    double *raw_test = NULL;
+    char **names = NULL;
+    size_t d = 0, n_rows = 0;
+    tb_task_result res;
+    memset(ret_best, 0, sizeof *ret_best);
+    tb_status st = TB_OK;
+    if (!gs || (target == TB_TARGET_GENRE && ds->y && !(ys = tb_malloc_n(split->n_train + 1, sizeof *ys)))) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < split->n_train; i++) {
+        gs[i] = split->group[split->train[i]];
+        if (ys)
+            ys[i] = ds->y[split->train[i]];
+    }
+    if ((st = tb_split_train_test(ys, gs, split->n_train, 0.1, opt->params.seed ^ 0xa11ULL, &fit_i, &n_fit, &val_i,
+                                  &n_val)) != TB_OK)
+        goto out;
+    if (!(fit = tb_malloc_n(n_fit + 1, sizeof *fit)) || !(val = tb_malloc_n(n_val + 1, sizeof *val))) {
+        st = tb_error(TB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_fit; i++)
+        fit[i] = split->train[fit_i[i]];
+    for (size_t i = 0; i < n_val; i++)
+        val[i] = split->train[val_i[i]];
+    /* The test rows, as run_task sees them. */
+    if ((st = tb_trainer_feature_names(ds, target, opt->popularity_feature, &names, &d)) != TB_OK ||
+        (st = tb_dataset_matrix(ts, names, d, &raw_test)) != TB_OK ||
+        (st = usable_rows(ts, target, split->test, split->n_test, &test, &n_test)) != TB_OK)
+        goto out;
+    tb_split_rows on_val = {.train_ds = ds, .train = fit, .n_train = n_fit, .test = val, .n_test = n_val,
+                            .group = split->group};
+    double best = -INFINITY;
+    const char *kinds = tb_model_kinds();
+    char kind[32];
+    for (const char *s = kinds; *s && n_rows < TB_COMPARE_MAX_ROWS;) {
+        size_t len = strcspn(s, ",");
+        snprintf(kind, sizeof kind, "%.*s", (int)len, s);
+        s += len + (s[len] == ',');
+        tb_trainer_options o = *opt;
+        o.model_kind = tb_model_ops_find(kind)->kind; /* static: the result keeps it */
+        o.cv_folds = 0;
+        tb_log(TB_LOG_INFO, "%s: training %s", target == TB_TARGET_GENRE ? "genre" : "popularity", kind);
+        if ((st = tb_trainer_run_task(&on_val, target, &o, &res)) != TB_OK)
+            goto out;
+        tb_compare_row *row = &rows[n_rows++];
+        row->kind = res.kind;
+        row->validation = target == TB_TARGET_GENRE ? res.cls.accuracy : res.reg.r2;
+        row->train_seconds = res.train_seconds;
+        row->model_bytes = res.model_bytes;
+        if ((st = evaluate(&res, ts, raw_test, test, n_test, opt->threads)) != TB_OK) {
+            tb_task_result_clear(&res);
+            goto out;
+        }
+        row->cls = res.cls;
+        row->reg = res.reg;
+        row->predict_us_per_row = n_test ? res.predict_seconds * 1e6 / (double)n_test : 0.0;
+        if (row->validation > best) {
+            best = row->validation;
+            tb_task_result_clear(ret_best);
+            *ret_best = res;
+        } else {
+            tb_task_result_clear(&res);
+        }
+    }
+    *ret_n_rows = n_rows;
+out:
+    if (st != TB_OK)
+        tb_task_result_clear(ret_best);
+    free_names(names, d);
+    free(gs);
+    free(ys);
+    free(fit_i);
+    free(val_i);
+    free(fit);
+    free(val);
+    free(test);
+    free(raw_test);
     return st;
 }
 

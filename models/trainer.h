@@ -86,6 +86,23 @@ tb_status tb_trainer_feature_names(const tb_dataset *ds, tb_target target, int p
 tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
                               tb_task_result *ret);
 
+/* --model all: every family trained on the same rows (the training rows less a grouped,
+ * stratified 10% validation share), scored on that share (genre: accuracy; popularity: R²) and
+ * on the test rows. One row per family; the family with the best validation score stays in
+ * *ret_best (its metrics are the test metrics), the others are freed. */
+typedef struct tb_compare_row {
+    const char *kind;
+    double validation;          /* accuracy or R² on the validation share */
+    tb_class_metrics cls;       /* test */
+    tb_reg_metrics reg;         /* test */
+    double train_seconds;
+    double predict_us_per_row;  /* batch prediction of the test rows */
+    size_t model_bytes;
+} tb_compare_row;
+#define TB_COMPARE_MAX_ROWS 16
+tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
+                             tb_compare_row *rows, size_t *ret_n_rows, tb_task_result *ret_best);
+
 /* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees).
  * Inputs the table lacks count as missing in every row; *ret_absent says how many (may be NULL). */
 tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out,

@@ -18,6 +18,8 @@ const tb_route tb_routes[] = {
     {"POST", "/v1/genre/set", tb_handle_genre_set, TB_BODY_BATCH},
     {"POST", "/v1/popularity", tb_handle_popularity, TB_BODY_BATCH},
     {"POST", "/v1/recommend", tb_handle_recommend, TB_BODY_SINGLE},
+    {"POST", "/v1/taste", tb_handle_taste, TB_BODY_BATCH}, /* up to 1,000 ratings: the batch body limit */
+    {"GET", "/v1/taste/{name}", tb_handle_taste_get, TB_BODY_NONE},
     {"GET", "/v1/tracks", tb_handle_tracks_search, TB_BODY_NONE},
     {"GET", "/v1/tracks/{id}", tb_handle_track, TB_BODY_NONE},
     {"GET", "/v2/health/live", tb_handle_v2_live, TB_BODY_NONE},

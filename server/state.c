@@ -37,6 +37,7 @@ tb_server_state *tb_server_state_free(tb_server_state *s) {
     served_index_free(s->recommend);
     tb_catalog_free(s->catalog);
     tb_store_close(s->store);
+    free(s->db_path);
     free(s);
     return NULL;
 }
@@ -134,6 +135,10 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
     tb_server_state *s = calloc(1, sizeof *s);
     if (!s)
         return tb_error(TB_NOMEM, "out of memory");
+    if (!(s->db_path = strdup(db_path))) {
+        free(s);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
     tb_status st = tb_store_open(db_path, TB_STORE_READ_ONLY, &s->store);
     if (st == TB_OK)
         st = load_task(s->store, "genre", TB_TASK_CLASSIFY, &s->genre);

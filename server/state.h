@@ -32,6 +32,7 @@ typedef struct tb_served_index {
 } tb_served_index;
 
 typedef struct tb_server_state {
+    char *db_path;                /* a request that saves (a taste) opens its own writable connection */
     tb_store *store;
     tb_catalog *catalog;          /* every stored track */
     tb_served_model *genre;       /* NULL when none is published */

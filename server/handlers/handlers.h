@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "catalog.h"
+#include "index.h"
 
 struct tb_request;
 
@@ -42,6 +43,14 @@ enum MHD_Result tb_handle_openapi(struct tb_request *req);
 extern const char tb_openapi_json[];
 /* recommend.c */
 enum MHD_Result tb_handle_recommend(struct tb_request *req);
+struct tb_served_index;
+/* The k best index rows for query q among accepted rows (accept may be NULL), at most one per
+ * song (releases of one song are repeats), best first, into out (k slots). -1: out of memory. */
+long tb_recommend_top(const struct tb_served_index *x, const tb_catalog *c, const float *q, size_t k,
+                      tb_index_accept accept, void *ctx, tb_hit *out);
+/* taste.c */
+enum MHD_Result tb_handle_taste(struct tb_request *req);
+enum MHD_Result tb_handle_taste_get(struct tb_request *req);
 /* tracks.c */
 enum MHD_Result tb_handle_track(struct tb_request *req);
 enum MHD_Result tb_handle_tracks_search(struct tb_request *req);

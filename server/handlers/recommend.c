@@ -102,6 +102,51 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     return 0;
 }
 
+long tb_recommend_top(const tb_served_index *x, const tb_catalog *c, const float *q, size_t k, tb_index_accept accept,
+                      void *ctx, tb_hit *out) {
+    const tb_index *ix = x->index;
+    /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
+     * than k distinct songs. */
+    float *scores = malloc(ix->n * sizeof *scores);
+    size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
+    tb_hit *hits = NULL;
+    size_t *keep = malloc(k * sizeof *keep);
+    if (!scores || !keep) {
+        free(scores);
+        free(keep);
+        return -1;
+    }
+    tb_index_scores(ix, q, scores);
+    for (;;) {
+        tb_hit *grown = realloc(hits, m * sizeof *hits);
+        if (!grown) {
+            free(hits);
+            free(keep);
+            free(scores);
+            return -1;
+        }
+        hits = grown;
+        size_t got = tb_index_top(scores, ix->n, m, accept, ctx, hits);
+        n_keep = 0;
+        for (size_t i = 0; i < got && n_keep < k; i++) {
+            int repeat = 0;
+            for (size_t j = 0; j < n_keep && !repeat; j++)
+                repeat = tb_catalog_same_song(c, x->track[hits[keep[j]].row], x->track[hits[i].row]);
+            if (!repeat)
+                keep[n_keep++] = i;
+        }
+        if (n_keep == k || got < m || m == ix->n)
+            break;
+        m = 4 * m < ix->n ? 4 * m : ix->n;
+    }
+    for (size_t i = 0; i < n_keep; i++)
+        out[i] = hits[keep[i]];
+    free(hits);
+    free(keep);
+    free(scores);
+    return (long)n_keep;
+}
+
 static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "k", "exclude_same_artist", "genres", "min_popularity",
                                        NULL};
@@ -139,55 +184,22 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
             return NULL;
         tb_embedder_embed(x->embedder, raw, q);
     }
-    /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
-     * than k distinct songs. */
-    float *scores = malloc(ix->n * sizeof *scores);
-    size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
-    tb_hit *hits = NULL;
-    size_t *keep = malloc(k * sizeof *keep);
-    if (!scores || !keep) {
-        free(scores);
-        free(keep);
+    tb_hit *top = malloc(k * sizeof *top);
+    long n_top = top ? tb_recommend_top(x, c, q, k, accept_row, &f, top) : -1;
+    if (n_top < 0) {
+        free(top);
         cJSON_Delete(imputed);
         tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         return NULL;
     }
-    tb_index_scores(ix, q, scores);
-    for (;;) {
-        tb_hit *grown = realloc(hits, m * sizeof *hits);
-        if (!grown) {
-            free(hits);
-            free(keep);
-            free(scores);
-            cJSON_Delete(imputed);
-            tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
-            return NULL;
-        }
-        hits = grown;
-        size_t got = tb_index_top(scores, ix->n, m, accept_row, &f, hits);
-        n_keep = 0;
-        for (size_t i = 0; i < got && n_keep < k; i++) {
-            int repeat = 0;
-            for (size_t j = 0; j < n_keep && !repeat; j++)
-                repeat = tb_catalog_same_song(c, x->track[hits[keep[j]].row], x->track[hits[i].row]);
-            if (!repeat)
-                keep[n_keep++] = i;
-        }
-        if (n_keep == k || got < m || m == ix->n)
-            break;
-        m = 4 * m < ix->n ? 4 * m : ix->n;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(o, "tracks");
-    for (size_t i = 0; i < n_keep; i++) {
-        const tb_hit *h = &hits[keep[i]];
-        cJSON *t = tb_track_json(c, x->track[h->row]);
-        cJSON_AddItemToObject(t, "score", tb_json_number((double)h->score));
+    for (long i = 0; i < n_top; i++) {
+        cJSON *t = tb_track_json(c, x->track[top[i].row]);
+        cJSON_AddItemToObject(t, "score", tb_json_number((double)top[i].score));
         cJSON_AddItemToArray(list, t);
     }
-    free(hits);
-    free(keep);
-    free(scores);
+    free(top);
     if (track_id[0])
         cJSON_AddStringToObject(o, "track_id", track_id);
     cJSON_AddNumberToObject(o, "k", (double)k);

@@ -234,6 +234,7 @@ def run(a, data, tmp):
         kserve_checks(c, header, predict_rows)
         metrics_checks(c)
         track_checks(c, db)
+        taste_checks(c, db)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -806,6 +807,101 @@ def conformal_checks(c, header, catalog_row):
                         ({"track_id": tid, "alpha": 0.1, "method": "lac"}, "method")):
         s, b, _ = c.post("/v1/popularity", body)
         check(is_error(s, b, "bad_request", 400, field), f"popularity error {body}: {s} {b}")
+
+
+def solve(a, b):
+    """Gaussian elimination with partial pivoting: a x = b (a: list of rows, b: list)."""
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        m[col], m[piv] = m[piv], m[col]
+        for r in range(n):
+            if r != col and m[r][col] != 0.0:
+                f = m[r][col] / m[col][col]
+                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
+    return [m[i][n] / m[i][i] for i in range(n)]
+
+
+def ridge_loo(xs, ys, lam):
+    """Ridge with an unpenalized intercept: coefficients (intercept last) and the leave-one-out R²."""
+    z = [list(map(float, x)) + [1.0] for x in xs]
+    e = len(z[0])
+    a = [[sum(r[i] * r[j] for r in z) + (lam if i == j and i < e - 1 else 0.0) for j in range(e)] for i in range(e)]
+    beta = solve(a, [sum(r[i] * y for r, y in zip(z, ys)) for i in range(e)])
+    mean = sum(ys) / len(ys)
+    sse = 0.0
+    for r, y in zip(z, ys):
+        u = solve(a, r)
+        h = sum(p * q for p, q in zip(r, u))
+        sse += ((y - sum(p * q for p, q in zip(r, beta))) / (1 - h)) ** 2
+    return beta, 1 - sse / sum((y - mean) ** 2 for y in ys)
+
+
+def taste_checks(c, db):
+    vectors, ids, tracks = index_from_db(db)
+    # Ratings that are a linear function of the embedding: the fit recovers it almost exactly.
+    rated = ids[3:1200:40]
+    ys = [round(5 + 4 * vectors[ids.index(t)][0] - 3 * vectors[ids.index(t)][4], 6) for t in rated]
+    body = {"ratings": [{"track_id": t, "rating": y} for t, y in zip(rated, ys)], "k": 6}
+    with sqlite3.connect(db) as con:
+        saved_before = con.execute("SELECT COUNT(*) FROM tastes").fetchone()[0]
+    s, b, _ = c.post("/v1/taste", body)
+    check(s == 200 and b["fit"]["n_ratings"] == len(rated) and b["k"] == 6 and len(b["tracks"]) == 6,
+          f"taste reply {s} {b and b.get('fit')}")
+    if s == 200:
+        lam = b["fit"]["lambda"]
+        beta, cv = ridge_loo([vectors[ids.index(t)] for t in rated], ys, lam)
+        check(abs(b["fit"]["cv_r2"] - cv) < 1e-6 and cv > 0.9, f"taste cv R² {b['fit']['cv_r2']} vs {cv}")
+        check(abs(b["fit"]["intercept"] - beta[-1]) < 1e-6, "taste intercept equals a hand-solved ridge")
+        songs = {(tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) for t in rated}
+        want = expected_top(vectors, ids, tracks, beta[:-1], 6,
+                            lambda t: t in rated or (tracks[t]["track_name"].lower(),
+                                                     tracks[t]["artists"].lower()) in songs)
+        got = [(t["track_id"], sum(p * q for p, q in zip(vectors[ids.index(t["track_id"])], beta)))
+               for t in b["tracks"]]
+        check(same_ranking(got, want), f"taste top-6 equals a naive scan with the hand-solved weights: {got} vs {want}")
+        check(all(min(ys) <= t["predicted_rating"] <= max(ys) for t in b["tracks"]), "predictions within the scale")
+        check(not set(t["track_id"] for t in b["tracks"]) & set(rated), "rated tracks are not recommended")
+    with sqlite3.connect(db) as con:
+        check(con.execute("SELECT COUNT(*) FROM tastes").fetchone()[0] == saved_before, "nothing stored unasked")
+    # Equal ratings: nothing to learn, the fit says so.
+    s, b, _ = c.post("/v1/taste", {"ratings": [{"track_id": t, "rating": 7} for t in rated[:5]]})
+    check(s == 200 and b["fit"]["cv_r2"] == 0 and all(t["predicted_rating"] == 7 for t in b["tracks"]),
+          f"constant ratings {s} {b and b.get('fit')}")
+    # save_as stores it; GET reads it back.
+    s, b, _ = c.post("/v1/taste", dict(body, save_as="it-listener.1"))
+    check(s == 200 and b.get("saved_as") == "it-listener.1", f"taste saved {s}")
+    s, b, _ = c.request("GET", "/v1/taste/it-listener.1")
+    check(s == 200 and b["ratings"] == body["ratings"] and "cv_r2" in b["fit"] and b["updated_at"].endswith("Z"),
+          f"saved taste read back {s} {b and {k: v for k, v in b.items() if k != 'ratings'}}")
+    s, b, _ = c.request("GET", "/v1/taste/nobody")
+    check(is_error(s, b, "not_found", 404), f"unknown taste {s} {b}")
+    s, b, _ = c.request("GET", "/v1/taste/bad%20name")
+    check(is_error(s, b, "bad_request", 400), f"bad taste name {s} {b}")
+    r0 = body["ratings"]
+    for bad, status, field, what in (
+            ({"ratings": r0[:4]}, 400, "ratings", "fewer than 5 ratings"),
+            ({"ratings": "all"}, 400, "ratings", "ratings not a list"),
+            ({}, 400, "ratings", "no ratings"),
+            ({"ratings": r0 + [{"track_id": "no-such-track", "rating": 3}]}, 404, "ratings[30].track_id", "unknown id"),
+            ({"ratings": r0 + [dict(r0[0], rating=1)]}, 400, "ratings[30].track_id", "a track rated twice"),
+            ({"ratings": r0[:5] + [{"track_id": ids[900], "rating": "8"}]}, 400, "ratings[5].rating", "string rating"),
+            ({"ratings": r0[:5] + [{"track_id": ids[900]}]}, 400, "ratings[5].rating", "missing rating"),
+            ({"ratings": r0[:5] + [{"rating": 3}]}, 400, "ratings[5].track_id", "missing track id"),
+            ({"ratings": r0[:5] + [{"track_id": ids[900], "rating": 3, "weight": 2}]}, 400, "ratings[5].weight",
+             "unknown key in a rating"),
+            ({"ratings": r0[:5] + [7]}, 400, "ratings[5]", "rating not an object"),
+            ({"ratings": r0, "k": 0}, 400, "k", "k = 0"),
+            ({"ratings": r0, "save_as": "a b"}, 400, "save_as", "bad name"),
+            ({"ratings": r0, "save_as": 5}, 400, "save_as", "name not a string"),
+            ({"ratings": r0, "listener": "x"}, 400, "listener", "unknown key")):
+        s, b, _ = c.post("/v1/taste", bad)
+        check(is_error(s, b, "not_found" if status == 404 else "bad_request", status, field), f"taste {what}: {s} {b}")
+    s, b, _ = c.post("/v1/taste", {"ratings": r0[:5] + [{"track_id": ids[900], "rating": 1e300}]})
+    check(is_error(s, b, "bad_request", 400, "ratings[5].rating"), f"huge rating {s} {b}")
+    s, _, h = c.request("GET", "/v1/taste")
+    check(s == 405 and h.get("Allow") == "POST", f"GET /v1/taste {s}")
 
 
 def track_checks(c, db):

@@ -202,7 +202,7 @@ int main(void) {
     sqlite3_close(db);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "not a Timbre database");
     cleanup(path);
-    CHECK(tb_schema_version() == 2);
+    CHECK(tb_schema_version() == 3);
     test_index_and_catalog(path);
     test_migration_from_1(path);
     return tb_test_done();

@@ -1,0 +1,252 @@
+/* POST /v1/taste: a listener's ratings of catalog tracks → a ridge model of their taste over the
+ * recommendation index's track embeddings (models/taste.c), fitted for this request; the reply
+ * holds the catalog tracks it predicts they will rate highest (rated tracks and other releases of
+ * them left out, one release per song) and the fit's leave-one-out R². Nothing is stored unless
+ * "save_as" names the taste; GET /v1/taste/{name} reads a saved one back. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../input.h"
+#include "../limits.h"
+#include "../reply.h"
+#include "../request.h"
+#include "handlers.h"
+#include "taste.h"
+
+typedef struct taste_filter {
+    const tb_served_index *x;
+    const tb_catalog *c;
+    const size_t *rated; /* catalog tracks rated, ascending */
+    size_t n_rated;
+} taste_filter;
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int accept_unrated(void *ctx, size_t row) {
+    const taste_filter *f = ctx;
+    size_t t = f->x->track[row];
+    if (bsearch(&t, f->rated, f->n_rated, sizeof t, cmp_size))
+        return 0;
+    for (size_t i = 0; i < f->n_rated; i++)
+        if (tb_catalog_same_song(f->c, t, f->rated[i]))
+            return 0;
+    return 1;
+}
+
+/* A name for save_as: 1 to 64 of [A-Za-z0-9._-]. */
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* The ratings: each {track_id, rating} of an indexed catalog track, no track twice. Fills the
+ * index rows and ratings (n slots). Replies and returns 1 on bad input. */
+static int parse_ratings(tb_request *req, const cJSON *list, const tb_served_index *x, size_t *rows,
+                         double *ratings, size_t *ret_n) {
+    static const char *const keys[] = {"track_id", "rating", NULL};
+    size_t n = 0;
+    const cJSON *r;
+    char field[48];
+    cJSON_ArrayForEach(r, list) {
+        snprintf(field, sizeof field, "ratings[%zu]", n);
+        if (!cJSON_IsObject(r))
+            return tb_input_bad(req, field, "each rating must be an object {\"track_id\": ..., \"rating\": ...}");
+        snprintf(field, sizeof field, "ratings[%zu].", n);
+        if (tb_input_check_object(req, r) || tb_input_only_keys(req, r, keys, field))
+            return 1;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "track_id");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "rating");
+        snprintf(field, sizeof field, "ratings[%zu].track_id", n);
+        if (!id)
+            return tb_input_bad(req, field, "each rating needs a track_id");
+        if (tb_input_track_id(req, id))
+            return 1;
+        long row = tb_index_find(x->index, id->valuestring);
+        if (row < 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "unknown track '%.128s'", id->valuestring);
+            return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", field, msg);
+        }
+        snprintf(field, sizeof field, "ratings[%zu].rating", n);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 1e6)
+            return tb_input_bad(req, field, "a rating must be a finite number (at most 1e6 in size)");
+        for (size_t i = 0; i < n; i++)
+            if (rows[i] == (size_t)row) {
+                snprintf(field, sizeof field, "ratings[%zu].track_id", n);
+                return tb_input_bad(req, field, "this track is rated twice");
+            }
+        rows[n] = (size_t)row;
+        ratings[n++] = v->valuedouble;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+static int save_taste(tb_request *req, const char *name, const cJSON *ratings, const tb_taste *fit) {
+    cJSON *fj = cJSON_CreateObject();
+    cJSON_AddNumberToObject(fj, "cv_r2", fit->cv_r2);
+    cJSON_AddNumberToObject(fj, "lambda", fit->lambda);
+    cJSON_AddNumberToObject(fj, "intercept", fit->intercept);
+    cJSON *w = cJSON_AddArrayToObject(fj, "weights");
+    for (size_t j = 0; j < fit->dim; j++)
+        cJSON_AddItemToArray(w, cJSON_CreateNumber(fit->w[j]));
+    char *fit_text = cJSON_PrintUnformatted(fj), *ratings_text = cJSON_PrintUnformatted(ratings);
+    cJSON_Delete(fj);
+    tb_store *store = NULL;
+    tb_status st = fit_text && ratings_text ? tb_store_open(req->state->db_path, TB_STORE_READ_WRITE, &store)
+                                            : tb_error(TB_NOMEM, "out of memory");
+    if (st == TB_OK)
+        st = tb_store_save_taste(store, name, req->state->recommend->id, ratings_text, fit_text);
+    tb_store_close(store);
+    free(fit_text);
+    free(ratings_text);
+    if (st != TB_OK)
+        return tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", "save_as",
+                               "the taste could not be saved");
+    return 0;
+}
+
+enum MHD_Result tb_handle_taste(tb_request *req) {
+    const tb_served_index *x = req->state->recommend;
+    if (!x)
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+                              "no published recommendation index is loaded (a taste is fitted on its embeddings)");
+    static const char *const keys[] = {"ratings", "k", "save_as", NULL};
+    cJSON *root = NULL;
+    size_t *rows = NULL, *rated = NULL, n = 0, k = TB_DEFAULT_K;
+    double *ratings = NULL;
+    float *X = NULL, *q = NULL;
+    tb_hit *top = NULL;
+    tb_taste fit = {0};
+    cJSON *o = NULL;
+    if (tb_input_parse_object(req, &root) || tb_input_only_keys(req, root, keys, ""))
+        goto done;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "ratings");
+    const cJSON *kj = cJSON_GetObjectItemCaseSensitive(root, "k");
+    const cJSON *save = cJSON_GetObjectItemCaseSensitive(root, "save_as");
+    int count = cJSON_GetArraySize(list);
+    if (!cJSON_IsArray(list) || count < TB_TASTE_MIN_RATINGS || count > TB_MAX_TASTE_RATINGS) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "ratings",
+                       "ratings must be an array of %d to %d {\"track_id\", \"rating\"} objects", TB_TASTE_MIN_RATINGS,
+                       TB_MAX_TASTE_RATINGS);
+        goto done;
+    }
+    if (kj) {
+        double v = cJSON_IsNumber(kj) ? kj->valuedouble : NAN;
+        if (!(v >= 1 && v <= (double)req->limits->max_k && v == floor(v))) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %zu",
+                           req->limits->max_k);
+            goto done;
+        }
+        k = (size_t)v;
+    }
+    if (save && (!cJSON_IsString(save) || !valid_name(save->valuestring))) {
+        tb_input_bad(req, "save_as", "save_as must be a name of 1 to 64 letters, digits, '.', '_' or '-'");
+        goto done;
+    }
+    size_t dim = x->index->dim;
+    rows = malloc((size_t)count * sizeof *rows);
+    rated = malloc((size_t)count * sizeof *rated);
+    ratings = malloc((size_t)count * sizeof *ratings);
+    X = malloc((size_t)count * dim * sizeof *X);
+    q = malloc(dim * sizeof *q);
+    top = malloc(k * sizeof *top);
+    if (!rows || !rated || !ratings || !X || !q || !top) {
+        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        goto done;
+    }
+    if (parse_ratings(req, list, x, rows, ratings, &n))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(X + i * dim, x->index->vectors + rows[i] * dim, dim * sizeof *X);
+        rated[i] = x->track[rows[i]];
+    }
+    if (tb_taste_fit(X, ratings, n, dim, &fit) != TB_OK) {
+        tb_input_bad(req, "ratings", tb_error_message());
+        goto done;
+    }
+    qsort(rated, n, sizeof *rated, cmp_size);
+    for (size_t j = 0; j < dim; j++)
+        q[j] = (float)fit.w[j];
+    taste_filter f = {.x = x, .c = req->state->catalog, .rated = rated, .n_rated = n};
+    long n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top);
+    if (n_top < 0) {
+        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        goto done;
+    }
+    if (save && save_taste(req, save->valuestring, list, &fit))
+        goto done;
+    /* A linear fit extrapolates past the scale the listener used; the ranking does not depend on
+     * it, the number shown stays within the ratings given. */
+    double lo = ratings[0], hi = ratings[0];
+    for (size_t i = 1; i < n; i++) {
+        lo = ratings[i] < lo ? ratings[i] : lo;
+        hi = ratings[i] > hi ? ratings[i] : hi;
+    }
+    o = cJSON_CreateObject();
+    cJSON *tracks = cJSON_AddArrayToObject(o, "tracks");
+    for (long i = 0; i < n_top; i++) {
+        cJSON *t = tb_track_json(f.c, x->track[top[i].row]);
+        double pr = fit.intercept + (double)top[i].score;
+        cJSON_AddItemToObject(t, "predicted_rating", tb_json_number(pr < lo ? lo : pr > hi ? hi : pr));
+        cJSON_AddItemToArray(tracks, t);
+    }
+    cJSON_AddNumberToObject(o, "k", (double)k);
+    cJSON *fj = cJSON_AddObjectToObject(o, "fit");
+    cJSON_AddNumberToObject(fj, "n_ratings", (double)n);
+    cJSON_AddItemToObject(fj, "cv_r2", tb_json_number(fit.cv_r2));
+    cJSON_AddNumberToObject(fj, "lambda", fit.lambda);
+    cJSON_AddItemToObject(fj, "intercept", tb_json_number(fit.intercept));
+    cJSON_AddItemToObject(fj, "mean_rating", tb_json_number(fit.mean));
+    cJSON_AddStringToObject(fj, "method", "ridge regression on the index embeddings, penalty by leave-one-out");
+    if (save)
+        cJSON_AddStringToObject(o, "saved_as", save->valuestring);
+    cJSON *model = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddStringToObject(model, "name", x->name);
+    cJSON_AddNumberToObject(model, "version", x->version);
+done:
+    tb_taste_clear(&fit);
+    free(rows);
+    free(rated);
+    free(ratings);
+    free(X);
+    free(q);
+    free(top);
+    cJSON_Delete(root);
+    return o ? tb_reply_json(req, MHD_HTTP_OK, o) : req->result;
+}
+
+enum MHD_Result tb_handle_taste_get(tb_request *req) {
+    if (!valid_name(req->param))
+        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "name",
+                              "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
+    char *ratings = NULL, *fit = NULL, *updated = NULL;
+    tb_status st = tb_store_get_taste(req->state->store, req->param, &ratings, &fit, &updated);
+    if (st == TB_NOT_FOUND)
+        return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "name", "no saved taste is called '%s'",
+                              req->param);
+    if (st != TB_OK)
+        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", NULL,
+                              "the taste could not be read");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", req->param);
+    cJSON_AddItemToObject(o, "ratings", cJSON_Parse(ratings));
+    cJSON_AddItemToObject(o, "fit", cJSON_Parse(fit));
+    cJSON_AddStringToObject(o, "updated_at", updated);
+    free(ratings);
+    free(fit);
+    free(updated);
+    return tb_reply_json(req, MHD_HTTP_OK, o);
+}
