@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 double tb_accuracy(const int32_t *y_true, const int32_t *y_pred, size_t n) {
     size_t hit = 0;
@@ -103,6 +104,53 @@ tb_status tb_class_metrics_compute(const int32_t *y_true, const double *proba, s
     free(pred);
     free(cm);
     return TB_OK;
+}
+
+void tb_multilabel_metrics_compute(const uint8_t *truth, const double *proba, size_t n, size_t k, double threshold,
+                                   tb_multilabel_metrics *ret) {
+    memset(ret, 0, sizeof *ret);
+    uint64_t tp = 0, fp = 0, fn = 0, wrong = 0, sizes = 0;
+    double jaccard = 0.0, macro = 0.0;
+    size_t any = 0, labels_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *t = truth + i * k;
+        const double *p = proba + i * k;
+        size_t inter = 0, uni = 0, top = 0;
+        for (size_t c = 0; c < k; c++) {
+            int yes = p[c] >= threshold;
+            inter += yes && t[c];
+            uni += yes || t[c];
+            wrong += yes != (t[c] != 0);
+            sizes += (uint64_t)yes;
+            top = p[c] > p[top] ? c : top;
+        }
+        jaccard += uni ? (double)inter / (double)uni : 1.0;
+        any += t[top] != 0;
+    }
+    for (size_t c = 0; c < k; c++) {
+        uint64_t ctp = 0, cfp = 0, cfn = 0;
+        for (size_t i = 0; i < n; i++) {
+            int yes = proba[i * k + c] >= threshold, t = truth[i * k + c] != 0;
+            ctp += yes && t;
+            cfp += yes && !t;
+            cfn += !yes && t;
+        }
+        tp += ctp;
+        fp += cfp;
+        fn += cfn;
+        if (ctp + cfp + cfn) {
+            labels_seen++;
+            macro += 2.0 * (double)ctp / (double)(2 * ctp + cfp + cfn);
+        }
+    }
+    if (n == 0 || k == 0)
+        return;
+    ret->micro_f1 = tp ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+    ret->macro_f1 = labels_seen ? macro / (double)labels_seen : 0.0;
+    ret->jaccard = jaccard / (double)n;
+    ret->hamming_loss = (double)wrong / ((double)n * (double)k);
+    ret->any_accuracy = (double)any / (double)n;
+    ret->mean_set_size = (double)sizes / (double)n;
 }
 
 double tb_mse(const double *y, const double *p, size_t n) {

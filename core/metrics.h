@@ -34,6 +34,17 @@ void tb_argmax_rows(const double *proba, size_t n, size_t k, int32_t *out);
 tb_status tb_class_metrics_compute(const int32_t *y_true, const double *proba, size_t n, size_t k,
                                    tb_class_metrics *ret);
 
+/* Metrics of predicted genre sets (scikit-learn's definitions): truth is n × k 0/1, proba n × k;
+ * a genre is predicted when its probability is >= threshold. micro/macro F1 over the k genres
+ * (macro: genres present in truth or prediction), Jaccard averaged over rows (a row with both sets
+ * empty counts 1), Hamming loss (share of wrong row × genre cells), any-genre accuracy (the most
+ * probable genre is one of the row's), mean predicted set size. */
+typedef struct tb_multilabel_metrics {
+    double micro_f1, macro_f1, jaccard, hamming_loss, any_accuracy, mean_set_size;
+} tb_multilabel_metrics;
+void tb_multilabel_metrics_compute(const uint8_t *truth, const double *proba, size_t n, size_t k, double threshold,
+                                   tb_multilabel_metrics *ret);
+
 double tb_mse(const double *y, const double *p, size_t n);
 double tb_mae(const double *y, const double *p, size_t n);
 /* 1 - SS_res/SS_tot; when y is constant: 1 for a perfect prediction, else 0 (scikit-learn). */

@@ -62,6 +62,7 @@ typedef struct mlp {
     size_t n_params;
     float *params;
     size_t epochs_run;      /* reported as the model's "trees" (not saved) */
+    double threshold;       /* multilabel: a genre is in the predicted set from this probability */
 } mlp;
 
 static void mlp_free(void *impl) {
@@ -185,6 +186,11 @@ static void head_row(const mlp *m, const float *h, tb_task task, double *out) {
     for (size_t i = 0; i < last; i++)
         for (size_t c = 0; c < m->k; c++)
             out[c] += (double)h[i] * W[i * m->k + c];
+    if (task == TB_TASK_MULTILABEL) {
+        for (size_t c = 0; c < m->k; c++)
+            out[c] = 1.0 / (1.0 + exp(-out[c]));
+        return;
+    }
     double mx = out[0], sum = 0.0;
     for (size_t c = 1; c < m->k; c++)
         mx = out[c] > mx ? out[c] : mx;
@@ -278,7 +284,10 @@ static void forward_batch(const trainer *t, shard *sh, const size_t *rows, size_
             memcpy(sh->logits + i * m->k, m->params + m->cls_b, m->k * sizeof *sh->logits);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m->k, (int)last, 1.0f,
                     sh->act[m->n_layers], (int)last, m->params + m->cls_w, (int)m->k, 1.0f, sh->logits, (int)m->k);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && m->task == TB_TASK_MULTILABEL; i++)
+            for (size_t c = 0; c < m->k; c++) /* independent sigmoids */
+                sh->logits[i * m->k + c] = 1.0f / (1.0f + expf(-sh->logits[i * m->k + c]));
+        for (size_t i = 0; i < n && m->task != TB_TASK_MULTILABEL; i++) {
             float *r = sh->logits + i * m->k, mx = r[0], sum = 0.0f;
             for (size_t c = 1; c < m->k; c++)
                 mx = r[c] > mx ? r[c] : mx;
@@ -308,7 +317,15 @@ static void backward_batch(const trainer *t, shard *sh, const size_t *rows, size
     memset(sh->grad, 0, m->n_params * sizeof *sh->grad);
     float *ga = sh->grad_a;
     memset(ga, 0, n * last * sizeof *ga);
-    if (m->k && cls_weight > 0.0) { /* softmax cross-entropy: (p − onehot) · w / n */
+    if (m->k && cls_weight > 0.0 && m->task == TB_TASK_MULTILABEL) { /* binary cross-entropy per genre */
+        float s = (float)(cls_weight / (double)batch_n);
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *lab = data->labels + rows[i] * m->k;
+            float *r = sh->logits + i * m->k;
+            for (size_t c = 0; c < m->k; c++)
+                r[c] = (r[c] - (lab[c] ? 1.0f : 0.0f)) * s;
+        }
+    } else if (m->k && cls_weight > 0.0) { /* softmax cross-entropy: (p − onehot) · w / n */
         for (size_t i = 0; i < n; i++) {
             int32_t y = data->y[rows[i]];
             float s = (float)(cls_weight * (t->class_weight ? t->class_weight[y] : 1.0) / (double)batch_n);
@@ -317,6 +334,8 @@ static void backward_batch(const trainer *t, shard *sh, const size_t *rows, size
             for (size_t c = 0; c < m->k; c++)
                 r[c] *= s;
         }
+    }
+    if (m->k && cls_weight > 0.0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)last, (int)m->k, (int)n, 1.0f, sh->act[m->n_layers],
                     (int)last, sh->logits, (int)m->k, 0.0f, sh->grad + m->cls_w, (int)m->k);
         for (size_t i = 0; i < n; i++)
@@ -374,16 +393,32 @@ static void backward_batch(const trainer *t, shard *sh, const size_t *rows, size
 }
 
 /* Validation score, higher is better: macro-F1 of the primary genre head, or −MSE. */
-static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t *pred, uint64_t *cm) {
+#define MLP_THRESHOLDS 19 /* multilabel: 0.05, 0.10, … 0.95 */
+
+/* Validation score, higher is better: macro-F1 of the primary genre head, −MSE, or (multilabel)
+ * micro-F1 at the best threshold of the grid, written to *threshold. */
+static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t *pred, uint64_t *cm,
+                               double *threshold) {
     const mlp *m = t->m;
     shard *sh = &t->sh[0];
     size_t step = t->batch / MLP_SHARDS + 1;
     double sse = 0.0;
+    uint64_t tp[MLP_THRESHOLDS] = {0}, fp[MLP_THRESHOLDS] = {0}, fn[MLP_THRESHOLDS] = {0};
     for (size_t s = 0; s < n; s += step) {
         size_t b = n - s < step ? n - s : step;
         forward_batch(t, sh, rows + s, b, 0.0);
         for (size_t i = 0; i < b; i++) {
-            if (m->task == TB_TASK_CLASSIFY) {
+            if (m->task == TB_TASK_MULTILABEL) {
+                const float *r = sh->logits + i * m->k;
+                const uint8_t *lab = t->data->labels + rows[s + i] * m->k;
+                for (size_t c = 0; c < m->k; c++)
+                    for (int j = 0; j < MLP_THRESHOLDS; j++) {
+                        int yes = r[c] >= (float)((double)(j + 1) / 20.0);
+                        tp[j] += yes && lab[c];
+                        fp[j] += yes && !lab[c];
+                        fn[j] += !yes && lab[c];
+                    }
+            } else if (m->task == TB_TASK_CLASSIFY) {
                 const float *r = sh->logits + i * m->k;
                 size_t best = 0;
                 for (size_t c = 1; c < m->k; c++)
@@ -394,6 +429,17 @@ static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t
                 sse += e * e;
             }
         }
+    }
+    if (m->task == TB_TASK_MULTILABEL) {
+        double best = -1.0;
+        for (int j = 0; j < MLP_THRESHOLDS; j++) {
+            double f1 = tp[j] ? 2.0 * (double)tp[j] / (double)(2 * tp[j] + fp[j] + fn[j]) : 0.0;
+            if (f1 > best) {
+                best = f1;
+                *threshold = 0.05 * (j + 1);
+            }
+        }
+        return best;
     }
     if (m->task != TB_TASK_CLASSIFY)
         return -sse / (double)n;
@@ -555,7 +601,7 @@ static tb_status check_params(const tb_train_data *data, const tb_train_params *
     if (p->epochs > MLP_MAX_EPOCHS || p->batch_size > 65536)
         return tb_error_with_field(TB_INVALID, "epochs", "at most %d epochs and batches of 65536 rows",
                                    MLP_MAX_EPOCHS);
-    if (p->aux_weight > 0.0 && (!data->target || !data->y || data->n_classes < 2))
+    if (p->aux_weight > 0.0 && (!data->target || !data->y || data->n_classes < 2 || data->task == TB_TASK_MULTILABEL))
         return tb_error_with_field(TB_INVALID, "aux_weight",
                                    "multi-task training needs both genre labels and popularity");
     if (data->d == 0 || data->n == 0)
@@ -571,12 +617,13 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     mlp *m = calloc(1, sizeof *m);
     if (!m)
         return tb_error(TB_NOMEM, "out of memory");
-    int classify = data->task == TB_TASK_CLASSIFY, multi = p->aux_weight > 0.0;
+    int classify = data->task != TB_TASK_REGRESS, multi = p->aux_weight > 0.0;
     m->task = data->task;
     m->d = data->d;
     m->n_layers = n_hidden;
     memcpy(m->width + 1, hidden, n_hidden * sizeof *hidden);
     m->k = classify || multi ? data->n_classes : 0;
+    m->threshold = 0.5;
     m->has_reg = !classify || multi;
     m->target_mean = 0.0;
     m->target_scale = 1.0;
@@ -609,7 +656,7 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
         }
         for (size_t i = 0; i < data->n; i++)
             group[i] = data->group ? data->group[i] : i;
-        st = tb_split_train_test(classify ? data->y : NULL, group, data->n, p->validation_fraction,
+        st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, data->n, p->validation_fraction,
                                  p->seed ^ 0x5eedULL, &fit, &n_fit, &val, &n_val);
         if (st != TB_OK)
             goto fail;
@@ -634,7 +681,7 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     fail_alloc |= !(best = tb_malloc_n(m->n_params, sizeof *best));
     fail_alloc |= !(pred = tb_malloc_n(2 * (n_val ? n_val : 1), sizeof *pred));
     fail_alloc |= !(cm = tb_malloc_n(m->k ? m->k * m->k : 1, sizeof *cm));
-    if (m->k && p->class_weight_balanced == 1 && !fail_alloc) {
+    if (m->k && data->task == TB_TASK_CLASSIFY && p->class_weight_balanced == 1 && !fail_alloc) {
         fail_alloc |= !(t.class_weight = tb_calloc_n(m->k, sizeof *t.class_weight));
         for (size_t i = 0; !fail_alloc && i < n_fit; i++)
             t.class_weight[data->y[fit[i]]] += 1.0;
@@ -697,9 +744,11 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
             p->progress(p->progress_ctx, epoch + 1, epochs);
         if (patience == 0)
             continue;
-        double score = validation_score(&t, val, n_val, pred, cm);
+        double threshold = 0.5;
+        double score = validation_score(&t, val, n_val, pred, cm, &threshold);
         if (score > best_score) {
             best_score = score;
+            m->threshold = threshold;
             since_best = 0;
             memcpy(best, m->params, m->n_params * sizeof *best);
         } else if (++since_best >= patience) {
@@ -763,6 +812,8 @@ static void mlp_save(const void *impl, tb_writer *w) {
     }
     tb_write_u64(w, m->n_params);
     tb_write_f32s(w, m->params, m->n_params);
+    if (m->task == TB_TASK_MULTILABEL)
+        tb_write_f64(w, m->threshold);
 }
 
 static tb_status read_size(tb_reader *r, size_t *v, size_t max, const char *what) {
@@ -845,7 +896,7 @@ static tb_status mlp_load(tb_reader *r, tb_task task, size_t n_features, size_t 
     m->d = n_features;
     uint64_t n_params = 0;
     tb_status st = load_shape(r, m);
-    if (st == TB_OK && (layout(m) != 0 || (task == TB_TASK_CLASSIFY ? m->k != n_outputs || m->k < 2
+    if (st == TB_OK && (layout(m) != 0 || (task != TB_TASK_REGRESS ? m->k != n_outputs || m->k < 2
                                                                     : !m->has_reg || n_outputs != 1)))
         st = tb_error(TB_CORRUPT, "neural network: the layer shapes do not fit the model");
     if (st == TB_OK && (st = tb_read_u64(r, &n_params, "parameter count")) == TB_OK && n_params != m->n_params)
@@ -856,6 +907,9 @@ static tb_status mlp_load(tb_reader *r, tb_task task, size_t n_features, size_t 
     for (size_t q = 0; st == TB_OK && q < m->n_params; q++)
         if (!isfinite(m->params[q]))
             st = tb_error(TB_CORRUPT, "neural network: a weight is not finite");
+    if (st == TB_OK && task == TB_TASK_MULTILABEL && (st = tb_read_f64(r, &m->threshold, "threshold")) == TB_OK &&
+        !(m->threshold > 0.0 && m->threshold < 1.0))
+        st = tb_error(TB_CORRUPT, "neural network: threshold %g is not in (0, 1)", m->threshold);
     if (st != TB_OK) {
         mlp_free(m);
         return st;
@@ -869,6 +923,7 @@ static size_t mlp_epochs(const void *impl) { return ((const mlp *)impl)->epochs_
 const tb_model_ops tb_mlp_ops = {
     .kind = "mlp",
     .format_version = MLP_FORMAT,
+    .multilabel = 1,
     .train = mlp_train,
     .predict = mlp_predict,
     .n_trees = mlp_epochs,
@@ -879,6 +934,10 @@ const tb_model_ops tb_mlp_ops = {
 
 size_t tb_mlp_embedding_dim(const tb_model *m) {
     return m->ops == &tb_mlp_ops ? ((const mlp *)m->impl)->width[((const mlp *)m->impl)->n_layers] : 0;
+}
+
+double tb_mlp_threshold(const tb_model *m) {
+    return m->ops == &tb_mlp_ops ? ((const mlp *)m->impl)->threshold : 0.5;
 }
 
 void tb_mlp_embed(const tb_model *model, const double *x, double *out) {

@@ -67,6 +67,8 @@ const tb_model_ops *tb_model_ops_find(const char *kind) {
 static char kinds_text[128];
 static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
 
+const tb_model_ops *tb_model_ops_at(size_t i) { return i < N_FAMILIES ? registry[i] : NULL; }
+
 static void build_kinds(void) {
     size_t len = 0;
     for (size_t i = 0; i < N_FAMILIES && len < sizeof kinds_text; i++)
@@ -87,7 +89,10 @@ tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_t
         return tb_error(TB_INVALID, "no training rows");
     if (data->d == 0 || data->d > MODEL_MAX_FEATURES)
         return tb_error(TB_INVALID, "%zu features: a model takes 1 to %d", data->d, MODEL_MAX_FEATURES);
-    if (data->task == TB_TASK_CLASSIFY && (data->n_classes < 2 || data->n_classes > MODEL_MAX_OUTPUTS))
+    if (data->task == TB_TASK_MULTILABEL && (!ops->multilabel || !data->labels))
+        return tb_error_with_field(TB_INVALID, "model", "model '%s' does not learn several genres per track%s", kind,
+                                   ops->multilabel ? " without labels" : " (mlp does)");
+    if (data->task != TB_TASK_REGRESS && (data->n_classes < 2 || data->n_classes > MODEL_MAX_OUTPUTS))
         return tb_error(TB_INVALID, "%zu classes: classification needs 2 to %d", data->n_classes,
                         MODEL_MAX_OUTPUTS);
     tb_model *m = calloc(1, sizeof *m);
@@ -96,7 +101,7 @@ tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_t
     m->ops = ops;
     m->task = data->task;
     m->n_features = data->d;
-    m->n_outputs = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
+    m->n_outputs = data->task == TB_TASK_REGRESS ? 1 : data->n_classes;
     tb_status st = ops->train(data, params, &m->impl);
     if (st != TB_OK) {
         free(m);
@@ -169,10 +174,10 @@ tb_status tb_model_load(tb_reader *r, tb_model **ret_model) {
     if (fmt != ops->format_version)
         return tb_error(TB_VERSION, "model '%s' has format version %u; this binary reads version %u", ops->kind, fmt,
                         ops->format_version);
-    if (task != TB_TASK_CLASSIFY && task != TB_TASK_REGRESS)
-        return tb_error(TB_CORRUPT, "model task %u is not classify or regress", task);
+    if (task != TB_TASK_CLASSIFY && task != TB_TASK_REGRESS && !(task == TB_TASK_MULTILABEL && ops->multilabel))
+        return tb_error(TB_CORRUPT, "model task %u is not one model '%s' learns", task, ops->kind);
     if (n_features == 0 || n_features > MODEL_MAX_FEATURES || n_outputs == 0 || n_outputs > MODEL_MAX_OUTPUTS ||
-        (task == TB_TASK_REGRESS && n_outputs != 1) || (task == TB_TASK_CLASSIFY && n_outputs < 2))
+        (task == TB_TASK_REGRESS && n_outputs != 1) || (task != TB_TASK_REGRESS && n_outputs < 2))
         return tb_error(TB_CORRUPT, "model has %u features and %u outputs, outside the valid range", n_features,
                         n_outputs);
     tb_model *m = calloc(1, sizeof *m);

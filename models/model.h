@@ -14,6 +14,7 @@
 typedef enum tb_task {
     TB_TASK_CLASSIFY = 1, /* outputs: one probability per class */
     TB_TASK_REGRESS = 2,  /* outputs: one value */
+    TB_TASK_MULTILABEL = 3, /* outputs: one independent probability per class (a track may carry several) */
 } tb_task;
 
 /* Training inputs: X is n × d row-major, already transformed by the feature pipeline. */
@@ -22,7 +23,8 @@ typedef struct tb_train_data {
     size_t n, d;
     tb_task task;
     const int32_t *y;      /* classify: class index per row */
-    size_t n_classes;      /* classify */
+    size_t n_classes;      /* classify, multilabel */
+    const uint8_t *labels; /* multilabel: n × n_classes, 1 where the row carries the class */
     const double *target;  /* regress: value per row */
     const size_t *group;   /* optional: group (track) of each row, so internal hold-outs keep
                               a track's rows together; NULL = every row its own group */
@@ -91,6 +93,7 @@ typedef struct tb_model_ops {
     const char *kind;         /* "rf" */
     uint16_t format_version;  /* of this family's section of the blob */
     int handles_missing;      /* 1: takes NaN inputs and routes them itself (no imputation) */
+    int multilabel;           /* 1: trains and loads TB_TASK_MULTILABEL models */
     tb_status (*train)(const tb_train_data *data, const tb_train_params *params, void **ret_impl);
     /* x: n_features transformed values; out: n_outputs values. No allocation, thread-safe. */
     void (*predict)(const void *impl, const double *x, double *out);
@@ -116,6 +119,8 @@ typedef struct tb_model {
 
 /* The family registered under `kind`, or NULL. */
 const tb_model_ops *tb_model_ops_find(const char *kind);
+/* The i-th registered family (registry order), or NULL past the last. */
+const tb_model_ops *tb_model_ops_at(size_t i);
 /* Comma-separated list of registered kinds, for help and error messages. */
 const char *tb_model_kinds(void);
 

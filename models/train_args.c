@@ -56,6 +56,8 @@ static void usage(FILE *f) {
             "                         code over N training-quantile bins; 0 = raw values only (16)\n"
             "  --multitask W          mlp: one trunk, a genre and a popularity head trained together;\n"
             "                         W weighs the other head's loss (popularity is then not an input)\n"
+            "  --multilabel           genre: learn the set of genres of each distinct track (one\n"
+            "                         sigmoid per genre; mlp), published as task multilabel\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -116,7 +118,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
-        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS,
+        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -144,6 +146,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"dropout", required_argument, 0, O_DROPOUT}, {"batch-size", required_argument, 0, O_BATCH},
         {"epochs", required_argument, 0, O_EPOCHS}, {"weight-decay", required_argument, 0, O_WD},
         {"multitask", required_argument, 0, O_MULTITASK}, {"numeric-bins", required_argument, 0, O_BINS},
+        {"multilabel", no_argument, 0, O_MULTILABEL},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -251,6 +254,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
                 return -1;
             }
             break;
+        case O_MULTILABEL: c->multilabel = 1; break;
         case O_BINS:
             if (parse_size("--numeric-bins", optarg, &v))
                 return -1;
@@ -428,6 +432,20 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
             return -1;
         }
         c->opt.popularity_feature = 0; /* the popularity head's target cannot be an input */
+    }
+    if (c->multilabel) {
+        if (c->opt.model_kind && strcmp(c->opt.model_kind, "mlp") != 0) {
+            tb_log(TB_LOG_ERROR, "--multilabel learns genre sets with the neural network: --model mlp (or no --model)");
+            return -1;
+        }
+        if (c->predict || c->opt.params.aux_weight > 0.0 || c->opt.cv_folds) {
+            tb_log(TB_LOG_ERROR, "--multilabel does not combine with --predict, --multitask or --cv");
+            return -1;
+        }
+        if (strcmp(c->task, "genre") != 0 && strcmp(c->task, "all") != 0) {
+            tb_log(TB_LOG_ERROR, "--multilabel is a genre task: --task genre or all");
+            return -1;
+        }
     }
     if (c->predict && strcmp(c->task, "recommend") == 0) {
         tb_log(TB_LOG_ERROR, "--predict labels with the genre and popularity models: not with --task recommend");

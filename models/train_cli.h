@@ -14,6 +14,7 @@ typedef struct cli {
     const char *data, *test, *db, *task, *report, *predict, *out, *name;
     const char *embedding, *feature_weights; /* recommend */
     int proba;
+    int multilabel;                          /* --multilabel: the genre task learns genre sets */
     tb_dataset_options ds_opt;
     tb_trainer_options opt;
 } cli;

@@ -128,14 +128,17 @@ int main(int argc, char **argv) {
     tb_target targets[2];
     size_t n_targets = 0;
     if (want_genre)
-        targets[n_targets++] = TB_TARGET_GENRE;
+        targets[n_targets++] = c.multilabel ? TB_TARGET_MULTILABEL : TB_TARGET_GENRE;
     if (want_pop)
         targets[n_targets++] = TB_TARGET_POPULARITY;
     int64_t ids[2] = {0, 0};
     int versions[2] = {0, 0};
     int compare = c.opt.model_kind && strcmp(c.opt.model_kind, "all") == 0;
     for (size_t t = 0; t < n_targets; t++) {
-        if (compare) {
+        if (targets[t] == TB_TARGET_MULTILABEL) {
+            if ((st = tb_trainer_run_multilabel(&split, &c.opt, &results[t])) != TB_OK)
+                goto out;
+        } else if (compare) {
             if ((st = tb_trainer_compare(&split, targets[t], &c.opt, cmp[t], &n_cmp[t], &results[t])) != TB_OK)
                 goto out;
             tb_train_print_comparison(targets[t], cmp[t], n_cmp[t], results[t].kind);

@@ -6,14 +6,24 @@
 #include "log.h"
 #include "train_cli.h"
 
-const char *tb_train_target_name(tb_target t) { return t == TB_TARGET_GENRE ? "genre" : "popularity"; }
+const char *tb_train_target_name(tb_target t) {
+    return t == TB_TARGET_GENRE ? "genre" : t == TB_TARGET_MULTILABEL ? "multilabel" : "popularity";
+}
 
 static const char *const genre_metric_names[5] = {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"};
 static const char *const pop_metric_names[5] = {"mse", "rmse", "mae", "r2", "spearman"};
 
 static cJSON *metrics_json(const tb_task_result *r) {
     cJSON *m = cJSON_CreateObject();
-    if (r->target == TB_TARGET_GENRE) {
+    if (r->target == TB_TARGET_MULTILABEL) {
+        cJSON_AddNumberToObject(m, "micro_f1", r->ml.micro_f1);
+        cJSON_AddNumberToObject(m, "macro_f1", r->ml.macro_f1);
+        cJSON_AddNumberToObject(m, "jaccard", r->ml.jaccard);
+        cJSON_AddNumberToObject(m, "hamming_loss", r->ml.hamming_loss);
+        cJSON_AddNumberToObject(m, "any_genre_accuracy", r->ml.any_accuracy);
+        cJSON_AddNumberToObject(m, "mean_set_size", r->ml.mean_set_size);
+        cJSON_AddNumberToObject(m, "threshold", r->threshold);
+    } else if (r->target == TB_TARGET_GENRE) {
         double v[5] = {r->cls.accuracy, r->cls.micro_f1, r->cls.macro_f1, r->cls.top3_accuracy, r->cls.log_loss};
         for (int i = 0; i < 5; i++)
             cJSON_AddNumberToObject(m, genre_metric_names[i], v[i]);
@@ -178,8 +188,9 @@ tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *
     if (r->cv_folds)
         cJSON_AddItemToObject(metrics, "cv", cv_json(r));
     cJSON *schema = string_array(r->features, r->n_features);
-    cJSON *classes = r->target == TB_TARGET_GENRE ? string_array(r->predictor->class_names, r->predictor->n_classes)
-                                                  : NULL;
+    cJSON *classes = r->target != TB_TARGET_POPULARITY
+                         ? string_array(r->predictor->class_names, r->predictor->n_classes)
+                         : NULL;
     tb_model_record rec = {
         .task = (char *)tb_train_target_name(r->target),
         .kind = (char *)r->kind,
@@ -304,7 +315,13 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
 }
 
 void tb_train_log_result(const tb_task_result *r) {
-    if (r->target == TB_TARGET_GENRE)
+    if (r->target == TB_TARGET_MULTILABEL)
+        tb_log(TB_LOG_INFO,
+               "multilabel: %zu train / %zu test tracks, %zu features: micro-F1 %.4f, macro-F1 %.4f, Jaccard %.4f, "
+               "Hamming loss %.4f, any-genre accuracy %.4f, %.2f genres per set (threshold %.2f); trained in %.2fs",
+               r->n_train, r->n_test, r->n_features, r->ml.micro_f1, r->ml.macro_f1, r->ml.jaccard,
+               r->ml.hamming_loss, r->ml.any_accuracy, r->ml.mean_set_size, r->threshold, r->train_seconds);
+    else if (r->target == TB_TARGET_GENRE)
         tb_log(TB_LOG_INFO,
                "genre: %zu train / %zu test rows, %zu features: accuracy %.4f, macro-F1 %.4f, top-3 %.4f, "
                "log-loss %.4f; trained in %.2fs, predicted in %.3fs",

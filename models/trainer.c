@@ -464,14 +464,11 @@ tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const
     tb_split_rows on_val = {.train_ds = ds, .train = fit, .n_train = n_fit, .test = val, .n_test = n_val,
                             .group = split->group};
     double best = -INFINITY;
-    const char *kinds = tb_model_kinds();
-    char kind[32];
-    for (const char *s = kinds; *s && n_rows < TB_COMPARE_MAX_ROWS;) {
-        size_t len = strcspn(s, ",");
-        snprintf(kind, sizeof kind, "%.*s", (int)len, s);
-        s += len + (s[len] == ',');
+    const tb_model_ops *ops;
+    for (size_t f = 0; (ops = tb_model_ops_at(f)) && n_rows < TB_COMPARE_MAX_ROWS; f++) {
+        const char *kind = ops->kind;
         tb_trainer_options o = *opt;
-        o.model_kind = tb_model_ops_find(kind)->kind; /* static: the result keeps it */
+        o.model_kind = kind; /* static: the result keeps it */
         o.cv_folds = 0;
         tb_log(TB_LOG_INFO, "%s: training %s", target == TB_TARGET_GENRE ? "genre" : "popularity", kind);
         if ((st = tb_trainer_run_task(&on_val, target, &o, &res)) != TB_OK)

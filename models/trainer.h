@@ -13,7 +13,7 @@
 #include "status.h"
 #include "store.h"
 
-typedef enum tb_target { TB_TARGET_GENRE, TB_TARGET_POPULARITY } tb_target;
+typedef enum tb_target { TB_TARGET_GENRE, TB_TARGET_POPULARITY, TB_TARGET_MULTILABEL } tb_target;
 
 typedef struct tb_trainer_options {
     const char *model_kind;      /* "rf", "extra", "gbdt"; NULL = the per-task default */
@@ -63,6 +63,8 @@ typedef struct tb_task_result {
     size_t model_bytes;          /* size of the saved blob */
     tb_class_metrics cls;        /* genre */
     tb_reg_metrics reg;          /* popularity */
+    tb_multilabel_metrics ml;    /* multilabel: on the test tracks */
+    double threshold;            /* multilabel: predicted-set threshold */
     size_t n_calibration;        /* rows held out of n_train's pool to calibrate (0: none) */
     tb_conformal_row conformal[TB_CONFORMAL_MAX_ROWS];
     size_t n_conformal;
@@ -102,6 +104,11 @@ typedef struct tb_compare_row {
 #define TB_COMPARE_MAX_ROWS 16
 tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,
                              tb_compare_row *rows, size_t *ret_n_rows, tb_task_result *ret_best);
+
+/* --multilabel (multilabel.c): one row per distinct track (its first row's features), labelled
+ * with every genre the track is listed under on its side of the split; a network with one
+ * sigmoid per genre (opt->model_kind, default mlp); set metrics on the test tracks. */
+tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer_options *opt, tb_task_result *ret);
 
 /* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees).
  * Inputs the table lacks count as missing in every row; *ret_absent says how many (may be NULL). */

@@ -34,6 +34,7 @@ tb_server_state *tb_server_state_free(tb_server_state *s) {
         return NULL;
     served_free(s->genre);
     served_free(s->popularity);
+    served_free(s->multilabel);
     served_index_free(s->recommend);
     tb_catalog_free(s->catalog);
     tb_store_close(s->store);
@@ -60,7 +61,8 @@ static tb_status load_task(tb_store *store, const char *task, tb_task expected, 
         tb_error_prefix(st, "published %s model '%s' version %d", task, rec.name, rec.version);
     } else if (m->predictor->model->task != expected) {
         st = tb_error(TB_CORRUPT, "published %s model '%s' version %d is not a %s model", task, rec.name,
-                      rec.version, expected == TB_TASK_CLASSIFY ? "classification" : "regression");
+                      rec.version, expected == TB_TASK_CLASSIFY ? "classification"
+                                   : expected == TB_TASK_MULTILABEL ? "multi-label" : "regression");
     }
     if (st != TB_OK) {
         tb_model_record_clear(&rec);
@@ -144,6 +146,8 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
         st = load_task(s->store, "genre", TB_TASK_CLASSIFY, &s->genre);
     if (st == TB_OK)
         st = load_task(s->store, "popularity", TB_TASK_REGRESS, &s->popularity);
+    if (st == TB_OK)
+        st = load_task(s->store, "multilabel", TB_TASK_MULTILABEL, &s->multilabel);
     if (st == TB_OK)
         st = tb_catalog_load(s->store, &s->catalog);
     if (st == TB_OK)

@@ -37,6 +37,7 @@ typedef struct tb_server_state {
     tb_catalog *catalog;          /* every stored track */
     tb_served_model *genre;       /* NULL when none is published */
     tb_served_model *popularity;
+    tb_served_model *multilabel;  /* genre sets (POST /v1/genre with "multilabel": true) */
     tb_served_index *recommend;
 } tb_server_state;
 

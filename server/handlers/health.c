@@ -13,7 +13,7 @@ enum MHD_Result tb_handle_healthz(struct tb_request *req) {
 
 enum MHD_Result tb_handle_readyz(struct tb_request *req) {
     const tb_server_state *s = req->state;
-    if (!s->genre && !s->popularity && !s->recommend)
+    if (!s->genre && !s->popularity && !s->recommend && !s->multilabel)
         return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
                               "no published model is loaded (train one with timbre-train)");
     cJSON *o = cJSON_CreateObject();
@@ -22,5 +22,6 @@ enum MHD_Result tb_handle_readyz(struct tb_request *req) {
     cJSON_AddBoolToObject(models, "genre", s->genre != NULL);
     cJSON_AddBoolToObject(models, "popularity", s->popularity != NULL);
     cJSON_AddBoolToObject(models, "recommend", s->recommend != NULL);
+    cJSON_AddBoolToObject(models, "multilabel", s->multilabel != NULL);
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

@@ -54,6 +54,8 @@ enum MHD_Result tb_handle_models(struct tb_request *req) {
         cJSON_AddItemToArray(list, model_json(s->genre));
     if (s->popularity)
         cJSON_AddItemToArray(list, model_json(s->popularity));
+    if (s->multilabel)
+        cJSON_AddItemToArray(list, model_json(s->multilabel));
     if (s->recommend)
         cJSON_AddItemToArray(list, index_json(s->recommend));
     return tb_reply_json(req, MHD_HTTP_OK, o);

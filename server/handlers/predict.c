@@ -11,6 +11,7 @@
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"
+#include "mlp.h"
 
 static int model_or_503(struct tb_request *req, const tb_served_model *m, const char *task) {
     if (m)
@@ -29,12 +30,28 @@ void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const cha
 }
 
 static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
-    const tb_served_model *m = req->state->genre;
+    static const char *const keys[] = {"features", "track_id", "multilabel", NULL};
+    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(root, "multilabel");
+    if (tb_input_only_keys(req, root, keys, ""))
+        return NULL;
+    if (ml && !cJSON_IsBool(ml)) {
+        tb_input_bad(req, "multilabel", "multilabel must be true or false");
+        return NULL;
+    }
+    int sets = ml && cJSON_IsTrue(ml);
+    const tb_served_model *m = sets ? req->state->multilabel : req->state->genre;
+    if (!m) {
+        tb_input_reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", sets ? "multilabel" : NULL,
+                        sets ? "no published multi-label genre model is loaded (train one with timbre-train "
+                               "--multilabel)"
+                             : "no published genre model is loaded");
+        return NULL;
+    }
     cJSON *imputed = NULL;
     double raw[1024], *proba;
-    char track_id[TB_MAX_TRACK_ID_BYTES + 1];
+    char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
     const tb_predictor *p = m->predictor;
-    if (tb_input_model_input(req, root, p, raw, &imputed, track_id))
+    if (tb_input_features(req, root, p->pipeline, raw, &imputed, track_id))
         return NULL;
     size_t k = p->n_classes;
     if (!(proba = malloc(k * sizeof *proba))) {
@@ -58,6 +75,23 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "genre", p->class_names[top[0]]);
+    if (sets) { /* every genre at or above the threshold, most probable first */
+        double threshold = tb_mlp_threshold(p->model);
+        cJSON *set = cJSON_AddArrayToObject(o, "genres");
+        for (;;) {
+            size_t best = k;
+            for (size_t c = 0; c < k; c++)
+                if (proba[c] >= threshold && (best == k || proba[c] > proba[best]))
+                    best = c;
+            if (best == k)
+                break;
+            cJSON_AddItemToArray(set, cJSON_CreateString(p->class_names[best]));
+            proba[best] = -proba[best] - 1.0; /* taken; restored below */
+        }
+        for (size_t c = 0; c < k; c++)
+            proba[c] = proba[c] < 0.0 ? -(proba[c] + 1.0) : proba[c];
+        cJSON_AddItemToObject(o, "threshold", tb_json_number(threshold));
+    }
     cJSON *list = cJSON_AddArrayToObject(o, "probabilities");
     for (size_t i = 0; i < n_top; i++) {
         cJSON *e = cJSON_CreateObject();
@@ -71,8 +105,8 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
 }
 
 enum MHD_Result tb_handle_genre(struct tb_request *req) {
-    if (model_or_503(req, req->state->genre, "genre"))
-        return req->result;
+    if (!req->state->multilabel && model_or_503(req, req->state->genre, "genre"))
+        return req->result; /* else each request says which model it lacks */
     return tb_run_single_or_batch(req, genre_one);
 }
 

@@ -25,6 +25,19 @@ int main(void) {
     CHECK_NEAR(m.macro_f1, 0.6984126984126985, 1e-15);
     CHECK_NEAR(m.log_loss, 0.6417360960088667, 1e-14);
 
+    /* Genre sets, against scikit-learn's f1_score (micro, macro), jaccard_score(average="samples"),
+     * hamming_loss on the same 0/1 matrices (threshold 0.5). */
+    const uint8_t T[20] = {1, 0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0};
+    const double PL[20] = {.9, .1, .6, .2, .3, .4, .1, .2, .7, .8, .2, .1, .1, .2, .3, .35, .2, .1, .55, .7};
+    tb_multilabel_metrics ml;
+    tb_multilabel_metrics_compute(T, PL, 5, 4, 0.5, &ml);
+    CHECK_NEAR(ml.micro_f1, 0.7692307692307692, 1e-15);
+    CHECK_NEAR(ml.macro_f1, 0.6666666666666666, 1e-15);
+    CHECK_NEAR(ml.jaccard, 0.5, 1e-15);
+    CHECK_NEAR(ml.hamming_loss, 0.15, 1e-15);
+    CHECK_NEAR(ml.any_accuracy, 0.8, 1e-15);
+    CHECK_NEAR(ml.mean_set_size, 1.2, 1e-15);
+
     /* Ties rank the higher class first, as sklearn's top_k_accuracy_score: both rows miss at k=1. */
     const int32_t yt2[2] = {0, 1};
     const double P2[6] = {.4, .4, .2, .3, .3, .4};
