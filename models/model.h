@@ -69,6 +69,7 @@ typedef struct tb_train_params {
     size_t n_neighbors;      /* 0 = 15 */
     /* linear models (linear) */
     double l2;               /* 0 = 1: L2 penalty (logistic: scikit-learn's 1/C; ridge: alpha) */
+    double l1;               /* > 0: regression is the lasso, scikit-learn's Lasso(alpha = l1) */
     /* neural network (mlp) */
 #define TB_MLP_MAX_LAYERS 4
     size_t hidden[TB_MLP_MAX_LAYERS]; /* widths of the hidden layers; n_hidden 0 = 256, 128 */

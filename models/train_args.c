@@ -44,6 +44,8 @@ static void usage(FILE *f) {
             "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
             "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
             "  --neighbors N          knn: neighbours that vote (15)\n"
+            "  --l1 X                 linear: popularity becomes the lasso, scikit-learn's\n"
+            "                         Lasso(alpha=X); the genre model keeps its L2 penalty\n"
             "  --l2 X                 linear: L2 penalty (1; scikit-learn's 1/C for logistic, alpha\n"
             "                         for ridge)\n"
             "  --hidden N,N,...       mlp: hidden layer widths (256,128)\n"
@@ -118,7 +120,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
-        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL,
+        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -146,7 +148,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"dropout", required_argument, 0, O_DROPOUT}, {"batch-size", required_argument, 0, O_BATCH},
         {"epochs", required_argument, 0, O_EPOCHS}, {"weight-decay", required_argument, 0, O_WD},
         {"multitask", required_argument, 0, O_MULTITASK}, {"numeric-bins", required_argument, 0, O_BINS},
-        {"multilabel", no_argument, 0, O_MULTILABEL},
+        {"multilabel", no_argument, 0, O_MULTILABEL}, {"l1", required_argument, 0, O_L1},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -255,6 +257,14 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
             }
             break;
         case O_MULTILABEL: c->multilabel = 1; break;
+        case O_L1:
+            if (parse_double("--l1", optarg, &c->opt.params.l1))
+                return -1;
+            if (!(c->opt.params.l1 > 0.0)) {
+                tb_log(TB_LOG_ERROR, "--l1 must be a positive number");
+                return -1;
+            }
+            break;
         case O_BINS:
             if (parse_size("--numeric-bins", optarg, &v))
                 return -1;

@@ -58,6 +58,8 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
     } else if (strcmp(r->kind, "linear") == 0) {
         cJSON_AddNumberToObject(o, "l2", p->l2 > 0.0 ? p->l2 : 1.0);
+        if (p->l1 > 0.0 && r->target == TB_TARGET_POPULARITY)
+            cJSON_AddNumberToObject(o, "l1", p->l1);
     } else if (strcmp(r->kind, "mlp") == 0) {
         cJSON *h = cJSON_AddArrayToObject(o, "hidden");
         for (size_t l = 0; l < (p->n_hidden ? p->n_hidden : 2); l++)

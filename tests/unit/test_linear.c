@@ -29,6 +29,36 @@ int main(void) {
     tb_model_predict(m, q, out);
     CHECK_NEAR(out[0], 2 * 0.5 - 3 * -0.25 + 5, 1e-6);
     tb_model_free(m);
+    /* Lasso: scikit-learn's Lasso(alpha=0.3) on 8 rows × 3 features (values printed by it). */
+    double XL[24] = {1, 2, 0.5, 2, 0, 1.5, 3, 1, -1, 4, 3, 0, 5, -1, 2, 6, 2, 1, 7, 0, -0.5, 8, 1, 0.25};
+    double tl[8] = {3.1, 2.0, 6.9, 7.2, 6.1, 11.8, 12.2, 13.9};
+    tb_train_data las = {.X = XL, .n = 8, .d = 3, .task = TB_TASK_REGRESS, .target = tl};
+    tb_train_params lp;
+    tb_train_params_default(&lp);
+    lp.l1 = 0.3;
+    CHECK(tb_model_train("linear", &las, &lp, &m) == TB_OK);
+    if (m) {
+        double zero[3] = {0, 0, 0}, e0[3] = {1, 0, 0}, e2[3] = {0, 0, 1}, b0, b1, b2;
+        tb_model_predict(m, zero, &b0);
+        tb_model_predict(m, e0, &b1);
+        tb_model_predict(m, e2, &b2);
+        CHECK_NEAR(b0, 0.367648226573726, 1e-9);
+        CHECK_NEAR(b1 - b0, 1.630490118228511, 1e-9);
+        CHECK_NEAR(b2 - b0, -0.5128992412209028, 1e-9);
+    }
+    tb_model_free(m);
+    /* A penalty above max |Xᵀy|/n zeroes every weight: the prediction is the mean. */
+    lp.l1 = 100.0;
+    CHECK(tb_model_train("linear", &las, &lp, &m) == TB_OK);
+    if (m) {
+        double q2[3] = {9, 9, 9}, o2;
+        tb_model_predict(m, q2, &o2);
+        CHECK_NEAR(o2, (3.1 + 2.0 + 6.9 + 7.2 + 6.1 + 11.8 + 12.2 + 13.9) / 8, 1e-12);
+    }
+    tb_model_free(m);
+    lp.l1 = -1.0;
+    m = NULL;
+    CHECK(tb_model_train("linear", &las, &lp, &m) == TB_INVALID && !m);
     /* One input, penalty 1: w = Σxy / (Σx² + 1) when x and y are centred. x = ±1, y = 2x. */
     double x1[4] = {-1, 1, -1, 1}, t1[4] = {-2, 2, -2, 2};
     tb_train_data one = {.X = x1, .n = 4, .d = 1, .task = TB_TASK_REGRESS, .target = t1};
