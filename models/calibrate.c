@@ -20,7 +20,7 @@ static size_t raps_k_reg(const tb_trainer_options *opt, size_t k) {
 static tb_status fit_difficulty(const tb_predictor *p, const double *raw, const size_t *cal, size_t n_cal,
                                 const double *resid, const uint8_t *half, const tb_trainer_options *opt,
                                 tb_model **ret) {
-    size_t d = p->pipeline->n_features, n_fit = 0;
+    size_t d_in = p->pipeline->n_features, d = p->pipeline->n_outputs, n_fit = 0;
     for (size_t i = 0; i < n_cal; i++)
         n_fit += half[i];
     double *X = tb_malloc_n(n_fit * d + 1, sizeof *X), *t = tb_malloc_n(n_fit + 1, sizeof *t);
@@ -33,7 +33,7 @@ static tb_status fit_difficulty(const tb_predictor *p, const double *raw, const 
     }
     for (size_t i = 0, j = 0; i < n_cal; i++)
         if (half[i]) {
-            tb_pipeline_transform(&imputing, raw + cal[i] * d, X + j * d);
+            tb_pipeline_transform(&imputing, raw + cal[i] * d_in, X + j * d);
             t[j++] = resid[i];
         }
     tb_train_params params = {0};

@@ -94,12 +94,13 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
     }
     double t0 = now_seconds();
     if ((st = tb_pipeline_fit(raw, d, res->features, train.rows, train.n, &pipeline)) != TB_OK ||
+        (opt->pca > 0.0 && (st = tb_pipeline_fit_pca(pipeline, raw, train.rows, train.n, opt->pca)) != TB_OK) ||
         (st = tb_pipeline_transform_rows(pipeline, raw, train.rows, train.n, &X)) != TB_OK)
         goto out;
     tb_train_params params = opt->params;
     params.threads = opt->threads;
-    tb_train_data data = {.X = X, .n = train.n, .d = d, .task = TB_TASK_MULTILABEL, .n_classes = k,
-                          .labels = train.labels, .names = res->features};
+    tb_train_data data = {.X = X, .n = train.n, .d = pipeline->n_outputs, .task = TB_TASK_MULTILABEL,
+                          .n_classes = k, .labels = train.labels, .names = pipeline->components ? NULL : res->features};
     if ((st = tb_model_train(res->kind, &data, &params, &model)) != TB_OK)
         goto out;
     res->train_seconds = now_seconds() - t0;

@@ -60,6 +60,9 @@ static void usage(FILE *f) {
             "                         W weighs the other head's loss (popularity is then not an input)\n"
             "  --multilabel           genre: learn the set of genres of each distinct track (one\n"
             "                         sigmoid per genre; mlp), published as task multilabel\n"
+            "  --pca X                genre, popularity: project the standardized inputs on the\n"
+            "                         leading principal components: X >= 1 keeps X of them, X in\n"
+            "                         (0, 1) the fewest that keep that share of the variance\n"
             "  --no-popularity-feature  do not use popularity as a genre input\n"
             "  --no-year              do not derive a year feature from a release-date column\n"
             "  --seed N               (default 42)\n"
@@ -120,7 +123,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
-        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1,
+        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1, O_PCA,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -149,6 +152,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"epochs", required_argument, 0, O_EPOCHS}, {"weight-decay", required_argument, 0, O_WD},
         {"multitask", required_argument, 0, O_MULTITASK}, {"numeric-bins", required_argument, 0, O_BINS},
         {"multilabel", no_argument, 0, O_MULTILABEL}, {"l1", required_argument, 0, O_L1},
+        {"pca", required_argument, 0, O_PCA},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -257,6 +261,14 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
             }
             break;
         case O_MULTILABEL: c->multilabel = 1; break;
+        case O_PCA:
+            if (parse_double("--pca", optarg, &c->opt.pca))
+                return -1;
+            if (!(c->opt.pca > 0.0) || (c->opt.pca >= 1.0 && c->opt.pca != floor(c->opt.pca))) {
+                tb_log(TB_LOG_ERROR, "--pca must be a whole number of components or a variance share in (0, 1)");
+                return -1;
+            }
+            break;
         case O_L1:
             if (parse_double("--l1", optarg, &c->opt.params.l1))
                 return -1;

@@ -54,6 +54,12 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
     int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->kind);
+    const tb_pipeline *pl = r->predictor ? r->predictor->pipeline : NULL;
+    if (pl && pl->components) {
+        cJSON *pca = cJSON_AddObjectToObject(o, "pca");
+        cJSON_AddNumberToObject(pca, "components", (double)pl->n_outputs);
+        cJSON_AddNumberToObject(pca, "explained_variance", pl->explained);
+    }
     if (strcmp(r->kind, "knn") == 0) {
         cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
     } else if (strcmp(r->kind, "linear") == 0) {

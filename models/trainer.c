@@ -103,11 +103,15 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
         return st;
     const char *kind = tb_trainer_kind(opt, target);
     const tb_model_ops *ops = tb_model_ops_find(kind);
-    if (ops && ops->handles_missing)
+    if (opt->pca > 0.0) { /* the model then sees components, not named features */
+        if ((st = tb_pipeline_fit_pca(pipeline, raw, train, n_train, opt->pca)) != TB_OK)
+            goto out;
+    } else if (ops && ops->handles_missing) {
         pipeline->impute = 0;
+    }
     if ((st = tb_pipeline_transform_rows(pipeline, raw, train, n_train, &X)) != TB_OK)
         goto out;
-    tb_train_data data = {.X = X, .n = n_train, .d = d, .names = names};
+    tb_train_data data = {.X = X, .n = n_train, .d = pipeline->n_outputs, .names = opt->pca > 0.0 ? NULL : names};
     /* Groups (one per track id) keep a model's internal hold-out free of leaked duplicates. */
     if (!(group = tb_malloc_n(n_train, sizeof *group))) {
         st = tb_error(TB_NOMEM, "out of memory");

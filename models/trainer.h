@@ -25,6 +25,7 @@ typedef struct tb_trainer_options {
     double calibration_fraction; /* training share held out to calibrate conformal sets (0 = none) */
     double raps_lambda;          /* RAPS penalty (0.01) */
     size_t raps_k_reg;           /* RAPS free ranks; 0 = 2 up to 16 genres, else 5 */
+    double pca;                  /* 0 = none; >= 1: principal components kept; in (0, 1): variance share */
 } tb_trainer_options;
 
 /* One line of the conformal table: genre sets (method lac, aps, aps-randomized, raps; marginal or

@@ -255,7 +255,7 @@ def run(a, data, tmp):
         try:
             c = Client(port)
             s, b, _ = c.request("GET", "/readyz")
-            check(s == 200 and b["models"] == {"genre": True, "popularity": False, "recommend": False}, f"readyz {b}")
+            check(s == 200 and b["models"] == {"genre": True, "popularity": False, "recommend": False, "multilabel": False}, f"readyz {b}")
             s, b, _ = c.post("/v1/recommend", {"track_id": "x"})
             check(is_error(s, b, "unavailable", 503), f"recommend without an index {s} {b}")
             s, b, _ = c.post("/v1/genre/set", {"features": {"tempo": 120}})
@@ -300,6 +300,31 @@ def run(a, data, tmp):
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
+
+    # --- the neural network on principal components: the same bit-for-bit contract ---
+    mdb, mpreds, mrep = os.path.join(tmp, "mlp.db"), os.path.join(tmp, "mlp-preds.csv"), os.path.join(tmp, "mlp.json")
+    t7 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", mdb, "--model", "mlp", "--hidden", "32,16",
+                         "--epochs", "8", "--pca", "0.9", "--threads", "2", "--task", "all", "--report", mrep,
+                         "--predict", paths["predict.csv"], "--out", mpreds, "--proba"],
+                        capture_output=True, text=True, timeout=300)
+    check(t7.returncode == 0, f"mlp + pca trainer exit {t7.returncode}: {t7.stderr[-2000:]}")
+    if t7.returncode == 0:
+        mr = json.load(open(mrep))
+        pca = mr["genre"]["params"]["pca"] if "params" in mr["genre"] else None
+        with sqlite3.connect(mdb) as con:
+            stored = json.loads(con.execute("SELECT params FROM models WHERE task = 'genre'").fetchone()[0])
+        check(stored["pca"]["explained_variance"] >= 0.9 and stored["pca"]["components"] < 13
+              and stored["hidden"] == [32, 16], f"mlp + pca params {stored} {pca}")
+        with open(mpreds, newline="") as f:
+            mpred_rows = list(csv.DictReader(f))
+        proc, port = start_server(a.server, mdb, tmp)
+        check(port is not None, "mlp server started")
+        if port is not None:
+            try:
+                exact_checks(Client(port), header, predict_rows, mpred_rows, "mlp")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=15)
 
     # --- start-up refusals ---
     refuses(a.server, os.path.join(tmp, "missing.db"), tmp, "no such database", "missing database")
@@ -960,7 +985,7 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, _ = c.request("GET", "/healthz")
     check(s == 200 and b == {"status": "ok"}, f"healthz {s} {b}")
     s, b, _ = c.request("GET", "/readyz")
-    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True, "recommend": True},
+    check(s == 200 and b["status"] == "ready" and b["models"] == {"genre": True, "popularity": True, "recommend": True, "multilabel": False},
           f"readyz {b}")
     s, b, _ = c.request("GET", "/v1/models")
     check(s == 200 and [m["task"] for m in b["models"]] == ["genre", "popularity", "recommend"], f"models {s}")

@@ -51,5 +51,54 @@ int main(void) {
     CHECK(all_refused);
     tb_writer_free(&w);
     tb_pipeline_free(p);
+    /* PCA against scikit-learn (StandardScaler, then PCA(n_components=2)): the same components up
+     * to sign (ours: largest coefficient positive), the same variance shares and projections. */
+    const double Y[18] = {1, 2, 3, 2, 1, 5, 3, 4, 4, 4, 3, 8, 5, 6, 7, 6, 5, 9};
+    const double sk_comp[2][3] = {{-0.6261919528041436, -0.5398475244445469, -0.5625373663983819},
+                                  {-0.06213818735882363, 0.7537683727516644, -0.6541957550390158}};
+    const double sk_row0[2] = {2.172017274296996, 0.33742001220686846};
+    char *pnames[3] = {"a", "b", "c"};
+    const size_t all6[6] = {0, 1, 2, 3, 4, 5};
+    tb_pipeline *pc = NULL;
+    CHECK(tb_pipeline_fit(Y, 3, pnames, all6, 6, &pc) == TB_OK);
+    pc->impute = 0;
+    CHECK(tb_pipeline_fit_pca(pc, Y, all6, 6, 2) == TB_OK);
+    CHECK(pc->n_outputs == 2 && pc->impute == 1);
+    CHECK_NEAR(pc->explained, 0.841994820960321 + 0.15373415221219716, 1e-12);
+    double proj[2];
+    tb_pipeline_transform(pc, Y, proj);
+    for (int c = 0; c < 2; c++) {
+        double sign = pc->components[c * 3] * sk_comp[c][0] < 0 ? -1.0 : 1.0;
+        for (int j = 0; j < 3; j++)
+            CHECK_NEAR(pc->components[c * 3 + j], sign * sk_comp[c][j], 1e-9);
+        CHECK_NEAR(proj[c], sign * sk_row0[c], 1e-9);
+    }
+    /* A variance share: the first component holds 84%, so 0.8 keeps one and 0.9 keeps two. */
+    tb_pipeline *one = NULL;
+    CHECK(tb_pipeline_fit(Y, 3, pnames, all6, 6, &one) == TB_OK && tb_pipeline_fit_pca(one, Y, all6, 6, 0.8) == TB_OK);
+    CHECK(one->n_outputs == 1);
+    CHECK_NEAR(one->explained, 0.841994820960321, 1e-12);
+    tb_pipeline_free(one);
+    CHECK(tb_pipeline_fit(Y, 3, pnames, all6, 6, &one) == TB_OK && tb_pipeline_fit_pca(one, Y, all6, 6, 0.9) == TB_OK);
+    CHECK(one->n_outputs == 2);
+    CHECK(tb_pipeline_fit_pca(one, Y, all6, 6, 4) == TB_INVALID); /* more components than features */
+    CHECK(tb_pipeline_fit_pca(one, Y, all6, 6, 1.5) == TB_INVALID);
+    tb_pipeline_free(one);
+    /* Round trip keeps the projection; every truncation is refused. */
+    tb_writer pw;
+    tb_writer_init(&pw);
+    tb_pipeline_save(pc, &pw);
+    tb_reader pr;
+    tb_reader_init(&pr, pw.data, pw.len);
+    tb_pipeline *back = NULL;
+    CHECK(tb_pipeline_load(&pr, &back) == TB_OK);
+    if (back) {
+        double proj2[2];
+        tb_pipeline_transform(back, Y, proj2);
+        CHECK(back->n_outputs == 2 && memcmp(proj, proj2, sizeof proj) == 0);
+    }
+    tb_pipeline_free(back);
+    tb_writer_free(&pw);
+    tb_pipeline_free(pc);
     return tb_test_done();
 }
