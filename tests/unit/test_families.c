@@ -1,0 +1,116 @@
+/* Every registered model family, for every task it learns: train a small model, publish it into a
+ * real SQLite database as timbre-train does (pipeline + model blob), read it back as timbre-serve
+ * does, and require bit-identical predictions on rows it was not trained on. */
+#include <unistd.h>
+
+#include "check.h"
+#include "model.h"
+#include "predictor.h"
+#include "rng.h"
+#include "store.h"
+
+enum { N = 400, D = 4, K = 3, PROBE = 50 };
+
+static int round_trip(tb_store *s, const char *kind, tb_task task, const double *X, const int32_t *y,
+                      const double *target, const uint8_t *labels) {
+    char *names[D] = {"danceability", "energy", "key", "tempo"};
+    char *classes[K] = {"jazz", "pop", "rock"};
+    size_t rows[N];
+    for (size_t i = 0; i < N; i++)
+        rows[i] = i;
+    tb_pipeline *pl = NULL;
+    double *Xt = NULL;
+    if (tb_pipeline_fit(X, D, names, rows, N - PROBE, &pl) != TB_OK ||
+        tb_pipeline_transform_rows(pl, X, rows, N - PROBE, &Xt) != TB_OK)
+        return 0;
+    tb_train_params p;
+    tb_train_params_default(&p);
+    p.n_trees = 10;
+    p.n_rounds = 20;
+    p.epochs = 5;
+    p.hidden[0] = 16;
+    p.n_hidden = 1;
+    p.threads = 2;
+    tb_train_data data = {.X = Xt, .n = N - PROBE, .d = D, .task = task, .y = y, .n_classes = K, .target = target,
+                          .labels = labels, .names = names};
+    tb_model *m = NULL;
+    tb_predictor *pred = NULL, *back = NULL;
+    int ok = tb_model_train(kind, &data, &p, &m) == TB_OK &&
+             tb_predictor_new(pl, m, task == TB_TASK_REGRESS ? NULL : classes, task == TB_TASK_REGRESS ? 0 : K,
+                              &pred) == TB_OK;
+    if (!ok) {
+        fprintf(stderr, "%s task %d: %s\n", kind, (int)task, tb_error_message());
+        free(Xt);
+        tb_model_free(m);
+        tb_pipeline_free(pl);
+        return 0;
+    }
+    void *blob = NULL;
+    size_t len = 0;
+    tb_model_record rec = {.task = task == TB_TASK_CLASSIFY ? "genre" : task == TB_TASK_REGRESS ? "popularity"
+                                                                                                 : "multilabel",
+                           .kind = (char *)kind, .name = "family-check", .params = "{}", .metrics = "{}",
+                           .feature_schema = "[]", .class_names = NULL};
+    int64_t id;
+    int version;
+    tb_model_record got = {0};
+    ok = tb_predictor_save(pred, &blob, &len) == TB_OK && (rec.blob = blob, rec.blob_len = len, 1) &&
+         tb_store_publish_model(s, &rec, &id, &version) == TB_OK &&
+         tb_store_get_published(s, rec.task, &got) == TB_OK && got.blob_len == len &&
+         tb_predictor_load(got.blob, got.blob_len, &back) == TB_OK;
+    size_t outs = pred->model->n_outputs;
+    for (size_t i = N - PROBE; ok && i < N; i++) {
+        double a[K], b[K];
+        tb_predictor_predict(pred, X + i * D, a);
+        tb_predictor_predict(back, X + i * D, b);
+        ok = memcmp(a, b, outs * sizeof *a) == 0;
+    }
+    if (!ok)
+        fprintf(stderr, "%s task %d: the SQLite round trip changed a prediction\n", kind, (int)task);
+    tb_model_record_clear(&got);
+    free(blob);
+    free(Xt);
+    tb_predictor_free(pred);
+    tb_predictor_free(back);
+    return ok;
+}
+
+int main(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tb_test_families_%d.db", (int)getpid());
+    unlink(path);
+    tb_store *s = NULL;
+    CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
+    double X[N * D], target[N];
+    int32_t y[N];
+    uint8_t labels[N * K];
+    tb_rng rng;
+    tb_rng_seed(&rng, 9);
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < D; j++)
+            X[i * D + j] = j == 2 ? (double)tb_rng_below(&rng, 12) : tb_rng_uniform(&rng) * 2 - 1;
+        if (i % 17 == 3)
+            X[i * D + 1] = NAN; /* missing values take each family's own path */
+        y[i] = X[i * D] > 0.3 ? 2 : X[i * D + 3] > 0 ? 1 : 0;
+        target[i] = 50 + 20 * X[i * D] - 10 * X[i * D + 3] + X[i * D + 2];
+        for (size_t c = 0; c < K; c++)
+            labels[i * K + c] = c == (size_t)y[i] || (c == 0 && X[i * D + 2] > 8);
+    }
+    size_t families = 0;
+    const tb_model_ops *ops;
+    for (size_t f = 0; (ops = tb_model_ops_at(f)); f++, families++) {
+        CHECK(round_trip(s, ops->kind, TB_TASK_CLASSIFY, X, y, NULL, NULL));
+        CHECK(round_trip(s, ops->kind, TB_TASK_REGRESS, X, NULL, target, NULL));
+        if (ops->multilabel)
+            CHECK(round_trip(s, ops->kind, TB_TASK_MULTILABEL, X, NULL, NULL, labels));
+    }
+    CHECK(families == 7);
+    tb_store_close(s);
+    char side[80];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    return tb_test_done();
+}
