@@ -1,8 +1,11 @@
 /* POST /v1/taste: a listener's ratings of catalog tracks → a ridge model of their taste over the
  * recommendation index's track embeddings (models/taste.c), fitted for this request; the reply
  * holds the catalog tracks it predicts they will rate highest (rated tracks and other releases of
- * them left out, one release per song) and the fit's leave-one-out R². Nothing is stored unless
- * "save_as" names the taste; GET /v1/taste/{name} reads a saved one back. */
+ * them left out, one release per song) and the fit's leave-one-out R². Candidates are the
+ * neighbourhood of the tracks the listener rated at or above their median (the TASTE_NEIGHBOURS
+ * nearest of each): a linear fit of a handful of ratings is trustworthy near them and
+ * extrapolates wildly far away. Nothing is stored unless "save_as" names the taste;
+ * GET /v1/taste/{name} reads a saved one back. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
@@ -17,11 +20,15 @@
 #include "handlers.h"
 #include "taste.h"
 
+#define TASTE_NEIGHBOURS 100 /* candidates contributed by each liked track */
+#define TASTE_MAX_LIKED 50    /* liked tracks whose neighbourhoods are searched (the best rated) */
+
 typedef struct taste_filter {
     const tb_served_index *x;
     const tb_catalog *c;
-    const size_t *rated; /* catalog tracks rated, ascending */
+    const size_t *rated;     /* catalog tracks rated, ascending */
     size_t n_rated;
+    const uint8_t *candidate; /* per index row; NULL while the neighbourhoods are gathered */
 } taste_filter;
 
 static int cmp_size(const void *a, const void *b) {
@@ -31,6 +38,8 @@ static int cmp_size(const void *a, const void *b) {
 
 static int accept_unrated(void *ctx, size_t row) {
     const taste_filter *f = ctx;
+    if (f->candidate && !f->candidate[row])
+        return 0;
     size_t t = f->x->track[row];
     if (bsearch(&t, f->rated, f->n_rated, sizeof t, cmp_size))
         return 0;
@@ -38,6 +47,59 @@ static int accept_unrated(void *ctx, size_t row) {
         if (tb_catalog_same_song(f->c, t, f->rated[i]))
             return 0;
     return 1;
+}
+
+/* Marks the TASTE_NEIGHBOURS nearest unrated rows of each liked track (rated at or above the
+ * median; at most TASTE_MAX_LIKED of them, the best rated, earlier first on ties). Returns 0, or
+ * -1 when out of memory. */
+static long gather_candidates(const tb_served_index *x, const double *ratings, const size_t *rows, size_t n,
+                              taste_filter *f, uint8_t **ret_candidate, size_t *ret_n) {
+    const tb_index *ix = x->index;
+    uint8_t *cand = calloc(ix->n, 1);
+    size_t *order = malloc(n * sizeof *order);
+    double *sorted = malloc(n * sizeof *sorted);
+    float *scores = malloc(ix->n * sizeof *scores);
+    tb_hit *hits = malloc(TASTE_NEIGHBOURS * sizeof *hits);
+    long rc = 0;
+    if (!cand || !order || !sorted || !scores || !hits) {
+        rc = -1;
+        goto out;
+    }
+    /* Median by insertion sort (n <= 1000); liked tracks in order of rating, best first. */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && sorted[j - 1] > ratings[i]; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = ratings[i];
+        order[i] = i;
+    }
+    double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    for (size_t i = 1; i < n; i++) { /* stable: best rating first, earlier first on ties */
+        size_t v = order[i], j = i;
+        for (; j > 0 && ratings[order[j - 1]] < ratings[v]; j--)
+            order[j] = order[j - 1];
+        order[j] = v;
+    }
+    f->candidate = NULL;
+    for (size_t i = 0, liked = 0; i < n && liked < TASTE_MAX_LIKED && ratings[order[i]] >= median; i++, liked++) {
+        tb_index_scores(ix, ix->vectors + rows[order[i]] * ix->dim, scores);
+        size_t got = tb_index_top(scores, ix->n, TASTE_NEIGHBOURS, accept_unrated, f, hits);
+        for (size_t h = 0; h < got; h++)
+            if (!cand[hits[h].row]) {
+                cand[hits[h].row] = 1;
+                (*ret_n)++;
+            }
+    }
+out:
+    free(order);
+    free(sorted);
+    free(scores);
+    free(hits);
+    if (rc != 0)
+        free(cand);
+    else
+        *ret_candidate = cand;
+    return rc;
 }
 
 /* A name for save_as: 1 to 64 of [A-Za-z0-9._-]. */
@@ -129,6 +191,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     double *ratings = NULL;
     float *X = NULL, *q = NULL;
     tb_hit *top = NULL;
+    uint8_t *candidate = NULL;
     tb_taste fit = {0};
     cJSON *o = NULL;
     if (tb_input_parse_object(req, &root) || tb_input_only_keys(req, root, keys, ""))
@@ -178,10 +241,15 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
         goto done;
     }
     qsort(rated, n, sizeof *rated, cmp_size);
-    for (size_t j = 0; j < dim; j++)
-        q[j] = (float)fit.w[j];
     taste_filter f = {.x = x, .c = req->state->catalog, .rated = rated, .n_rated = n};
-    long n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top);
+    size_t n_candidates = 0;
+    long n_top = gather_candidates(x, ratings, rows, n, &f, &candidate, &n_candidates);
+    if (n_top == 0) {
+        for (size_t j = 0; j < dim; j++)
+            q[j] = (float)fit.w[j];
+        f.candidate = candidate;
+        n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top);
+    }
     if (n_top < 0) {
         tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         goto done;
@@ -206,6 +274,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     cJSON_AddNumberToObject(o, "k", (double)k);
     cJSON *fj = cJSON_AddObjectToObject(o, "fit");
     cJSON_AddNumberToObject(fj, "n_ratings", (double)n);
+    cJSON_AddNumberToObject(fj, "candidates", (double)n_candidates);
     cJSON_AddItemToObject(fj, "cv_r2", tb_json_number(fit.cv_r2));
     cJSON_AddNumberToObject(fj, "lambda", fit.lambda);
     cJSON_AddItemToObject(fj, "intercept", tb_json_number(fit.intercept));
@@ -217,6 +286,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     cJSON_AddStringToObject(model, "name", x->name);
     cJSON_AddNumberToObject(model, "version", x->version);
 done:
+    free(candidate);
     tb_taste_clear(&fit);
     free(rows);
     free(rated);

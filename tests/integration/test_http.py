@@ -880,9 +880,18 @@ def taste_checks(c, db):
         check(abs(b["fit"]["cv_r2"] - cv) < 1e-6 and cv > 0.9, f"taste cv R² {b['fit']['cv_r2']} vs {cv}")
         check(abs(b["fit"]["intercept"] - beta[-1]) < 1e-6, "taste intercept equals a hand-solved ridge")
         songs = {(tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) for t in rated}
-        want = expected_top(vectors, ids, tracks, beta[:-1], 6,
-                            lambda t: t in rated or (tracks[t]["track_name"].lower(),
-                                                     tracks[t]["artists"].lower()) in songs)
+        unrated = [i for i, t in enumerate(ids) if t not in rated
+                   and (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) not in songs]
+        # Candidates: the 100 nearest unrated rows of each track rated at or above the median.
+        srt = sorted(ys)
+        median = srt[len(ys) // 2] if len(ys) % 2 else (srt[len(ys) // 2 - 1] + srt[len(ys) // 2]) / 2
+        near = set()
+        for t, y in zip(rated, ys):
+            if y >= median:
+                v = vectors[ids.index(t)]
+                near |= set(sorted(unrated, key=lambda i: (-sum(p * q for p, q in zip(vectors[i], v)), i))[:100])
+        check(b["fit"]["candidates"] == len(near), f"taste candidates {b['fit']['candidates']} vs {len(near)}")
+        want = expected_top(vectors, ids, tracks, beta[:-1], 6, lambda t: ids.index(t) not in near)
         got = [(t["track_id"], sum(p * q for p, q in zip(vectors[ids.index(t["track_id"])], beta)))
                for t in b["tracks"]]
         check(same_ranking(got, want), f"taste top-6 equals a naive scan with the hand-solved weights: {got} vs {want}")
