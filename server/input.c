@@ -140,15 +140,6 @@ static int fill_features(tb_request *req, const cJSON *features, const tb_pipeli
     return 0;
 }
 
-int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
-                         char *track_id) {
-    static const char *const keys[] = {"features", "track_id", NULL};
-    track_id[0] = '\0';
-    if (tb_input_only_keys(req, root, keys, ""))
-        return 1;
-    return tb_input_features(req, root, p->pipeline, raw, ret_imputed, track_id);
-}
-
 int tb_input_track_id(tb_request *req, const cJSON *id) {
     if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
         return tb_input_bad(req, "track_id", "\"track_id\" must be a non-empty string");

@@ -20,13 +20,10 @@ int tb_input_check_object(tb_request *req, const cJSON *obj);
 /* Rejects any key of obj not in `allowed` (NULL-terminated). `where` prefixes the field name. */
 int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *allowed, const char *where);
 
-/* The model input from {"features": {...}} or {"track_id": "..."} (exactly one): raw gets one
- * value per feature of the predictor's pipeline, NaN where missing; *ret_imputed a new JSON array
- * of the missing names (caller deletes); track_id (129 bytes) the id when given, else "". */
-int tb_input_model_input(tb_request *req, const cJSON *root, const tb_predictor *p, double *raw, cJSON **ret_imputed,
-                         char *track_id);
-
-/* The same without the key check, for requests that carry more keys; pl: the model's pipeline. */
+/* The model input from {"features": {...}} or {"track_id": "..."} (exactly one; other keys are
+ * the caller's to check): raw gets one value per feature of the pipeline pl, NaN where missing;
+ * *ret_imputed a new JSON array of the missing names (caller deletes); track_id (129 bytes) the
+ * id when given, else "". */
 int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl, double *raw, cJSON **ret_imputed,
                       char *track_id);
 /* A "track_id" value: a non-empty string within TB_MAX_TRACK_ID_BYTES. */
