@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
     tb_status st;
     memset(results, 0, sizeof results);
     tb_compare_row cmp[2][TB_COMPARE_MAX_ROWS];
+    tb_class_metrics single_cls[2];
+    tb_reg_metrics single_reg[2];
+    double single_seconds[2] = {0, 0};
     size_t n_cmp[2] = {0, 0};
 
     c.ds_opt.require_label = want_genre;
@@ -144,6 +147,18 @@ int main(int argc, char **argv) {
             tb_train_print_comparison(targets[t], cmp[t], n_cmp[t], results[t].kind);
         } else if ((st = tb_trainer_run_task(&split, targets[t], &c.opt, &results[t])) != TB_OK) {
             goto out;
+        } else if (c.opt.params.aux_weight > 0.0) {
+            /* The same network without the other head, on the same rows, for the comparison. */
+            tb_trainer_options single = c.opt;
+            single.params.aux_weight = 0.0;
+            tb_task_result alone;
+            if ((st = tb_trainer_run_task(&split, targets[t], &single, &alone)) != TB_OK)
+                goto out;
+            single_cls[t] = alone.cls;
+            single_reg[t] = alone.reg;
+            single_seconds[t] = alone.train_seconds;
+            tb_train_log_multitask(&results[t], &alone);
+            tb_task_result_clear(&alone);
         }
         n_results = t + 1;
         tb_train_log_result(&results[t]);
@@ -195,6 +210,9 @@ int main(int argc, char **argv) {
         cJSON *report;
         if (n_results + (size_t)want_rec == 1) {
             report = n_results ? tb_train_report_json(&results[0], ids[0], versions[0]) : tb_train_recommend_report(&rec, rec_id, rec_version);
+            if (c.opt.params.aux_weight > 0.0 && n_results)
+                cJSON_AddItemToObject(report, "single_task", tb_train_single_task_json(&results[0], &single_cls[0],
+                                                                                       &single_reg[0], single_seconds[0]));
             if (compare && n_results)
                 cJSON_AddItemToObject(report, "comparison", tb_train_comparison_json(results[0].target, cmp[0], n_cmp[0]));
         } else {
@@ -202,6 +220,10 @@ int main(int argc, char **argv) {
             for (size_t t = 0; t < n_results; t++)
                 cJSON_AddItemToObject(report, tb_train_target_name(results[t].target),
                                       tb_train_report_json(&results[t], ids[t], versions[t]));
+            for (size_t t = 0; c.opt.params.aux_weight > 0.0 && t < n_results; t++)
+                cJSON_AddItemToObject(cJSON_GetObjectItem(report, tb_train_target_name(results[t].target)),
+                                      "single_task", tb_train_single_task_json(&results[t], &single_cls[t],
+                                                                               &single_reg[t], single_seconds[t]));
             for (size_t t = 0; compare && t < n_results; t++)
                 cJSON_AddItemToObject(cJSON_GetObjectItem(report, tb_train_target_name(results[t].target)),
                                       "comparison", tb_train_comparison_json(results[t].target, cmp[t], n_cmp[t]));

@@ -396,6 +396,28 @@ cJSON *tb_train_comparison_json(tb_target target, const tb_compare_row *rows, si
     return a;
 }
 
+void tb_train_log_multitask(const tb_task_result *m, const tb_task_result *s) {
+    if (m->target == TB_TARGET_GENRE)
+        tb_log(TB_LOG_INFO, "genre: multi-task network accuracy %.4f, macro-F1 %.4f, log-loss %.4f (%.2fs); the "
+               "single-task network on the same rows %.4f, %.4f, %.4f (%.2fs)", m->cls.accuracy, m->cls.macro_f1,
+               m->cls.log_loss, m->train_seconds, s->cls.accuracy, s->cls.macro_f1, s->cls.log_loss, s->train_seconds);
+    else
+        tb_log(TB_LOG_INFO, "popularity: multi-task network R2 %.4f, RMSE %.3f, MAE %.3f (%.2fs); the single-task "
+               "network on the same rows %.4f, %.3f, %.3f (%.2fs)", m->reg.r2, m->reg.rmse, m->reg.mae,
+               m->train_seconds, s->reg.r2, s->reg.rmse, s->reg.mae, s->train_seconds);
+}
+
+cJSON *tb_train_single_task_json(const tb_task_result *multi, const tb_class_metrics *cls, const tb_reg_metrics *reg,
+                                 double train_seconds) {
+    tb_task_result view = *multi; /* the same shape of metrics, filled with the single-task numbers */
+    view.cls = *cls;
+    view.reg = *reg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "metrics", metrics_json(&view));
+    cJSON_AddNumberToObject(o, "train_seconds", train_seconds);
+    return o;
+}
+
 tb_status tb_train_write_report(const char *path, cJSON *report) {
     char *text = cJSON_Print(report);
     if (!text)

@@ -326,6 +326,23 @@ def run(a, data, tmp):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=15)
 
+    # --- multi-task: both heads on one trunk, compared with the single-task networks on the same rows ---
+    trep = os.path.join(tmp, "multitask.json")
+    t8 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", os.path.join(tmp, "mt.db"), "--model", "mlp",
+                         "--multitask", "0.5", "--hidden", "16", "--epochs", "4", "--task", "all",
+                         "--calibration-fraction", "0", "--threads", "2", "--report", trep],
+                        capture_output=True, text=True, timeout=300)
+    check(t8.returncode == 0 and "single-task network on the same rows" in t8.stderr,
+          f"multitask trainer exit {t8.returncode}: {t8.stderr[-1500:]}")
+    if t8.returncode == 0:
+        tr = json.load(open(trep))
+        check("popularity" not in tr["genre"]["features"], "the multi-task genre network takes no popularity input")
+        check(set(tr["genre"]["single_task"]["metrics"]) == set(tr["genre"]["metrics"])
+              and set(tr["popularity"]["single_task"]["metrics"]) == set(tr["popularity"]["metrics"])
+              and tr["genre"]["single_task"]["metrics"] != tr["genre"]["metrics"], "single-task comparison reported")
+    t9 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--multitask", "0.5"], capture_output=True, text=True)
+    check(t9.returncode == 2 and "--model mlp" in t9.stderr, f"--multitask without mlp refused: {t9.stderr!r}")
+
     # --- start-up refusals ---
     refuses(a.server, os.path.join(tmp, "missing.db"), tmp, "no such database", "missing database")
     garbage = os.path.join(tmp, "garbage.db")
