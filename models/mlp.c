@@ -670,7 +670,8 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
             fit[i] = i;
     }
     if (n_fit == 0 || (patience > 0 && n_val == 0)) {
-        st = tb_error(TB_INVALID, "neural network: too few rows to hold out a validation share");
+        st = tb_error(TB_INVALID, "neural network: %zu rows are too few to hold out a validation share for early "
+                                  "stopping (train with --early-stopping 0)", data->n);
         goto fail;
     }
     t.batch = p->batch_size ? p->batch_size : 256;

@@ -73,10 +73,33 @@ def run(a, data, tmp):
         check(len(similar) == 10, f"ten similar tracks, got {len(similar)}")
         title_before = driver.find_element(By.ID, "track-title").text
         next_name = similar[0].find_element(By.TAG_NAME, "strong").text
+        visited = {similar[0].get_attribute("data-id")}
         similar[0].click()
         wait.until(lambda d: d.find_element(By.ID, "track-title").text != title_before)
         check(driver.find_element(By.ID, "track-title").text.startswith(next_name), "walked to a similar track")
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#similar li.track")))
+        # Rate five tracks, walking from each to its most similar: the taste panel then recommends.
+        rated = []
+        for i, rating in enumerate((9, 3, 8, 2, 7)):
+            go = driver.find_element(By.ID, "taste-go")
+            check(i == 0 or go.get_attribute("disabled") is not None, f"no recommendations after {i} ratings")
+            driver.find_elements(By.CSS_SELECTOR, "#rate button")[rating - 1].click()
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#rate button.on"))
+            rated.append(driver.find_element(By.ID, "track-title").text)
+            before = driver.find_element(By.ID, "track-title").text
+            nxt = next(li for li in driver.find_elements(By.CSS_SELECTOR, "#similar li.track")
+                       if li.get_attribute("data-id") not in visited)
+            visited.add(nxt.get_attribute("data-id"))
+            nxt.click()
+            wait.until(lambda d: d.find_element(By.ID, "track-title").text != before)
+            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#similar li.track")))
+        check("5 tracks rated." in driver.find_element(By.ID, "taste-status").text, "five ratings counted")
+        driver.find_element(By.ID, "taste-go").click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#taste-tracks li.track")))
+        mine = driver.find_elements(By.CSS_SELECTOR, "#taste-tracks li.track")
+        check(len(mine) == 10 and all("predicted" in m.text for m in mine), f"ten taste recommendations: {len(mine)}")
+        check("cross-validated R²" in driver.find_element(By.ID, "taste-fit").text, "the fit's R² is shown")
+        check(not any(m.text.startswith(title) for m in mine for title in rated), "rated tracks are not recommended")
         os.makedirs(os.path.dirname(os.path.abspath(SCREENSHOT)), exist_ok=True)
         check(driver.save_screenshot(SCREENSHOT), f"screenshot saved to {SCREENSHOT}")
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
