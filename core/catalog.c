@@ -185,31 +185,33 @@ int tb_catalog_has_genre(const tb_catalog *c, size_t t, size_t g) {
     return 0;
 }
 
+/* The next name of a ';'-separated list: *item, *len; advances *list. 0 at the end. */
+static int next_name(const char **list, const char **item, size_t *len) {
+    if (!**list)
+        return 0;
+    const char *end = strchr(*list, ';');
+    *item = *list;
+    *len = end ? (size_t)(end - *list) : strlen(*list);
+    *list = end ? end + 1 : *list + *len;
+    return 1;
+}
+
 /* Whether the ';'-separated list holds the name s[0..n). */
 static int list_has(const char *list, const char *s, size_t n) {
-    while (*list) {
-        const char *end = strchr(list, ';');
-        size_t len = end ? (size_t)(end - list) : strlen(list);
-        if (len == n && memcmp(list, s, n) == 0)
+    const char *item;
+    size_t len;
+    while (next_name(&list, &item, &len))
+        if (len == n && memcmp(item, s, n) == 0)
             return 1;
-        if (!end)
-            break;
-        list = end + 1;
-    }
     return 0;
 }
 
 int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b) {
-    const char *la = c->tracks[a].artists, *lb = c->tracks[b].artists;
-    while (*la) {
-        const char *end = strchr(la, ';');
-        size_t len = end ? (size_t)(end - la) : strlen(la);
-        if (len && list_has(lb, la, len))
+    const char *la = c->tracks[a].artists, *item;
+    size_t len;
+    while (next_name(&la, &item, &len))
+        if (len && list_has(c->tracks[b].artists, item, len))
             return 1;
-        if (!end)
-            break;
-        la = end + 1;
-    }
     return 0;
 }
 

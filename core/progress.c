@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 struct tb_progress {
     char label[64];
@@ -18,12 +19,6 @@ struct tb_progress {
     pthread_mutex_t lock;
 };
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 tb_progress *tb_progress_new(const char *label, size_t total) {
     tb_progress *p = calloc(1, sizeof *p);
     if (!p)
@@ -32,7 +27,7 @@ tb_progress *tb_progress_new(const char *label, size_t total) {
     p->total = total ? total : 1;
     p->tty = isatty(STDERR_FILENO);
     p->last_quarter = -1;
-    p->start = now_seconds();
+    p->start = tb_now_seconds();
     pthread_mutex_init(&p->lock, NULL);
     return p;
 }
@@ -48,14 +43,14 @@ static void draw(tb_progress *p, size_t done) {
         memset(bar + filled, '.', (size_t)(30 - filled));
         bar[30] = '\0';
         fprintf(stderr, "\r%-24s [%s] %3d%% %zu/%zu %.1fs", p->label, bar, (int)(frac * 100.0), done,
-                p->total, now_seconds() - p->start);
+                p->total, tb_now_seconds() - p->start);
         fflush(stderr);
     } else {
         int quarter = (int)(frac * 4.0);
         if (quarter > p->last_quarter) {
             p->last_quarter = quarter;
             fprintf(stderr, "%s: %d%% (%zu/%zu) %.1fs\n", p->label, quarter * 25, done, p->total,
-                    now_seconds() - p->start);
+                    tb_now_seconds() - p->start);
         }
     }
 }

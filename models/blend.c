@@ -84,6 +84,14 @@ static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_va
     return loss;
 }
 
+/* Boosting's defaults, except class weights: each member keeps its own (forest balanced,
+ * boosting none) when none is asked for. */
+static void blend_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    int class_weight = p->class_weight_balanced;
+    tb_model_resolve_params(tb_model_ops_find("gbdt"), task, n_outputs, p);
+    p->class_weight_balanced = class_weight;
+}
+
 static tb_status blend_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
     size_t n = data->n, d = data->d, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
     double fraction = p->validation_fraction > 0.0 ? p->validation_fraction : 0.1;
@@ -200,6 +208,7 @@ static tb_status blend_load(tb_reader *r, tb_task task, size_t n_features, size_
 const tb_model_ops tb_blend_ops = {
     .kind = "blend",
     .format_version = BLEND_FORMAT,
+    .resolve = blend_resolve,
     .train = blend_train,
     .predict = blend_predict,
     .predict_block = blend_predict_block,

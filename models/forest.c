@@ -74,8 +74,8 @@ static tb_status forest_train_kind(const tb_train_data *data, const tb_train_par
     f->n_trees = p->n_trees;
     for (size_t c = 0; c < k; c++)
         class_weight[c] = 1.0;
-    int bootstrap = p->bootstrap >= 0 ? p->bootstrap : !extra;
-    if (data->task == TB_TASK_CLASSIFY && p->class_weight_balanced != 0) {
+    int bootstrap = p->bootstrap;
+    if (data->task == TB_TASK_CLASSIFY && p->class_weight_balanced) {
         size_t *count = tb_calloc_n(k, sizeof *count);
         if (!count) {
             free(class_weight);
@@ -253,9 +253,28 @@ static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size
     return TB_OK;
 }
 
+/* Forests balance class weights unless told not to; rf bootstraps, extra trees do not. */
+static void forest_resolve(tb_train_params *p, int extra) {
+    if (p->class_weight_balanced < 0)
+        p->class_weight_balanced = 1;
+    if (p->bootstrap < 0)
+        p->bootstrap = !extra;
+}
+
+static void rf_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task, (void)n_outputs;
+    forest_resolve(p, 0);
+}
+
+static void extra_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task, (void)n_outputs;
+    forest_resolve(p, 1);
+}
+
 const tb_model_ops tb_forest_ops = {
     .kind = "rf",
     .format_version = FOREST_FORMAT,
+    .resolve = rf_resolve,
     .train = forest_train,
     .predict = forest_predict,
     .predict_block = forest_predict_block,
@@ -268,6 +287,7 @@ const tb_model_ops tb_forest_ops = {
 const tb_model_ops tb_extra_ops = {
     .kind = "extra",
     .format_version = FOREST_FORMAT,
+    .resolve = extra_resolve,
     .train = extra_train,
     .predict = forest_predict,
     .predict_block = forest_predict_block,

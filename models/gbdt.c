@@ -66,18 +66,6 @@ static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
     return (uint32_t)nd->child;
 }
 
-static void softmax_inplace(double *v, size_t k) {
-    double m = v[0], sum = 0.0;
-    for (size_t c = 1; c < k; c++)
-        m = v[c] > m ? v[c] : m;
-    for (size_t c = 0; c < k; c++) {
-        v[c] = exp(v[c] - m);
-        sum += v[c];
-    }
-    for (size_t c = 0; c < k; c++)
-        v[c] /= sum;
-}
-
 /* The leaves of m trees for one row, walked in lock-step groups: each step advances every tree of
  * the group by one level, so their node loads are independent and overlap in the memory system
  * instead of each tree's walk waiting on its previous level. */
@@ -130,7 +118,7 @@ static void gbdt_predict(const void *impl, const double *x, double *out) {
         }
     }
     if (g->task == TB_TASK_CLASSIFY)
-        softmax_inplace(out, k);
+        tb_softmax(out, k);
 }
 
 /* Tree-major over a block of rows (each tree stays in cache while every row walks it), adding
@@ -151,7 +139,7 @@ static void gbdt_predict_block(const void *impl, const double *x, size_t n, doub
     }
     if (g->task == TB_TASK_CLASSIFY)
         for (size_t i = 0; i < n; i++)
-            softmax_inplace(out + i * k, k);
+            tb_softmax(out + i * k, k);
 }
 
 /* ---------- training ---------- */
@@ -551,17 +539,21 @@ static int cmp_mass(const void *a, const void *b) {
     return (x->c > y->c) - (x->c < y->c);
 }
 
-static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *params, void **ret_impl) {
+static void gbdt_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task;
+    if (p->max_leaves == 0)
+        p->max_leaves = n_outputs <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see README */
+    if (p->learning_rate == 0.0)
+        p->learning_rate = 0.1;
+    if (p->early_stopping == TB_EARLY_STOPPING_AUTO)
+        p->early_stopping = 20;
+    if (p->class_weight_balanced < 0)
+        p->class_weight_balanced = 0;
+}
+
+static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
     const size_t n_all = data->n, d = data->d;
     const size_t k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
-    tb_train_params resolved = *params;
-    const tb_train_params *p = &resolved;
-    if (resolved.max_leaves == 0)
-        resolved.max_leaves = k <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see README */
-    if (resolved.learning_rate == 0.0)
-        resolved.learning_rate = 0.1;
-    if (resolved.early_stopping == TB_EARLY_STOPPING_AUTO)
-        resolved.early_stopping = 20;
     if (p->n_rounds == 0 || p->n_rounds > GBDT_MAX_TREES)
         return tb_error_with_field(TB_INVALID, "rounds", "%zu rounds: choose 1 to %d", p->n_rounds, GBDT_MAX_TREES);
     if (!(p->learning_rate > 0.0 && p->learning_rate <= 1.0))
@@ -1018,6 +1010,7 @@ const tb_model_ops tb_gbdt_ops = {
     .kind = "gbdt",
     .format_version = GBDT_FORMAT,
     .handles_missing = 1,
+    .resolve = gbdt_resolve,
     .train = gbdt_train,
     .predict = gbdt_predict,
     .predict_block = gbdt_predict_block,

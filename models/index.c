@@ -112,12 +112,12 @@ static void heap_sort(tb_hit *h, size_t n) {
     }
 }
 
-/* Offers rows first_row.. with these scores to a heap of up to k. Rows come in ascending order,
- * so a later row with an equal score never displaces a kept one: only a score above the worst
- * kept one matters. Once the heap is full, blocks of scores are first checked against that bar
+/* Offers rows first_row.. with these scores to a heap of up to k (exported in index.h). Rows come
+ * in ascending order, so a later row with an equal score never displaces a kept one: only a
+ * score above the worst kept one matters. Once the heap is full, blocks of scores are first checked against that bar
  * in one vectorized pass; most blocks hold nothing above it and are skipped whole. */
 #define OFFER_BLOCK 16
-static void offer(const float *scores, size_t count, size_t first_row, size_t k, tb_index_accept accept, void *ctx,
+void tb_index_offer(const float *scores, size_t count, size_t first_row, size_t k, tb_index_accept accept, void *ctx,
                   tb_hit *heap, size_t *n_heap) {
     size_t n = *n_heap, i = 0;
     float bar = n == k ? heap[0].score : -INFINITY;
@@ -157,7 +157,7 @@ size_t tb_index_top(const float *scores, size_t n, size_t k, tb_index_accept acc
     size_t n_heap = 0;
     if (k == 0)
         return 0;
-    offer(scores, n, 0, k, accept, ctx, out, &n_heap);
+    tb_index_offer(scores, n, 0, k, accept, ctx, out, &n_heap);
     heap_sort(out, n_heap);
     return n_heap;
 }
@@ -194,7 +194,7 @@ tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)rn, (int)dim, 1.0f,
                         queries + q0 * dim, (int)dim, ix->columns + r0, (int)ix->n, 0.0f, tile, (int)rn);
             for (size_t q = 0; q < qn; q++)
-                offer(tile + q * rn, rn, r0, kk, NULL, NULL, out + (q0 + q) * kk, &n_heap[q]);
+                tb_index_offer(tile + q * rn, rn, r0, kk, NULL, NULL, out + (q0 + q) * kk, &n_heap[q]);
         }
         for (size_t q = 0; q < qn; q++)
             heap_sort(out + (q0 + q) * kk, n_heap[q]);

@@ -43,6 +43,11 @@ void tb_index_blas_single_thread(void);
 
 /* Inner products of q (dim floats) with every row: scores gets n floats. */
 void tb_index_scores(const tb_index *ix, const float *q, float *scores);
+/* Offers `count` scores of rows first_row.. (ascending across calls) to a bounded heap of the k best
+ * (heap: k slots, *n_heap how many are kept; not yet in order). For a caller that scores rows in
+ * blocks of its own, as k-nearest neighbours does. */
+void tb_index_offer(const float *scores, size_t count, size_t first_row, size_t k, tb_index_accept accept, void *ctx,
+                    tb_hit *heap, size_t *n_heap);
 /* The best k of n scores among accepted rows (accept NULL: all), best first; returns how many
  * (< k when fewer rows pass). out needs k slots. */
 size_t tb_index_top(const float *scores, size_t n, size_t k, tb_index_accept accept, void *ctx, tb_hit *out);

@@ -1,13 +1,15 @@
 /* k-nearest neighbours ("knn"): the training rows, as the feature pipeline standardized them, and
  * their labels (or targets); a prediction is the share of each genre among the k rows nearest in
  * Euclidean distance (or their mean popularity). Exact: every training row is compared, by a
- * dot product (‖v‖² − 2 v·x ranks rows as ‖v − x‖² does), keeping the k best in a small heap,
- * without allocating, so predictions run on many threads at once. Ties go to the earlier row. */
+ * dot product (2 v·x − ‖v‖² ranks rows as −‖v − x‖² does), blocks of rows offered to the exact
+ * index's bounded top-k (models/index.c), without allocating, so predictions run on many threads
+ * at once. Ties go to the earlier row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "index.h"
 #include "model.h"
 
 #define KNN_FORMAT 1
@@ -34,56 +36,25 @@ static void knn_free(void *impl) {
     free(m);
 }
 
-typedef struct near {
-    float dist; /* ‖v‖² − 2 v·x */
-    uint32_t row;
-} near;
-
-/* Max-heap on distance (ties: the later row is "larger" and leaves first). */
-static int farther(near a, near b) { return a.dist > b.dist || (a.dist == b.dist && a.row > b.row); }
-
-static void sift_down(near *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && farther(h[l], h[w]))
-            w = l;
-        if (r < n && farther(h[r], h[w]))
-            w = r;
-        if (w == i)
-            return;
-        near t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
+#define KNN_BLOCK 256 /* rows scored at a time, on the stack */
 
 static void knn_predict(const void *impl, const double *x, double *out) {
     const knn *m = impl;
-    near heap[KNN_MAX_K];
-    float xf[1024]; /* MODEL_MAX_FEATURES */
+    tb_hit heap[KNN_MAX_K];
+    float xf[1024], scores[KNN_BLOCK]; /* 1024: MODEL_MAX_FEATURES */
     size_t n_heap = 0, d = m->d, k = m->k < m->n ? m->k : m->n;
     for (size_t j = 0; j < d; j++)
         xf[j] = (float)x[j];
-    for (size_t i = 0; i < m->n; i++) {
-        const float *v = m->rows + i * d;
-        float dot = 0.0f;
-        for (size_t j = 0; j < d; j++)
-            dot += v[j] * xf[j];
-        near c = {m->norm2[i] - 2.0f * dot, (uint32_t)i};
-        if (n_heap < k) {
-            size_t at = n_heap++;
-            heap[at] = c;
-            while (at > 0 && farther(heap[at], heap[(at - 1) / 2])) {
-                near t = heap[at];
-                heap[at] = heap[(at - 1) / 2];
-                heap[(at - 1) / 2] = t;
-                at = (at - 1) / 2;
-            }
-        } else if (farther(heap[0], c)) {
-            heap[0] = c;
-            sift_down(heap, k, 0);
+    for (size_t r0 = 0; r0 < m->n; r0 += KNN_BLOCK) {
+        size_t count = m->n - r0 < KNN_BLOCK ? m->n - r0 : KNN_BLOCK;
+        for (size_t i = 0; i < count; i++) {
+            const float *v = m->rows + (r0 + i) * d;
+            float dot = 0.0f;
+            for (size_t j = 0; j < d; j++)
+                dot += v[j] * xf[j];
+            scores[i] = 2.0f * dot - m->norm2[r0 + i]; /* higher is nearer */
         }
+        tb_index_offer(scores, count, r0, k, NULL, NULL, heap, &n_heap);
     }
     memset(out, 0, m->outputs * sizeof *out);
     for (size_t h = 0; h < n_heap; h++) {
@@ -94,8 +65,14 @@ static void knn_predict(const void *impl, const double *x, double *out) {
     }
 }
 
+static void knn_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task, (void)n_outputs;
+    if (p->n_neighbors == 0)
+        p->n_neighbors = 15;
+}
+
 static tb_status knn_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
-    size_t k = p->n_neighbors ? p->n_neighbors : 15;
+    size_t k = p->n_neighbors;
     if (k > KNN_MAX_K)
         return tb_error_with_field(TB_INVALID, "neighbors", "%zu neighbours: choose 1 to %d", k, KNN_MAX_K);
     if (data->n == 0 || data->n > KNN_MAX_ROWS)
@@ -185,6 +162,7 @@ static tb_status knn_load(tb_reader *r, tb_task task, size_t n_features, size_t 
 const tb_model_ops tb_knn_ops = {
     .kind = "knn",
     .format_version = KNN_FORMAT,
+    .resolve = knn_resolve,
     .train = knn_train,
     .predict = knn_predict,
     .save = knn_save,

@@ -39,15 +39,8 @@ static void linear_predict(const void *impl, const double *x, double *out) {
     for (size_t j = 0; j < d; j++)
         for (size_t c = 0; c < k; c++)
             out[c] += x[j] * m->w[j * k + c];
-    if (m->task != TB_TASK_CLASSIFY)
-        return;
-    double mx = out[0], sum = 0.0;
-    for (size_t c = 1; c < k; c++)
-        mx = out[c] > mx ? out[c] : mx;
-    for (size_t c = 0; c < k; c++)
-        sum += out[c] = exp(out[c] - mx);
-    for (size_t c = 0; c < k; c++)
-        out[c] /= sum;
+    if (m->task == TB_TASK_CLASSIFY)
+        tb_softmax(out, k);
 }
 
 /* Solves A x = b in place (A: n × n symmetric positive definite, overwritten by its Cholesky
@@ -225,10 +218,16 @@ out:
     return st;
 }
 
+static void linear_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task, (void)n_outputs;
+    if (p->l2 == 0.0)
+        p->l2 = 1.0;
+}
+
 static tb_status linear_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
-    double l2 = p->l2 > 0.0 ? p->l2 : 1.0;
-    if (!isfinite(l2))
-        return tb_error_with_field(TB_INVALID, "l2", "the l2 penalty must be finite");
+    double l2 = p->l2;
+    if (!(l2 > 0.0) || !isfinite(l2))
+        return tb_error_with_field(TB_INVALID, "l2", "the l2 penalty must be a finite number > 0");
     linear *m = calloc(1, sizeof *m);
     if (!m)
         return tb_error(TB_NOMEM, "out of memory");
@@ -281,6 +280,7 @@ static tb_status linear_load(tb_reader *r, tb_task task, size_t n_features, size
 const tb_model_ops tb_linear_ops = {
     .kind = "linear",
     .format_version = LINEAR_FORMAT,
+    .resolve = linear_resolve,
     .train = linear_train,
     .predict = linear_predict,
     .save = linear_save,

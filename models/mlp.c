@@ -186,18 +186,11 @@ static void head_row(const mlp *m, const float *h, tb_task task, double *out) {
     for (size_t i = 0; i < last; i++)
         for (size_t c = 0; c < m->k; c++)
             out[c] += (double)h[i] * W[i * m->k + c];
-    if (task == TB_TASK_MULTILABEL) {
+    if (task == TB_TASK_MULTILABEL)
         for (size_t c = 0; c < m->k; c++)
             out[c] = 1.0 / (1.0 + exp(-out[c]));
-        return;
-    }
-    double mx = out[0], sum = 0.0;
-    for (size_t c = 1; c < m->k; c++)
-        mx = out[c] > mx ? out[c] : mx;
-    for (size_t c = 0; c < m->k; c++)
-        sum += out[c] = exp(out[c] - mx);
-    for (size_t c = 0; c < m->k; c++)
-        out[c] /= sum;
+    else
+        tb_softmax(out, m->k);
 }
 
 static void mlp_predict(const void *impl, const double *x, double *out) {
@@ -576,29 +569,47 @@ static void init_params(mlp *m, tb_rng *rng) {
     }
 }
 
-static tb_status check_params(const tb_train_data *data, const tb_train_params *p, size_t *hidden, size_t *n_hidden) {
-    static const size_t default_hidden[] = {256, 128};
-    *n_hidden = p->n_hidden ? p->n_hidden : 2;
-    if (*n_hidden > TB_MLP_MAX_LAYERS)
-        return tb_error_with_field(TB_INVALID, "hidden", "%zu hidden layers: at most %d", *n_hidden,
-                                   TB_MLP_MAX_LAYERS);
-    for (size_t l = 0; l < *n_hidden; l++) {
-        hidden[l] = p->n_hidden ? p->hidden[l] : default_hidden[l];
-        if (hidden[l] == 0 || hidden[l] > MLP_MAX_WIDTH)
-            return tb_error_with_field(TB_INVALID, "hidden", "a hidden layer of %zu units: choose 1 to %d", hidden[l],
-                                       MLP_MAX_WIDTH);
+/* The defaults: 256-128, batches of 256, AdamW step 0.001, 200 epochs at most, early stopping
+ * after 10 epochs without gain, 16 quantile bins. */
+static void mlp_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
+    (void)task, (void)n_outputs;
+    if (p->n_hidden == 0) {
+        p->hidden[0] = 256;
+        p->hidden[1] = 128;
+        p->n_hidden = 2;
     }
+    if (p->batch_size == 0)
+        p->batch_size = 256;
+    if (p->learning_rate == 0.0)
+        p->learning_rate = 1e-3;
+    if (p->epochs == 0)
+        p->epochs = 200;
+    if (p->early_stopping == TB_EARLY_STOPPING_AUTO)
+        p->early_stopping = 10;
+    if (p->numeric_bins < 0)
+        p->numeric_bins = MLP_DEFAULT_BINS;
+}
+
+static tb_status check_params(const tb_train_data *data, const tb_train_params *p) {
+    if (p->n_hidden == 0 || p->n_hidden > TB_MLP_MAX_LAYERS)
+        return tb_error_with_field(TB_INVALID, "hidden", "%zu hidden layers: choose 1 to %d", p->n_hidden,
+                                   TB_MLP_MAX_LAYERS);
+    for (size_t l = 0; l < p->n_hidden; l++)
+        if (p->hidden[l] == 0 || p->hidden[l] > MLP_MAX_WIDTH)
+            return tb_error_with_field(TB_INVALID, "hidden", "a hidden layer of %zu units: choose 1 to %d",
+                                       p->hidden[l], MLP_MAX_WIDTH);
     if (!(p->dropout >= 0.0 && p->dropout < 1.0))
         return tb_error_with_field(TB_INVALID, "dropout", "dropout %g is not in [0, 1)", p->dropout);
-    if (!(p->learning_rate >= 0.0 && p->learning_rate <= 1.0))
+    if (!(p->learning_rate > 0.0 && p->learning_rate <= 1.0))
         return tb_error_with_field(TB_INVALID, "learning_rate", "learning rate %g is not in (0, 1]", p->learning_rate);
     if (!(p->weight_decay >= 0.0 && p->weight_decay < 1.0))
         return tb_error_with_field(TB_INVALID, "weight_decay", "weight decay %g is not in [0, 1)", p->weight_decay);
     if (!(p->aux_weight >= 0.0) || !isfinite(p->aux_weight))
         return tb_error_with_field(TB_INVALID, "aux_weight", "the multi-task weight must be finite and >= 0");
-    if (p->numeric_bins > MLP_MAX_BINS)
-        return tb_error_with_field(TB_INVALID, "numeric_bins", "%d bins: at most %d", p->numeric_bins, MLP_MAX_BINS);
-    if (p->epochs > MLP_MAX_EPOCHS || p->batch_size > 65536)
+    if (p->numeric_bins < 0 || p->numeric_bins > MLP_MAX_BINS)
+        return tb_error_with_field(TB_INVALID, "numeric_bins", "%d bins: choose 0 to %d", p->numeric_bins,
+                                   MLP_MAX_BINS);
+    if (p->epochs == 0 || p->epochs > MLP_MAX_EPOCHS || p->batch_size == 0 || p->batch_size > 65536)
         return tb_error_with_field(TB_INVALID, "epochs", "at most %d epochs and batches of 65536 rows",
                                    MLP_MAX_EPOCHS);
     if (p->aux_weight > 0.0 && (!data->target || !data->y || data->n_classes < 2 || data->task == TB_TASK_MULTILABEL))
@@ -610,8 +621,7 @@ static tb_status check_params(const tb_train_data *data, const tb_train_params *
 }
 
 static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
-    size_t hidden[TB_MLP_MAX_LAYERS], n_hidden;
-    tb_status st = check_params(data, p, hidden, &n_hidden);
+    tb_status st = check_params(data, p);
     if (st != TB_OK)
         return st;
     mlp *m = calloc(1, sizeof *m);
@@ -620,8 +630,8 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     int classify = data->task != TB_TASK_REGRESS, multi = p->aux_weight > 0.0;
     m->task = data->task;
     m->d = data->d;
-    m->n_layers = n_hidden;
-    memcpy(m->width + 1, hidden, n_hidden * sizeof *hidden);
+    m->n_layers = p->n_hidden;
+    memcpy(m->width + 1, p->hidden, p->n_hidden * sizeof *p->hidden);
     m->k = classify || multi ? data->n_classes : 0;
     m->threshold = 0.5;
     m->has_reg = !classify || multi;
@@ -642,13 +652,13 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     int32_t *pred = NULL;
     uint64_t *cm = NULL;
     if ((st = find_categories(m, data)) != TB_OK ||
-        (st = fit_bins(m, data, p->numeric_bins < 0 ? MLP_DEFAULT_BINS : (size_t)p->numeric_bins)) != TB_OK)
+        (st = fit_bins(m, data, (size_t)p->numeric_bins)) != TB_OK)
         goto fail;
     if (layout(m) != 0) {
         st = tb_error_with_field(TB_INVALID, "hidden", "the input is wider than %d values", MLP_MAX_WIDTH);
         goto fail;
     }
-    size_t patience = p->early_stopping == TB_EARLY_STOPPING_AUTO ? 10 : p->early_stopping;
+    size_t patience = p->early_stopping;
     if (patience > 0 && p->validation_fraction > 0.0 && data->n >= 20) {
         if (!(group = tb_malloc_n(data->n, sizeof *group))) {
             st = tb_error(TB_NOMEM, "out of memory");
@@ -674,7 +684,7 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
                                   "stopping (train with --early-stopping 0)", data->n);
         goto fail;
     }
-    t.batch = p->batch_size ? p->batch_size : 256;
+    t.batch = p->batch_size;
     int fail_alloc = !(m->params = tb_malloc_n(m->n_params, sizeof *m->params));
     for (size_t h = 0; h < MLP_SHARDS && !fail_alloc; h++)
         fail_alloc |= shard_alloc(&t.sh[h], m, t.batch / MLP_SHARDS + 1);
@@ -705,11 +715,11 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     memcpy(best, m->params, m->n_params * sizeof *best);
-    double lr = p->learning_rate > 0.0 ? p->learning_rate : 1e-3, wd = p->weight_decay;
+    double lr = p->learning_rate, wd = p->weight_decay;
     double cls_w = classify ? 1.0 : p->aux_weight, reg_w = classify ? p->aux_weight : 1.0;
     const double b1 = 0.9, b2 = 0.999;
     double b1t = 1.0, b2t = 1.0, best_score = -INFINITY;
-    size_t epochs = p->epochs ? p->epochs : 200, since_best = 0;
+    size_t epochs = p->epochs, since_best = 0;
     for (size_t epoch = 0; epoch < epochs; epoch++) {
         tb_rng_shuffle(&rng, fit, n_fit);
         for (size_t s = 0; s < n_fit; s += t.batch) {
@@ -925,6 +935,7 @@ const tb_model_ops tb_mlp_ops = {
     .kind = "mlp",
     .format_version = MLP_FORMAT,
     .multilabel = 1,
+    .resolve = mlp_resolve,
     .train = mlp_train,
     .predict = mlp_predict,
     .n_trees = mlp_epochs,

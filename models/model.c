@@ -102,13 +102,20 @@ tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_t
     m->task = data->task;
     m->n_features = data->d;
     m->n_outputs = data->task == TB_TASK_REGRESS ? 1 : data->n_classes;
-    tb_status st = ops->train(data, params, &m->impl);
+    tb_train_params resolved = *params;
+    tb_model_resolve_params(ops, data->task, m->n_outputs, &resolved);
+    tb_status st = ops->train(data, &resolved, &m->impl);
     if (st != TB_OK) {
         free(m);
         return st;
     }
     *ret_model = m;
     return TB_OK;
+}
+
+void tb_model_resolve_params(const tb_model_ops *ops, tb_task task, size_t n_outputs, tb_train_params *p) {
+    if (ops->resolve)
+        ops->resolve(p, task, n_outputs);
 }
 
 tb_model *tb_model_free(tb_model *m) {

@@ -4,6 +4,7 @@
 #ifndef TB_MODEL_H
 #define TB_MODEL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +96,10 @@ typedef struct tb_model_ops {
     uint16_t format_version;  /* of this family's section of the blob */
     int handles_missing;      /* 1: takes NaN inputs and routes them itself (no imputation) */
     int multilabel;           /* 1: trains and loads TB_TASK_MULTILABEL models */
+    /* Optional: replaces the "family default" markers of p (0, -1, TB_EARLY_STOPPING_AUTO) with
+     * the values this family trains with, so the defaults live in one place; train then gets
+     * resolved parameters (tb_model_train calls it). */
+    void (*resolve)(tb_train_params *p, tb_task task, size_t n_outputs);
     tb_status (*train)(const tb_train_data *data, const tb_train_params *params, void **ret_impl);
     /* x: n_features transformed values; out: n_outputs values. No allocation, thread-safe. */
     void (*predict)(const void *impl, const double *x, double *out);
@@ -127,6 +132,8 @@ const char *tb_model_kinds(void);
 
 tb_status tb_model_train(const char *kind, const tb_train_data *data, const tb_train_params *params,
                          tb_model **ret_model);
+/* The parameters family `ops` trains with for this task and output count (what reports print). */
+void tb_model_resolve_params(const tb_model_ops *ops, tb_task task, size_t n_outputs, tb_train_params *p);
 tb_model *tb_model_free(tb_model *m);
 
 static inline void tb_model_predict(const tb_model *m, const double *x, double *out) {
@@ -134,6 +141,17 @@ static inline void tb_model_predict(const tb_model *m, const double *x, double *
 }
 /* Predicts n rows of X (n × n_features) into out (n × n_outputs), in parallel over rows. */
 void tb_model_predict_batch(const tb_model *m, const double *X, size_t n, int threads, double *out);
+
+/* Raw scores → probabilities in place: exp(v − max) / Σ, the form every classifier here shares. */
+static inline void tb_softmax(double *v, size_t k) {
+    double mx = v[0], sum = 0.0;
+    for (size_t c = 1; c < k; c++)
+        mx = v[c] > mx ? v[c] : mx;
+    for (size_t c = 0; c < k; c++)
+        sum += v[c] = exp(v[c] - mx);
+    for (size_t c = 0; c < k; c++)
+        v[c] /= sum;
+}
 
 /* Section: kind, family format version, task, n_features, n_outputs, then the family's bytes. */
 tb_status tb_model_save(const tb_model *m, tb_writer *w);

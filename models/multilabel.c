@@ -1,18 +1,12 @@
 /* Multi-label genre training for timbre-train --multilabel (see trainer.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "mlp.h"
 #include "pipeline.h"
 #include "trainer.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* One side of the split as distinct tracks: the first row of each (into rows) and its genres
  * (labels, n × k). side[r] marks the rows of this side in the track-sorted order. */
@@ -92,7 +86,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
         st = tb_error(TB_INVALID, "%zu training and %zu test tracks: need both", train.n, test.n);
         goto out;
     }
-    double t0 = now_seconds();
+    double t0 = tb_now_seconds();
     if ((st = tb_pipeline_fit(raw, d, res->features, train.rows, train.n, &pipeline)) != TB_OK ||
         (opt->pca > 0.0 && (st = tb_pipeline_fit_pca(pipeline, raw, train.rows, train.n, opt->pca)) != TB_OK) ||
         (st = tb_pipeline_transform_rows(pipeline, raw, train.rows, train.n, &X)) != TB_OK)
@@ -103,7 +97,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
                           .n_classes = k, .labels = train.labels, .names = pipeline->components ? NULL : res->features};
     if ((st = tb_model_train(res->kind, &data, &params, &model)) != TB_OK)
         goto out;
-    res->train_seconds = now_seconds() - t0;
+    res->train_seconds = tb_now_seconds() - t0;
     res->threshold = tb_mlp_threshold(model);
     if ((st = tb_predictor_new(pipeline, model, ds->class_names, k, &res->predictor)) != TB_OK)
         goto out;
@@ -115,7 +109,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
     if ((st = tb_predictor_save(res->predictor, &blob, &res->model_bytes)) != TB_OK)
         goto out;
     free(blob);
-    t0 = now_seconds();
+    t0 = tb_now_seconds();
     if ((st = tb_pipeline_transform_rows(res->predictor->pipeline, raw_test ? raw_test : raw, test.rows, test.n, &X)) !=
         TB_OK)
         goto out;
@@ -124,7 +118,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
         goto out;
     }
     tb_model_predict_batch(res->predictor->model, X, test.n, opt->threads, proba);
-    res->predict_seconds = now_seconds() - t0;
+    res->predict_seconds = tb_now_seconds() - t0;
     tb_multilabel_metrics_compute(test.labels, proba, test.n, k, res->threshold, &res->ml);
     res->n_train = train.n;
     res->n_test = test.n;

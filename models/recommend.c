@@ -4,17 +4,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "progress.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void tb_recommend_result_clear(tb_recommend_result *r) {
     tb_embedder_free(r->embedder);
@@ -104,7 +98,8 @@ static tb_status learn_embedding(const tb_split_rows *split, const tb_track_rows
         params.numeric_bins = 32;
     tb_train_data data = {.X = Xt, .n = n, .d = d, .task = TB_TASK_CLASSIFY, .y = y, .n_classes = ds->n_classes,
                           .group = group, .names = pipeline->names};
-    tb_progress *bar = tb_progress_new("recommend: epochs", params.epochs ? params.epochs : 200);
+    tb_model_resolve_params(tb_model_ops_find("mlp"), data.task, data.n_classes, &params);
+    tb_progress *bar = tb_progress_new("recommend: epochs", params.epochs);
     params.progress = tb_progress_callback;
     params.progress_ctx = bar;
     st = tb_model_train("mlp", &data, &params, &model);
@@ -264,18 +259,18 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
         pool_ids = NULL;
         if (st != TB_OK)
             goto out;
-        double t0 = now_seconds();
+        double t0 = tb_now_seconds();
         size_t kh = k + 1 < n_pool ? k + 1 : n_pool;
         if ((st = tb_index_search_batch(pool, query_vec, n_query, kh, opt->threads, hits)) != TB_OK)
             goto out;
-        ret->eval_seconds = now_seconds() - t0;
+        ret->eval_seconds = tb_now_seconds() - t0;
         ret->genre_hit = tb_recommend_genre_hit(hits, n_query, kh, k, query_genres, pool_genres, words, query_pool_row);
         ret->n_queries = n_query;
         ret->n_pool = n_pool;
     }
 
     /* The published index: every distinct track, embedded from its first row. */
-    double t0 = now_seconds();
+    double t0 = tb_now_seconds();
     all_vec = tb_malloc_n(n_tracks * dim, sizeof *all_vec);
     all_ids = tb_calloc_n(n_tracks, sizeof *all_ids);
     if (!all_vec || !all_ids) {
@@ -293,7 +288,7 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
     st = tb_index_new(all_vec, all_ids, n_tracks, dim, &ret->index);
     all_vec = NULL;
     all_ids = NULL;
-    ret->build_seconds = now_seconds() - t0;
+    ret->build_seconds = tb_now_seconds() - t0;
 out:
     if (pool_ids)
         for (size_t i = 0; i < n_pool; i++)

@@ -34,8 +34,8 @@ cJSON *tb_train_recommend_report(const tb_recommend_result *r, int64_t id, int v
 void tb_train_log_result(const tb_task_result *r);
 /* --multitask: the multi-task network's test metrics beside the single-task network's. */
 void tb_train_log_multitask(const tb_task_result *multi, const tb_task_result *single);
-cJSON *tb_train_single_task_json(const tb_task_result *multi, const tb_class_metrics *cls, const tb_reg_metrics *reg,
-                                 double train_seconds);
+/* The single-task network's test metrics and training time. */
+cJSON *tb_train_single_task_json(const tb_task_result *single);
 /* --model all: the comparison table on stdout, and as JSON for the report. */
 void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n, const char *published);
 cJSON *tb_train_comparison_json(tb_target target, const tb_compare_row *rows, size_t n);

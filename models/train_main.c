@@ -100,9 +100,8 @@ int main(int argc, char **argv) {
     tb_status st;
     memset(results, 0, sizeof results);
     tb_compare_row cmp[2][TB_COMPARE_MAX_ROWS];
-    tb_class_metrics single_cls[2];
-    tb_reg_metrics single_reg[2];
-    double single_seconds[2] = {0, 0};
+    tb_task_result single[2]; /* --multitask: the single-task networks, for the comparison */
+    memset(single, 0, sizeof single);
     size_t n_cmp[2] = {0, 0};
 
     c.ds_opt.require_label = want_genre;
@@ -149,16 +148,11 @@ int main(int argc, char **argv) {
             goto out;
         } else if (c.opt.params.aux_weight > 0.0) {
             /* The same network without the other head, on the same rows, for the comparison. */
-            tb_trainer_options single = c.opt;
-            single.params.aux_weight = 0.0;
-            tb_task_result alone;
-            if ((st = tb_trainer_run_task(&split, targets[t], &single, &alone)) != TB_OK)
+            tb_trainer_options alone_opt = c.opt;
+            alone_opt.params.aux_weight = 0.0;
+            if ((st = tb_trainer_run_task(&split, targets[t], &alone_opt, &single[t])) != TB_OK)
                 goto out;
-            single_cls[t] = alone.cls;
-            single_reg[t] = alone.reg;
-            single_seconds[t] = alone.train_seconds;
-            tb_train_log_multitask(&results[t], &alone);
-            tb_task_result_clear(&alone);
+            tb_train_log_multitask(&results[t], &single[t]);
         }
         n_results = t + 1;
         tb_train_log_result(&results[t]);
@@ -207,26 +201,20 @@ int main(int argc, char **argv) {
     tb_store_count_tracks(store, &n_tracks);
     tb_log(TB_LOG_INFO, "catalog: %lld tracks in %s", (long long)n_tracks, c.db);
     if (c.report) {
-        cJSON *report;
+        cJSON *tasks[2] = {NULL, NULL}, *report;
+        for (size_t t = 0; t < n_results; t++) {
+            tasks[t] = tb_train_report_json(&results[t], ids[t], versions[t]);
+            if (single[t].predictor)
+                cJSON_AddItemToObject(tasks[t], "single_task", tb_train_single_task_json(&single[t]));
+            if (compare)
+                cJSON_AddItemToObject(tasks[t], "comparison", tb_train_comparison_json(results[t].target, cmp[t], n_cmp[t]));
+        }
         if (n_results + (size_t)want_rec == 1) {
-            report = n_results ? tb_train_report_json(&results[0], ids[0], versions[0]) : tb_train_recommend_report(&rec, rec_id, rec_version);
-            if (c.opt.params.aux_weight > 0.0 && n_results)
-                cJSON_AddItemToObject(report, "single_task", tb_train_single_task_json(&results[0], &single_cls[0],
-                                                                                       &single_reg[0], single_seconds[0]));
-            if (compare && n_results)
-                cJSON_AddItemToObject(report, "comparison", tb_train_comparison_json(results[0].target, cmp[0], n_cmp[0]));
+            report = n_results ? tasks[0] : tb_train_recommend_report(&rec, rec_id, rec_version);
         } else {
             report = cJSON_CreateObject();
             for (size_t t = 0; t < n_results; t++)
-                cJSON_AddItemToObject(report, tb_train_target_name(results[t].target),
-                                      tb_train_report_json(&results[t], ids[t], versions[t]));
-            for (size_t t = 0; c.opt.params.aux_weight > 0.0 && t < n_results; t++)
-                cJSON_AddItemToObject(cJSON_GetObjectItem(report, tb_train_target_name(results[t].target)),
-                                      "single_task", tb_train_single_task_json(&results[t], &single_cls[t],
-                                                                               &single_reg[t], single_seconds[t]));
-            for (size_t t = 0; compare && t < n_results; t++)
-                cJSON_AddItemToObject(cJSON_GetObjectItem(report, tb_train_target_name(results[t].target)),
-                                      "comparison", tb_train_comparison_json(results[t].target, cmp[t], n_cmp[t]));
+                cJSON_AddItemToObject(report, tb_train_target_name(results[t].target), tasks[t]);
             if (want_rec)
                 cJSON_AddItemToObject(report, "recommend", tb_train_recommend_report(&rec, rec_id, rec_version));
         }
@@ -241,8 +229,10 @@ int main(int argc, char **argv) {
 out:
     if (rc)
         fail(st);
-    for (size_t t = 0; t < 2; t++)
+    for (size_t t = 0; t < 2; t++) {
         tb_task_result_clear(&results[t]);
+        tb_task_result_clear(&single[t]);
+    }
     tb_recommend_result_clear(&rec);
     free(weights);
     free(split.train);

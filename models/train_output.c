@@ -50,50 +50,50 @@ static cJSON *cv_json(const tb_task_result *r) {
 }
 
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
-    const tb_train_params *p = &c->opt.params;
+    /* The values the family trained with, its defaults filled in by the family itself. */
+    tb_train_params resolved = c->opt.params;
+    const tb_model *model = r->predictor->model;
+    tb_model_resolve_params(model->ops, model->task, model->n_outputs, &resolved);
+    const tb_train_params *p = &resolved;
     int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->kind);
-    const tb_pipeline *pl = r->predictor ? r->predictor->pipeline : NULL;
-    if (pl && pl->components) {
+    const tb_pipeline *pl = r->predictor->pipeline;
+    if (pl->components) {
         cJSON *pca = cJSON_AddObjectToObject(o, "pca");
         cJSON_AddNumberToObject(pca, "components", (double)pl->n_outputs);
         cJSON_AddNumberToObject(pca, "explained_variance", pl->explained);
     }
     if (strcmp(r->kind, "knn") == 0) {
-        cJSON_AddNumberToObject(o, "neighbors", (double)(p->n_neighbors ? p->n_neighbors : 15));
+        cJSON_AddNumberToObject(o, "neighbors", (double)p->n_neighbors);
     } else if (strcmp(r->kind, "linear") == 0) {
-        cJSON_AddNumberToObject(o, "l2", p->l2 > 0.0 ? p->l2 : 1.0);
+        cJSON_AddNumberToObject(o, "l2", p->l2);
         if (p->l1 > 0.0 && r->target == TB_TARGET_POPULARITY)
             cJSON_AddNumberToObject(o, "l1", p->l1);
     } else if (strcmp(r->kind, "mlp") == 0) {
         cJSON *h = cJSON_AddArrayToObject(o, "hidden");
-        for (size_t l = 0; l < (p->n_hidden ? p->n_hidden : 2); l++)
-            cJSON_AddItemToArray(h, cJSON_CreateNumber(p->n_hidden ? (double)p->hidden[l] : l ? 128.0 : 256.0));
+        for (size_t l = 0; l < p->n_hidden; l++)
+            cJSON_AddItemToArray(h, cJSON_CreateNumber((double)p->hidden[l]));
         cJSON_AddNumberToObject(o, "dropout", p->dropout);
-        cJSON_AddNumberToObject(o, "batch_size", (double)(p->batch_size ? p->batch_size : 256));
-        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate > 0.0 ? p->learning_rate : 0.001);
+        cJSON_AddNumberToObject(o, "batch_size", (double)p->batch_size);
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
         cJSON_AddNumberToObject(o, "weight_decay", p->weight_decay);
-        cJSON_AddNumberToObject(o, "epochs_max", (double)(p->epochs ? p->epochs : 200));
+        cJSON_AddNumberToObject(o, "epochs_max", (double)p->epochs);
         cJSON_AddNumberToObject(o, "epochs_run", (double)r->n_trees);
-        cJSON_AddNumberToObject(o, "early_stopping",
-                                (double)(p->early_stopping == TB_EARLY_STOPPING_AUTO ? 10 : p->early_stopping));
+        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
         cJSON_AddNumberToObject(o, "multitask_weight", p->aux_weight);
-        cJSON_AddNumberToObject(o, "numeric_bins", p->numeric_bins < 0 ? 16 : p->numeric_bins);
+        cJSON_AddNumberToObject(o, "numeric_bins", p->numeric_bins);
     } else if (gbdt) {
         cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
         cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
-        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate > 0.0 ? p->learning_rate : 0.1);
-        if (p->max_leaves)
-            cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
-        else
-            cJSON_AddStringToObject(o, "max_leaves", "auto");
+        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
+        cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
         cJSON_AddNumberToObject(o, "min_child_weight", p->min_child_weight);
         cJSON_AddNumberToObject(o, "lambda", p->lambda);
         cJSON_AddNumberToObject(o, "subsample", p->subsample);
         cJSON_AddNumberToObject(o, "colsample", p->colsample);
-        cJSON_AddNumberToObject(o, "early_stopping", (double)(p->early_stopping == TB_EARLY_STOPPING_AUTO ? 20 : p->early_stopping));
+        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
         cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
         if (strcmp(r->kind, "blend") == 0)
             cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
@@ -105,13 +105,13 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
             cJSON_AddNumberToObject(o, "max_features", p->max_features);
         else
             cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
-        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap >= 0 ? p->bootstrap : strcmp(r->kind, "rf") == 0);
+        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap);
     }
     if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0 && strcmp(r->kind, "linear") != 0 &&
         strcmp(r->kind, "mlp") != 0)
-        cJSON_AddStringToObject(o, "class_weight",
-                                p->class_weight_balanced > 0 || (p->class_weight_balanced < 0 && !gbdt) ? "balanced"
-                                                                                                       : "none");
+        cJSON_AddStringToObject(o, "class_weight", p->class_weight_balanced > 0    ? "balanced"
+                                                   : p->class_weight_balanced == 0 ? "none"
+                                                                                   : "forest balanced, boosting none");
     cJSON_AddNumberToObject(o, "seed", (double)p->seed);
     cJSON_AddStringToObject(o, "data", c->data);
     if (c->test)
@@ -407,14 +407,10 @@ void tb_train_log_multitask(const tb_task_result *m, const tb_task_result *s) {
                m->train_seconds, s->reg.r2, s->reg.rmse, s->reg.mae, s->train_seconds);
 }
 
-cJSON *tb_train_single_task_json(const tb_task_result *multi, const tb_class_metrics *cls, const tb_reg_metrics *reg,
-                                 double train_seconds) {
-    tb_task_result view = *multi; /* the same shape of metrics, filled with the single-task numbers */
-    view.cls = *cls;
-    view.reg = *reg;
+cJSON *tb_train_single_task_json(const tb_task_result *single) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "metrics", metrics_json(&view));
-    cJSON_AddNumberToObject(o, "train_seconds", train_seconds);
+    cJSON_AddItemToObject(o, "metrics", metrics_json(single));
+    cJSON_AddNumberToObject(o, "train_seconds", single->train_seconds);
     return o;
 }
 

@@ -7,18 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "pipeline.h"
 #include "split.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void free_names(char **names, size_t n) {
     if (!names)
@@ -147,6 +141,8 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
     }
     tb_train_params params = opt->params;
     params.threads = opt->threads;
+    if (ops) /* the bar's total is the family's resolved count */
+        tb_model_resolve_params(ops, data.task, data.task == TB_TASK_REGRESS ? 1 : data.n_classes, &params);
     tb_progress *bar = NULL;
     if (with_progress) {
         int boosting = strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0; /* reports rounds */
@@ -154,8 +150,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
         char label[48];
         snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
                  epochs ? "epochs" : boosting ? "rounds" : "trees");
-        bar = tb_progress_new(label, epochs ? (params.epochs ? params.epochs : 200)
-                                            : boosting ? params.n_rounds : params.n_trees);
+        bar = tb_progress_new(label, epochs ? params.epochs : boosting ? params.n_rounds : params.n_trees);
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }
@@ -304,9 +299,9 @@ static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const doubl
     double *pred = tb_malloc_n(n_test * res->predictor->model->n_outputs, sizeof *pred);
     if (!pred)
         return tb_error(TB_NOMEM, "out of memory");
-    double t0 = now_seconds();
+    double t0 = tb_now_seconds();
     tb_status st = predict_rows(res->predictor, raw, test, n_test, threads, pred);
-    res->predict_seconds = now_seconds() - t0;
+    res->predict_seconds = tb_now_seconds() - t0;
     res->n_test = n_test;
     res->n_conformal = 0;
     if (st == TB_OK)
@@ -387,11 +382,11 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     res->n_train = n_train;
     res->n_test = n_test;
     res->n_calibration = n_cal;
-    double t0 = now_seconds();
+    double t0 = tb_now_seconds();
     if ((st = fit_predictor(ds, split->group, raw, res->features, d, train, n_train, target, opt, 1,
                             &res->predictor)) != TB_OK)
         goto out;
-    res->train_seconds = now_seconds() - t0;
+    res->train_seconds = tb_now_seconds() - t0;
     if (n_cal) {
         size_t k = res->predictor->model->n_outputs;
         double *pred_cal = tb_malloc_n(n_cal * k, sizeof *pred_cal);

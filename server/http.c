@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "metrics.h"
 #include "reply.h"
 #include "request.h"
@@ -55,12 +56,6 @@ static void release(tb_http *h, snapshot *s) {
         tb_server_state_free(s->state);
         free(s);
     }
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static double wall_seconds(void) {
@@ -172,7 +167,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->metrics = h->metrics;
         req->limits = &h->limits;
         tb_metrics_start(h->metrics);
-        req->start = now_seconds();
+        req->start = tb_now_seconds();
         req->wall_start = wall_seconds();
         *con_cls = req;
         return first_call(h, conn, url, method, req);
@@ -258,7 +253,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     tb_request *req = *con_cls;
     if (!req)
         return;
-    double seconds = now_seconds() - req->start;
+    double seconds = tb_now_seconds() - req->start;
     tb_metrics_finish(h->metrics, req->route ? (long)(req->route - tb_routes) : -1, req->status, seconds);
     if (h->access_log)
         access_log_line(conn, req, seconds * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);

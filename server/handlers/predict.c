@@ -2,6 +2,7 @@
  * prediction out, with the features that had to be imputed; or a batch of such requests as
  * {"instances": [...]} (server/batch.c). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,26 @@ void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const cha
     cJSON_AddNumberToObject(model, "version", m->version);
 }
 
+/* The (at most `limit`) genres whose probability is at least `at_least`, most probable first (ties
+ * to the lower class index, the argmax rule), into order (limit slots); returns how many. */
+static size_t rank_genres(const double *proba, size_t k, double at_least, size_t limit, size_t *order) {
+    size_t n = 0;
+    for (size_t c = 0; c < k && limit > 0; c++) {
+        if (!(proba[c] >= at_least))
+            continue;
+        if (n == limit) { /* full: c enters only by beating the last */
+            if (!(proba[c] > proba[order[n - 1]]))
+                continue;
+            n--;
+        }
+        size_t j = n++;
+        for (; j > 0 && proba[order[j - 1]] < proba[c]; j--)
+            order[j] = order[j - 1];
+        order[j] = c;
+    }
+    return n;
+}
+
 static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "multilabel", NULL};
     const cJSON *ml = cJSON_GetObjectItemCaseSensitive(root, "multilabel");
@@ -53,43 +74,25 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     const tb_predictor *p = m->predictor;
     if (tb_input_features(req, root, p->pipeline, raw, &imputed, track_id))
         return NULL;
-    size_t k = p->n_classes;
-    if (!(proba = malloc(k * sizeof *proba))) {
+    size_t k = p->n_classes, *order = malloc(k * sizeof *order);
+    if (!(proba = malloc(k * sizeof *proba)) || !order) {
+        free(proba);
+        free(order);
         cJSON_Delete(imputed);
         tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         return NULL;
     }
     tb_predictor_predict(p, raw, proba);
-    /* Top classes by probability, ties to the lower class index (the argmax rule). */
-    size_t top[TB_TOP_GENRES] = {0}, n_top = 0;
-    for (size_t i = 0; i < TB_TOP_GENRES && i < k; i++) {
-        size_t best = k;
-        for (size_t c = 0; c < k; c++) {
-            int taken = 0;
-            for (size_t t = 0; t < n_top; t++)
-                taken |= top[t] == c;
-            if (!taken && (best == k || proba[c] > proba[best]))
-                best = c;
-        }
-        top[n_top++] = best;
-    }
+    size_t top[TB_TOP_GENRES], n_top = rank_genres(proba, k, -INFINITY, TB_TOP_GENRES, order);
+    memcpy(top, order, n_top * sizeof *top);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "genre", p->class_names[top[0]]);
     if (sets) { /* every genre at or above the threshold, most probable first */
         double threshold = tb_mlp_threshold(p->model);
         cJSON *set = cJSON_AddArrayToObject(o, "genres");
-        for (;;) {
-            size_t best = k;
-            for (size_t c = 0; c < k; c++)
-                if (proba[c] >= threshold && (best == k || proba[c] > proba[best]))
-                    best = c;
-            if (best == k)
-                break;
-            cJSON_AddItemToArray(set, cJSON_CreateString(p->class_names[best]));
-            proba[best] = -proba[best] - 1.0; /* taken; restored below */
-        }
-        for (size_t c = 0; c < k; c++)
-            proba[c] = proba[c] < 0.0 ? -(proba[c] + 1.0) : proba[c];
+        size_t n_set = rank_genres(proba, k, threshold, k, order);
+        for (size_t i = 0; i < n_set; i++)
+            cJSON_AddItemToArray(set, cJSON_CreateString(p->class_names[order[i]]));
         cJSON_AddItemToObject(o, "threshold", tb_json_number(threshold));
     }
     cJSON *list = cJSON_AddArrayToObject(o, "probabilities");
@@ -100,6 +103,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         cJSON_AddItemToArray(list, e);
     }
     free(proba);
+    free(order);
     tb_add_common(o, m, imputed, track_id);
     return o;
 }

@@ -52,34 +52,26 @@ static int accept_unrated(void *ctx, size_t row) {
 /* Marks the TASTE_NEIGHBOURS nearest unrated rows of each liked track (rated at or above the
  * median; at most TASTE_MAX_LIKED of them, the best rated, earlier first on ties). Returns 0, or
  * -1 when out of memory. */
-static long gather_candidates(const tb_served_index *x, const double *ratings, const size_t *rows, size_t n,
+static int gather_candidates(const tb_served_index *x, const double *ratings, const size_t *rows, size_t n,
                               taste_filter *f, uint8_t **ret_candidate, size_t *ret_n) {
     const tb_index *ix = x->index;
     uint8_t *cand = calloc(ix->n, 1);
     size_t *order = malloc(n * sizeof *order);
-    double *sorted = malloc(n * sizeof *sorted);
     float *scores = malloc(ix->n * sizeof *scores);
     tb_hit *hits = malloc(TASTE_NEIGHBOURS * sizeof *hits);
-    long rc = 0;
-    if (!cand || !order || !sorted || !scores || !hits) {
+    int rc = 0;
+    if (!cand || !order || !scores || !hits) {
         rc = -1;
         goto out;
     }
-    /* Median by insertion sort (n <= 1000); liked tracks in order of rating, best first. */
+    /* Ratings best first, earlier first on ties (insertion sort: n <= 1000); the median from it. */
     for (size_t i = 0; i < n; i++) {
         size_t j = i;
-        for (; j > 0 && sorted[j - 1] > ratings[i]; j--)
-            sorted[j] = sorted[j - 1];
-        sorted[j] = ratings[i];
-        order[i] = i;
-    }
-    double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-    for (size_t i = 1; i < n; i++) { /* stable: best rating first, earlier first on ties */
-        size_t v = order[i], j = i;
-        for (; j > 0 && ratings[order[j - 1]] < ratings[v]; j--)
+        for (; j > 0 && ratings[order[j - 1]] < ratings[i]; j--)
             order[j] = order[j - 1];
-        order[j] = v;
+        order[j] = i;
     }
+    double median = n % 2 ? ratings[order[n / 2]] : 0.5 * (ratings[order[n / 2 - 1]] + ratings[order[n / 2]]);
     f->candidate = NULL;
     for (size_t i = 0, liked = 0; i < n && liked < TASTE_MAX_LIKED && ratings[order[i]] >= median; i++, liked++) {
         tb_index_scores(ix, ix->vectors + rows[order[i]] * ix->dim, scores);
@@ -92,7 +84,6 @@ static long gather_candidates(const tb_served_index *x, const double *ratings, c
     }
 out:
     free(order);
-    free(sorted);
     free(scores);
     free(hits);
     if (rc != 0)
@@ -243,8 +234,9 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     qsort(rated, n, sizeof *rated, cmp_size);
     taste_filter f = {.x = x, .c = req->state->catalog, .rated = rated, .n_rated = n};
     size_t n_candidates = 0;
-    long n_top = gather_candidates(x, ratings, rows, n, &f, &candidate, &n_candidates);
-    if (n_top == 0) {
+    long n_top = -1;
+    if (gather_candidates(x, ratings, rows, n, &f, &candidate, &n_candidates) == 0) {
+        /* the best of the candidates by predicted rating */
         for (size_t j = 0; j < dim; j++)
             q[j] = (float)fit.w[j];
         f.candidate = candidate;

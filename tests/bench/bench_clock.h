@@ -2,13 +2,9 @@
 #ifndef TB_BENCH_CLOCK_H
 #define TB_BENCH_CLOCK_H
 
-#include <time.h>
+#include "clock.h"
 
-static inline double bench_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static inline double bench_now(void) { return tb_now_seconds(); }
 
 /* qsort comparator for doubles, ascending (for medians). */
 static inline int bench_cmp_double(const void *a, const void *b) {

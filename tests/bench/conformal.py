@@ -18,12 +18,11 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trees import MG_AUDIO, ST_AUDIO, numeric  # noqa: E402
+from trees import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split  # noqa: E402
 
 ALPHAS = [0.01, 0.05, 0.1, 0.2]
 
@@ -119,12 +118,10 @@ def main():
     print(f"Timbre conformal benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
           f"scikit-learn {__import__('sklearn').__version__}, {args.threads} threads")
     if args.only in ("", "music_genre_50k"):
-        mg = pd.read_csv(args.music_genre, dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
-        tr, te = train_test_split(np.arange(len(mg)), test_size=0.2, stratify=mg["music_genre"], random_state=42)
-        run(args, tmp, "music_genre_50k", mg, "music_genre", MG_AUDIO, np.sort(tr), np.sort(te), None)
+        mg, tr, te = music_genre_split(args.music_genre)
+        run(args, tmp, "music_genre_50k", mg, "music_genre", MG_AUDIO, tr, te, None)
     if args.only in ("", "spotify_tracks_114k"):
-        st = pd.read_csv(args.tracks, index_col=0)
-        tr, te = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42).split(st, groups=st["track_id"]))
+        st, tr, te = tracks_split(args.tracks)
         run(args, tmp, "spotify_tracks_114k", st, "track_genre", ST_AUDIO, tr, te, st["track_id"].values)
 
 

@@ -4,8 +4,8 @@
 1. music_genre_50k, audio + popularity, stratified 80/20 seed 42 (as tests/bench/trees.py):
    scikit-learn MLPClassifier((256, 128), early_stopping=True) on mean-imputed, standardized
    inputs against `timbre-train --model mlp` with no tuning flags. Accuracy, macro-F1, train s.
-2. Multi-task, audio only (popularity is the second target, so not an input): Timbre's mlp for
-   genre alone, for popularity alone, and one network with both heads (--multitask W).
+2. Multi-task, audio only (popularity is the second target, so not an input): one network with
+   both heads per task (--multitask W) against the single-task networks the same run trains.
 3. spotify_tracks_114k, 80/20 grouped by track_id (timbre-train's own split): Genre-Hit@10 of the
    recommendation index over standardized features and over the mlp embedding.
 """
@@ -17,16 +17,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trees import MG_AUDIO, numeric  # noqa: E402
+from trees import MG_AUDIO, music_genre_split, numeric  # noqa: E402
 
 
 def timbre(args, tmp, name, cmd):
@@ -47,9 +44,7 @@ def main():
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     tmp = tempfile.mkdtemp(prefix="timbre-mlp-")
-    mg = pd.read_csv(args.music_genre, dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
-    tr, te = train_test_split(np.arange(len(mg)), test_size=0.2, stratify=mg["music_genre"], random_state=42)
-    tr, te = np.sort(tr), np.sort(te)
+    mg, tr, te = music_genre_split(args.music_genre)
     train_csv, test_csv = os.path.join(tmp, "mg-train.csv"), os.path.join(tmp, "mg-test.csv")
     mg.iloc[tr].to_csv(train_csv, index=False)
     mg.iloc[te].to_csv(test_csv, index=False)
@@ -79,10 +74,10 @@ def main():
     audio = ",".join(MG_AUDIO)
     base = ["--data", train_csv, "--test", test_csv, "--model", "mlp", "--features", audio,
             "--calibration-fraction", "0"]
-    g = timbre(args, tmp, "single-genre", base + ["--task", "genre", "--no-popularity-feature"])
-    p = timbre(args, tmp, "single-pop", base + ["--task", "popularity"])
+    # One run trains the multi-task networks and, on the same rows, the single-task ones.
     mt = timbre(args, tmp, "multi", base + ["--task", "all", "--multitask", args.multitask])
-    print(f"\nmulti-task on music_genre_50k (audio only, same split): genre head and popularity head")
+    g, p = mt["genre"]["single_task"], mt["popularity"]["single_task"]
+    print("\nmulti-task on music_genre_50k (audio only, same split): genre head and popularity head")
     print(f"{'network':<36}{'accuracy':>9}{'macro-F1':>9}{'R2':>8}{'RMSE':>8}{'MAE':>8}{'train s':>9}")
     rows = [("mlp genre only", g["metrics"], None, g["train_seconds"]),
             ("mlp popularity only", None, p["metrics"], p["train_seconds"]),
@@ -98,7 +93,7 @@ def main():
 
     if args.skip_embedding:
         return
-    print(f"\nspotify_tracks_114k recommendation index (80/20 grouped by track_id, seed 42)")
+    print("\nspotify_tracks_114k recommendation index (80/20 grouped by track_id, seed 42)")
     print(f"{'embedding':<36}{'dim':>5}{'Genre-Hit@10':>14}{'train+index s':>15}")
     hits = {}
     for emb in ("standardized", "mlp"):

@@ -5,13 +5,9 @@
 #   bash tests/bench/mlp.sh [--skip-embedding]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-if ! /usr/bin/python3 -c 'import sklearn, pandas' 2>/dev/null; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-sklearn python3-pandas
-fi
-mg=$("$root/tests/find-data.sh" music_genre_50k.csv.gz)
-st=$("$root/tests/find-data.sh" spotify_tracks_114k.csv.gz)
-build="$root/build-bench"
-[ -d "$build" ] || meson setup "$build" "$root" --buildtype=release >/dev/null
-ninja -C "$build" models/timbre-train >&2
+source "$here/setup.sh"
+bench_need "sklearn, pandas" python3-sklearn python3-pandas
+mg=$(bench_data music_genre_50k.csv.gz)
+st=$(bench_data spotify_tracks_114k.csv.gz)
+bench_build models/timbre-train
 exec /usr/bin/python3 "$here/mlp.py" --music-genre "$mg" --tracks "$st" --build "$build" "$@"

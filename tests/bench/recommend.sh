@@ -6,12 +6,8 @@
 #   bash tests/bench/recommend.sh [--calls 2000] [--queries 1000] [--threads 2]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-if ! /usr/bin/python3 -c 'import faiss, numpy' 2>/dev/null; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-faiss python3-numpy
-fi
-st=$("$root/tests/find-data.sh" spotify_tracks_114k.csv.gz)
-build="$root/build-bench"
-[ -d "$build" ] || meson setup "$build" "$root" --buildtype=release >/dev/null
-ninja -C "$build" models/timbre-train tests/timbre-recommend-bench >&2
+source "$here/setup.sh"
+bench_need "faiss, numpy" python3-faiss python3-numpy
+st=$(bench_data spotify_tracks_114k.csv.gz)
+bench_build models/timbre-train tests/timbre-recommend-bench
 exec /usr/bin/python3 "$here/recommend.py" --tracks "$st" --build "$build" "$@"

@@ -49,6 +49,21 @@ def numeric(df, cols):
     return x.astype(np.float64).values
 
 
+def music_genre_split(path):
+    """music_genre_50k without its blank rows, and the benchmarks' split: stratified 80/20, seed 42
+    (row indices ascending)."""
+    mg = pd.read_csv(path, dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
+    tr, te = train_test_split(np.arange(len(mg)), test_size=0.2, stratify=mg["music_genre"], random_state=42)
+    return mg, np.sort(tr), np.sort(te)
+
+
+def tracks_split(path):
+    """spotify_tracks_114k and the benchmarks' split: 80/20 grouped by track_id, seed 42."""
+    st = pd.read_csv(path, index_col=0)
+    tr, te = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42).split(st, groups=st["track_id"]))
+    return st, tr, te
+
+
 def latency_us(fn, X, calls):
     t = []
     for i in range(calls):
@@ -178,14 +193,10 @@ def main():
           f"xgboost {xgb.__version__}, scikit-learn {__import__('sklearn').__version__}")
     results = {}
     if args.only in ("", "music_genre_50k"):
-        mg = pd.read_csv(args.music_genre, dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
-        tr, te = train_test_split(np.arange(len(mg)), test_size=0.2, stratify=mg["music_genre"], random_state=42)
-        results.update(run_dataset(args, "music_genre_50k", mg, "music_genre", MG_AUDIO, (np.sort(tr), np.sort(te)),
-                                   tmp, [True]))
+        mg, tr, te = music_genre_split(args.music_genre)
+        results.update(run_dataset(args, "music_genre_50k", mg, "music_genre", MG_AUDIO, (tr, te), tmp, [True]))
     if args.only in ("", "spotify_tracks_114k"):
-        st = pd.read_csv(args.tracks, index_col=0)
-        gss = GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42)
-        tr, te = next(gss.split(st, groups=st["track_id"]))
+        st, tr, te = tracks_split(args.tracks)
         results.update(run_dataset(args, "spotify_tracks_114k", st, "track_genre", ST_AUDIO, (tr, te), tmp,
                                    [False, True]))
     if args.json:

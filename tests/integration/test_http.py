@@ -285,46 +285,16 @@ def run(a, data, tmp):
                 proc.wait(timeout=15)
 
     # --- gradient boosting, which routes missing values itself: same bit-for-bit contract ---
-    gdb, gpreds = os.path.join(tmp, "gbdt.db"), os.path.join(tmp, "gbdt-preds.csv")
-    t5 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", gdb, "--model", "gbdt", "--rounds", "40",
-                         "--threads", "2", "--predict", paths["predict.csv"], "--out", gpreds, "--proba"],
-                        capture_output=True, text=True, timeout=300)
-    check(t5.returncode == 0, f"gbdt trainer exit {t5.returncode}: {t5.stderr[-2000:]}")
-    with open(gpreds, newline="") as f:
-        gpred_rows = list(csv.DictReader(f))
-    proc, port = start_server(a.server, gdb, tmp)
-    check(port is not None, "gbdt server started")
-    if port is not None:
-        try:
-            exact_checks(Client(port), header, predict_rows, gpred_rows, "gbdt")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
+    served_as_trained(a, tmp, paths, header, predict_rows, "gbdt", ["--rounds", "40"])
 
     # --- the neural network on principal components: the same bit-for-bit contract ---
-    mdb, mpreds, mrep = os.path.join(tmp, "mlp.db"), os.path.join(tmp, "mlp-preds.csv"), os.path.join(tmp, "mlp.json")
-    t7 = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", mdb, "--model", "mlp", "--hidden", "32,16",
-                         "--epochs", "8", "--pca", "0.9", "--threads", "2", "--task", "all", "--report", mrep,
-                         "--predict", paths["predict.csv"], "--out", mpreds, "--proba"],
-                        capture_output=True, text=True, timeout=300)
-    check(t7.returncode == 0, f"mlp + pca trainer exit {t7.returncode}: {t7.stderr[-2000:]}")
-    if t7.returncode == 0:
-        mr = json.load(open(mrep))
-        pca = mr["genre"]["params"]["pca"] if "params" in mr["genre"] else None
+    mdb = served_as_trained(a, tmp, paths, header, predict_rows, "mlp",
+                            ["--hidden", "32,16", "--epochs", "8", "--pca", "0.9"])
+    if mdb:
         with sqlite3.connect(mdb) as con:
             stored = json.loads(con.execute("SELECT params FROM models WHERE task = 'genre'").fetchone()[0])
         check(stored["pca"]["explained_variance"] >= 0.9 and stored["pca"]["components"] < 13
-              and stored["hidden"] == [32, 16], f"mlp + pca params {stored} {pca}")
-        with open(mpreds, newline="") as f:
-            mpred_rows = list(csv.DictReader(f))
-        proc, port = start_server(a.server, mdb, tmp)
-        check(port is not None, "mlp server started")
-        if port is not None:
-            try:
-                exact_checks(Client(port), header, predict_rows, mpred_rows, "mlp")
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=15)
+              and stored["hidden"] == [32, 16], f"mlp + pca params {stored}")
 
     # --- multi-task: both heads on one trunk, compared with the single-task networks on the same rows ---
     trep = os.path.join(tmp, "multitask.json")
@@ -982,6 +952,29 @@ def track_checks(c, db):
         check(is_error(s, b, "bad_request", 400, field), f"{path[:40]}: {s} {b}")
     s, b, h = c.request("POST", "/v1/tracks", body={})
     check(s == 405 and h.get("Allow") == "GET", f"POST /v1/tracks {s}")
+
+
+def served_as_trained(a, tmp, paths, header, predict_rows, kind, flags):
+    """Trains `kind` (with `flags`), labelling the predict file in memory, then serves the database and
+    requires the same answers over HTTP. Returns the database path, or None when training failed."""
+    db, preds = os.path.join(tmp, f"{kind}.db"), os.path.join(tmp, f"{kind}-preds.csv")
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", kind, *flags, "--threads", "2",
+                        "--predict", paths["predict.csv"], "--out", preds, "--proba"],
+                       capture_output=True, text=True, timeout=300)
+    check(t.returncode == 0, f"{kind} trainer exit {t.returncode}: {t.stderr[-2000:]}")
+    if t.returncode != 0:
+        return None
+    with open(preds, newline="") as f:
+        pred_rows = list(csv.DictReader(f))
+    proc, port = start_server(a.server, db, tmp)
+    check(port is not None, f"{kind} server started")
+    if port is not None:
+        try:
+            exact_checks(Client(port), header, predict_rows, pred_rows, kind)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+    return db
 
 
 def exact_checks(c, header, predict_rows, pred_rows, kind):

@@ -69,4 +69,14 @@ static inline int tb_test_done(void) {
     return tb_checks_failed ? 1 : 0;
 }
 
+/* Removes an SQLite database file and its -wal and -shm companions (missing ones are fine). */
+static inline void tb_test_remove_db(const char *path) {
+    char p[512];
+    remove(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    remove(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    remove(p);
+}
+
 #endif

@@ -78,7 +78,7 @@ static int round_trip(tb_store *s, const char *kind, tb_task task, const double 
 int main(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tb_test_families_%d.db", (int)getpid());
-    unlink(path);
+    tb_test_remove_db(path);
     tb_store *s = NULL;
     CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
     double X[N * D], target[N];
@@ -106,11 +106,6 @@ int main(void) {
     }
     CHECK(families == 7);
     tb_store_close(s);
-    char side[80];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    tb_test_remove_db(path);
     return tb_test_done();
 }

@@ -10,15 +10,6 @@
 #include "migrate.h"
 #include "store.h"
 
-static void cleanup(const char *path) {
-    char p[256];
-    remove(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    remove(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    remove(p);
-}
-
 static tb_model_record record(const char *task, const char *name, const char *blob) {
     tb_model_record m = {0};
     m.task = (char *)task;
@@ -35,7 +26,7 @@ static tb_model_record record(const char *task, const char *name, const char *bl
 
 static void test_index_and_catalog(const char *path) {
     tb_store *s = NULL;
-    cleanup(path);
+    tb_test_remove_db(path);
     CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
     tb_track tracks[5] = {
         {"a1", "Blue Song", "Ann;Bob", "[\"jazz\",\"blues\"]", 50.0, "{}"},
@@ -94,12 +85,12 @@ static void test_index_and_catalog(const char *path) {
     CHECK(tb_catalog_search(c, "nothing like it", 5, found, &total) == 0 && total == 0);
     tb_catalog_free(c);
     tb_store_close(s);
-    cleanup(path);
+    tb_test_remove_db(path);
 }
 
 /* A schema-1 database (as the first release wrote it) migrates to 2 with its models kept. */
 static void test_migration_from_1(const char *path) {
-    cleanup(path);
+    tb_test_remove_db(path);
     sqlite3 *db;
     sqlite3_open(path, &db);
     CHECK(sqlite3_exec(db, tb_migrations[0].sql, NULL, NULL, NULL) == SQLITE_OK);
@@ -115,13 +106,13 @@ static void test_migration_from_1(const char *path) {
     CHECK(tb_store_get_published(s, "genre", &got) == TB_OK && got.version == 3);
     tb_model_record_clear(&got);
     tb_store_close(s);
-    cleanup(path);
+    tb_test_remove_db(path);
 }
 
 int main(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tb_test_store_%d.db", (int)getpid());
-    cleanup(path);
+    tb_test_remove_db(path);
     tb_store *s = NULL;
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_NOT_FOUND, "no such database");
     CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
@@ -186,7 +177,7 @@ int main(void) {
     sqlite3_close(db);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_WRITE, &s), TB_VERSION, "newer than this binary");
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "version 99");
-    cleanup(path);
+    tb_test_remove_db(path);
 
     /* A file that is not a database. */
     FILE *f = fopen(path, "w");
@@ -194,14 +185,14 @@ int main(void) {
     fclose(f);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_CORRUPT, "not a valid SQLite database");
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_WRITE, &s), TB_CORRUPT, "not a valid SQLite database");
-    cleanup(path);
+    tb_test_remove_db(path);
 
     /* An empty SQLite database is not a Timbre one for the server. */
     sqlite3_open(path, &db);
     sqlite3_exec(db, "CREATE TABLE x(y)", NULL, NULL, NULL);
     sqlite3_close(db);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "not a Timbre database");
-    cleanup(path);
+    tb_test_remove_db(path);
     CHECK(tb_schema_version() == 3);
     test_index_and_catalog(path);
     test_migration_from_1(path);
