@@ -21,8 +21,6 @@ int tb_log_parse_level(const char *name, tb_log_level *ret_level) {
     return -1;
 }
 
-int tb_log_enabled(tb_log_level level) { return level >= g_level; }
-
 void tb_log(tb_log_level level, const char *fmt, ...) {
     if (level < g_level)
         return;

@@ -9,7 +9,6 @@ typedef enum tb_log_level { TB_LOG_DEBUG, TB_LOG_INFO, TB_LOG_WARN, TB_LOG_ERROR
 void tb_log_set_level(tb_log_level level);
 /* Parses "debug|info|warn|error"; returns 0 on success, -1 for an unknown name. */
 int tb_log_parse_level(const char *name, tb_log_level *ret_level);
-int tb_log_enabled(tb_log_level level);
 /* One line "2026-11-22T10:00:00Z info: message" on stderr; thread-safe (one fprintf per line). */
 void tb_log(tb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
