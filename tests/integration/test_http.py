@@ -319,26 +319,19 @@ def run(a, data, tmp):
     with open(garbage, "w") as f:
         f.write("not a database at all, but long enough to look like a header" * 4)
     refuses(a.server, garbage, tmp, "not a valid SQLite database", "garbage database")
-    newer = os.path.join(tmp, "newer.db")
-    shutil.copy(db, newer)
-    with sqlite3.connect(newer) as con:
-        con.execute("PRAGMA user_version = 99")
-    refuses(a.server, newer, tmp, "newer than this binary", "newer schema")
-    broken = os.path.join(tmp, "broken.db")
-    shutil.copy(db, broken)
-    with sqlite3.connect(broken) as con:
-        con.execute("UPDATE models SET blob = CAST('XXXXnot-a-model' AS BLOB) WHERE task = 'genre' AND published = 1")
-    refuses(a.server, broken, tmp, "wrong magic", "corrupt model blob")
-    holed = os.path.join(tmp, "holed.db")
-    shutil.copy(db, holed)
-    with sqlite3.connect(holed) as con:
-        con.execute("DELETE FROM index_rows WHERE row = 5")
-    refuses(a.server, holed, tmp, "not numbered", "index with a missing row")
-    orphan = os.path.join(tmp, "orphan.db")
-    shutil.copy(db, orphan)
-    with sqlite3.connect(orphan) as con:
-        con.execute("UPDATE index_rows SET track_id = '0000-not-in-catalog' WHERE row = 0")
-    refuses(a.server, orphan, tmp, "not in the catalog", "index row without a catalog track")
+    # A copy of the good database spoilt by one statement each.
+    for name, sql, needle, what in (
+            ("newer", "PRAGMA user_version = 99", "newer than this binary", "newer schema"),
+            ("broken", "UPDATE models SET blob = CAST('XXXXnot-a-model' AS BLOB) WHERE task = 'genre' AND published = 1",
+             "wrong magic", "corrupt model blob"),
+            ("holed", "DELETE FROM index_rows WHERE row = 5", "not numbered", "index with a missing row"),
+            ("orphan", "UPDATE index_rows SET track_id = '0000-not-in-catalog' WHERE row = 0", "not in the catalog",
+             "index row without a catalog track")):
+        spoilt = os.path.join(tmp, f"{name}.db")
+        shutil.copy(db, spoilt)
+        with sqlite3.connect(spoilt) as con:
+            con.execute(sql)
+        refuses(a.server, spoilt, tmp, needle, what)
     print(f"{PASSED} passed, {FAILED} failed")
     return 1 if FAILED else 0
 
