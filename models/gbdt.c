@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "gbdt_walk.h"
 #include "model.h"
 #include "rng.h"
 #include "split.h"
@@ -22,18 +23,13 @@
 #define GBDT_MAX_LEAVES 4096
 #define GBDT_SKETCH_AUTO 16
 
-typedef struct gbdt_tree {
-    uint32_t n_nodes, n_leaves;
-    tb_tree_node *nodes;
-    float *values; /* n_leaves × k: added to the raw scores */
-} gbdt_tree;
-
 typedef struct gbdt {
     tb_task task;
     size_t n_features, k; /* outputs: classes, or 1 */
     double *base;         /* k initial raw scores */
     size_t n_trees;
-    gbdt_tree *trees;
+    tb_boosted_tree *trees;
+    tb_gbdt_walk *walk; /* the trees as prediction walks them */
 } gbdt;
 
 static void gbdt_free(void *impl) {
@@ -46,15 +42,16 @@ static void gbdt_free(void *impl) {
     }
     free(g->trees);
     free(g->base);
+    tb_gbdt_walk_free(g->walk);
     free(g);
 }
 
 /* ---------- prediction ---------- */
 
-/* An internal node's feature field carries, in bit 30, where missing (NaN) values go: set = right.
- * NaN compares false, so without the bit they go left. */
-#define MISSING_RIGHT 0x40000000
-#define FEATURE_MASK 0x3fffffff
+#define MISSING_RIGHT TB_GBDT_MISSING_RIGHT /* in a node's feature field (gbdt_walk.h) */
+#define FEATURE_MASK TB_GBDT_FEATURE_MASK
+/* From this many classes on, prediction keeps the leaf values as binary16 (gbdt_walk.h). */
+#define GBDT_HALF_FROM_CLASSES 16
 
 static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
     const tb_tree_node *nd = nodes;
@@ -66,77 +63,25 @@ static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
     return (uint32_t)nd->child;
 }
 
-/* The leaves of m trees for one row, walked in lock-step groups: each step advances every tree of
- * the group by one level, so their node loads are independent and overlap in the memory system
- * instead of each tree's walk waiting on its previous level. */
-#define WALK_GROUP 8
-static void leaves_lockstep(const gbdt_tree *trees, size_t m, const double *x, uint32_t *leaf) {
-    for (size_t t0 = 0; t0 < m; t0 += WALK_GROUP) {
-        size_t n = m - t0 < WALK_GROUP ? m - t0 : WALK_GROUP;
-        const tb_tree_node *cur[WALK_GROUP];
-        for (size_t j = 0; j < n; j++)
-            cur[j] = trees[t0 + j].nodes;
-        for (int moving = 1; moving;) {
-            moving = 0;
-            for (size_t j = 0; j < n; j++) {
-                const tb_tree_node *nd = cur[j];
-                if (nd->feature < 0)
-                    continue;
-                double v = x[nd->feature & FEATURE_MASK];
-                int right = v > nd->threshold || (v != v && (nd->feature & MISSING_RIGHT));
-                cur[j] = trees[t0 + j].nodes + nd->child + right;
-                moving = 1;
-            }
-        }
-        for (size_t j = 0; j < n; j++)
-            leaf[t0 + j] = (uint32_t)cur[j]->child;
-    }
+/* The walk form prediction uses, built after training and after loading. */
+static tb_status gbdt_prepare(gbdt *g) {
+    int half = g->task == TB_TASK_CLASSIFY && g->k >= GBDT_HALF_FROM_CLASSES;
+    tb_gbdt_walk_free(g->walk);
+    g->walk = NULL;
+    return tb_gbdt_walk_new(g->trees, g->n_trees, g->k, g->n_features, half, &g->walk);
 }
 
-/* Two passes over each chunk of trees: first every tree's leaf, then the leaves' values. The walks
- * are independent of one another, so the processor overlaps their cache misses instead of
- * waiting on each tree's nodes and then its k values in turn (with 114 genres the leaf values are
- * megabytes, out of cache for a single row). The sums happen in tree order, as in the batch path. */
-#define PREDICT_CHUNK 32
 static void gbdt_predict(const void *impl, const double *x, double *out) {
     const gbdt *g = impl;
-    size_t k = g->k;
-    uint32_t leaf[PREDICT_CHUNK];
-    memcpy(out, g->base, k * sizeof *out);
-    for (size_t t0 = 0; t0 < g->n_trees; t0 += PREDICT_CHUNK) {
-        size_t m = g->n_trees - t0 < PREDICT_CHUNK ? g->n_trees - t0 : PREDICT_CHUNK;
-        leaves_lockstep(g->trees + t0, m, x, leaf);
-        for (size_t t = 0; t < m; t++) {
-            const char *v = (const char *)(g->trees[t0 + t].values + (size_t)leaf[t] * k);
-            for (size_t off = 0; off < k * sizeof(float); off += 64)
-                __builtin_prefetch(v + off);
-        }
-        for (size_t t = 0; t < m; t++) {
-            const float *v = g->trees[t0 + t].values + (size_t)leaf[t] * k;
-            for (size_t c = 0; c < k; c++)
-                out[c] += (double)v[c];
-        }
-    }
+    tb_gbdt_walk_row(g->walk, g->base, x, out);
     if (g->task == TB_TASK_CLASSIFY)
-        tb_softmax(out, k);
+        tb_softmax(out, g->k);
 }
 
-/* Tree-major over a block of rows (each tree stays in cache while every row walks it), adding
- * in the same order as gbdt_predict, so the numbers are identical. */
 static void gbdt_predict_block(const void *impl, const double *x, size_t n, double *out) {
     const gbdt *g = impl;
-    size_t k = g->k, d = g->n_features;
-    for (size_t i = 0; i < n; i++)
-        memcpy(out + i * k, g->base, k * sizeof *out);
-    for (size_t t = 0; t < g->n_trees; t++) {
-        const gbdt_tree *tr = &g->trees[t];
-        for (size_t i = 0; i < n; i++) {
-            const float *v = tr->values + (size_t)leaf_of(tr->nodes, x + i * d) * k;
-            double *o = out + i * k;
-            for (size_t c = 0; c < k; c++)
-                o[c] += (double)v[c];
-        }
-    }
+    size_t k = g->k;
+    tb_gbdt_walk_rows(g->walk, g->base, x, n, out);
     if (g->task == TB_TASK_CLASSIFY)
         for (size_t i = 0; i < n; i++)
             tb_softmax(out + i * k, k);
@@ -567,6 +512,9 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
         return tb_error_with_field(TB_INVALID, "lambda", "lambda and min_child_weight must be >= 0");
     if (n_all > UINT32_MAX)
         return tb_error(TB_LIMIT, "%zu rows: boosting takes at most %u", n_all, UINT32_MAX);
+    if (k > TB_GBDT_WALK_MAX_OUTPUTS || d > TB_GBDT_WALK_MAX_FEATURES)
+        return tb_error(TB_LIMIT, "boosting takes at most %d classes and %d features (here %zu and %zu)",
+                        TB_GBDT_WALK_MAX_OUTPUTS, TB_GBDT_WALK_MAX_FEATURES, k, d);
 
     /* Hold out a validation share (stratified, grouped when ids are known) for early stopping. */
     size_t *fit_rows = NULL, *val_rows = NULL, *fit_rows_or_all = NULL, n_fit = n_all, n_val = 0;
@@ -816,7 +764,7 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
                 st = tb_error(TB_INVALID, "a boosting round sampled no rows");
             goto out;
         }
-        gbdt_tree *tree = &g->trees[g->n_trees];
+        tb_boosted_tree *tree = &g->trees[g->n_trees];
         tree->nodes = gt.nodes;
         tree->n_nodes = (uint32_t)gt.n_nodes;
         tree->n_leaves = (uint32_t)n_leaves;
@@ -934,6 +882,8 @@ out:
     free(fit_rows);
     free(val_rows);
     tb_bins_free(bins);
+    if (st == TB_OK)
+        st = gbdt_prepare(g);
     if (st != TB_OK) {
         gbdt_free(g);
         return st;
@@ -951,7 +901,7 @@ static void gbdt_save(const void *impl, tb_writer *w) {
     tb_write_f64s(w, g->base, g->k);
     tb_write_u32(w, (uint32_t)g->n_trees);
     for (size_t t = 0; t < g->n_trees; t++) {
-        const gbdt_tree *tr = &g->trees[t];
+        const tb_boosted_tree *tr = &g->trees[t];
         tb_write_u32(w, tr->n_nodes);
         tb_write_u32(w, tr->n_leaves);
         tb_tree_nodes_write(w, tr->nodes, tr->n_nodes);
@@ -980,7 +930,7 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
         if (!isfinite(g->base[c]))
             st = tb_error(TB_CORRUPT, "boosting: non-finite base score");
     for (uint32_t t = 0; st == TB_OK && t < n_trees; t++) {
-        gbdt_tree *tr = &g->trees[t];
+        tb_boosted_tree *tr = &g->trees[t];
         g->n_trees = t + 1;
         if ((st = tb_read_u32(r, &tr->n_nodes, "tree node count")) != TB_OK ||
             (st = tb_read_u32(r, &tr->n_leaves, "tree leaf count")) != TB_OK)
@@ -998,6 +948,8 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
             if (!isfinite(tr->values[v]))
                 st = tb_error(TB_CORRUPT, "boosted tree %u: non-finite leaf value", t);
     }
+    if (st == TB_OK)
+        st = gbdt_prepare(g);
     if (st != TB_OK) {
         gbdt_free(g);
         return st;
