@@ -27,7 +27,7 @@ void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const cha
     cJSON_AddItemToObject(o, "imputed", imputed);
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", m->name);
-    cJSON_AddNumberToObject(model, "version", m->version);
+    cJSON_AddItemToObject(model, "version", tb_json_number((double)m->version)); /* cJSON prints with sprintf + sscanf */
 }
 
 /* The (at most `limit`) genres whose probability is at least `at_least`, most probable first (ties
