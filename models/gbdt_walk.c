@@ -7,12 +7,12 @@
  * "x > threshold j" is exactly "rank > j". A node is then 8 bytes and a step a handful of
  * integer instructions.
  *
- * One row walks WALK_LANES trees at once, a step each in turn: the lanes' loads are independent,
- * so they overlap in the memory system and the pipeline, where one tree's walk would wait on
- * each level in turn. A lane whose tree has reached its leaf takes the next tree, so no lane
- * idles while another's path is longer (best-first trees are lopsided). The values are summed in
- * float (8 to an AVX instruction) in tree order, then added to the base scores in double; the
- * batch path does the same additions in the same order, so the two give identical numbers. */
+ * One row walks WALK_LANES trees at once (walk_trees): the lanes' loads are independent, so they
+ * overlap in the memory system and the pipeline, where one tree's walk would wait on each level in
+ * turn; a lane whose tree has reached its leaf takes the next tree, so no lane idles while
+ * another's path is longer (best-first trees are lopsided). The values are summed in float (8 to
+ * an AVX instruction) in tree order, then added to the base scores in double; the batch path does
+ * the same additions in the same order, so the two give identical numbers. */
 #include "gbdt_walk.h"
 
 #include <immintrin.h>
@@ -22,12 +22,14 @@
 #include "alloc.h"
 #include "half.h"
 
-#define WALK_LANES 16
+#define WALK_LANES 16 /* at most 32: a bit each in walk_trees' masks */
 #define ROW_CHUNK 128 /* trees walked before their values are added */
 #define NODE_FEATURE 0x3fffu
 #define NODE_MISSING_RIGHT 0x4000u
 #define NODE_LEAF 0x8000u
 #define MAX_RANK 0xffffu
+
+_Static_assert(WALK_LANES <= 32, "lanes are bits of a uint32_t");
 
 typedef struct walk_node {
     uint32_t child;   /* left child's index among all nodes (right is child + 1); a leaf: itself */
@@ -204,7 +206,7 @@ tb_status tb_gbdt_walk_new(const tb_boosted_tree *trees, size_t n_trees, size_t 
     tb_status st = collect_cuts(w, trees);
     if (st == TB_OK && (!(w->nodes = tb_malloc_n(n_nodes + 1, sizeof *w->nodes)) ||
                         !(w->leaf_row = tb_calloc_n(n_nodes + 1, sizeof *w->leaf_row)) ||
-                        !(w->root = tb_malloc_n(n_trees + 1, sizeof *w->root)) ||
+                        !(w->root = tb_malloc_n(n_trees ? n_trees : 1, sizeof *w->root)) ||
                         !(w->values = aligned_alloc(64, arena ? arena : 64))))
         st = tb_error(TB_NOMEM, "out of memory preparing boosted trees for prediction");
     if (st != TB_OK) {
@@ -253,7 +255,6 @@ tb_status tb_gbdt_walk_new(const tb_boosted_tree *trees, size_t n_trees, size_t 
         node_at += tr->n_nodes;
         leaf_at += tr->n_leaves;
     }
-    w->root[n_trees] = (uint32_t)node_at;
     w->nodes[node_at] = (walk_node){(uint32_t)node_at, NODE_LEAF, MAX_RANK};
     w->idle = (uint32_t)node_at;
     *ret_walk = w;
@@ -367,6 +368,7 @@ static void walk_row(const tb_gbdt_walk *w, const ranked_row *r, float *acc) {
         w->add(w, row[c ^ 1], prev_m, acc);
         prev_m = m;
     }
+    /* The last chunk has no next walk to hide behind: request its lines together at least. */
     prefetch_rows(w, row[c ^ 1], 0, prev_m);
     w->add(w, row[c ^ 1], prev_m, acc);
 }
