@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "rng.h"
 
 typedef struct keyed {
@@ -185,5 +186,40 @@ tb_status tb_split_kfold(const int32_t *y, const size_t *group, size_t n, size_t
         fold[i] = gfold[group[i]];
     free(gfold);
     strata_free(&s);
+    return TB_OK;
+}
+
+tb_status tb_split_named(size_t n, const size_t *held, size_t n_held, size_t **ret_rest, size_t *ret_n_rest,
+                         size_t **ret_held, size_t *ret_n_held) {
+    unsigned char *mark = tb_calloc_n(n, 1);
+    size_t n_in = 0;
+    if (!mark)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_held; i++) {
+        if (held[i] >= n) {
+            free(mark);
+            return tb_error(TB_INVALID, "held-out row %zu of %zu rows", held[i], n);
+        }
+        n_in += !mark[held[i]];
+        mark[held[i]] = 1;
+    }
+    size_t *rest = tb_malloc_n(n - n_in, sizeof *rest), *in = tb_malloc_n(n_in, sizeof *in), a = 0, b = 0;
+    if (!rest || !in) {
+        free(mark);
+        free(rest);
+        free(in);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mark[i])
+            in[b++] = i;
+        else
+            rest[a++] = i;
+    }
+    free(mark);
+    *ret_rest = rest;
+    *ret_n_rest = a;
+    *ret_held = in;
+    *ret_n_held = b;
     return TB_OK;
 }

@@ -22,6 +22,11 @@ tb_status tb_split_train_test(const int32_t *y, const size_t *group, size_t n, d
                               uint64_t seed, size_t **ret_train, size_t *ret_n_train, size_t **ret_test,
                               size_t *ret_n_test);
 
+/* Rows 0..n-1 parted by a caller's hold-out: those named in `held` (indices below n; repeats
+ * count once) come back ascending in *ret_held, the others in *ret_rest (caller frees both). */
+tb_status tb_split_named(size_t n, const size_t *held, size_t n_held, size_t **ret_rest, size_t *ret_n_rest,
+                         size_t **ret_held, size_t *ret_n_held);
+
 /* fold[i] in 0..k-1 for each row, groups kept whole, each class spread evenly over the folds. */
 tb_status tb_split_kfold(const int32_t *y, const size_t *group, size_t n, size_t k, uint64_t seed, size_t *fold);
 

@@ -1,14 +1,16 @@
-/* Blend: a random forest and gradient boosting trained on the same rows, their predictions mixed
- * as w·forest + (1−w)·boosting. The two err differently (averaged deep trees against additive
- * shallow ones), so the mix beats both where each alone plateaus. w is chosen on a held-out share
- * (grouped by track, stratified by genre) that also serves boosting's early stopping; both members
- * train on the remaining rows. */
+/* Blend: gradient boosting and a second family (a random forest unless `blend_with` names
+ * another) trained on the same rows, their predictions mixed as w·partner + (1−w)·boosting. They
+ * err differently (averaged deep trees, or a network's smooth surface, against additive shallow
+ * trees), so the mix beats both where each alone plateaus. w is chosen on a held-out share
+ * (grouped by track, stratified by genre) that also serves boosting's early stopping; the partner
+ * trains on the remaining rows. The partner is saved with its kind, so blobs say what they hold. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "forest.h"
+#include "log.h"
 #include "model.h"
 #include "split.h"
 
@@ -18,8 +20,9 @@
 typedef struct blend {
     tb_task task;
     size_t k;
-    double w;          /* weight of the forest */
-    tb_model *forest;  /* kind "rf" */
+    double w;          /* weight of the partner */
+    tb_model *forest;  /* the partner: kind "rf" unless params.blend_with said otherwise */
+    int is_forest;     /* partner is rf or extra: added straight into the output */
     tb_model *boost;   /* kind "gbdt" */
 } blend;
 
@@ -32,36 +35,56 @@ static void blend_free(void *impl) {
     free(b);
 }
 
+/* o (boosting's outputs for x) becomes the mix. */
+static void mix_partner(const blend *b, const double *x, double *o) {
+    for (size_t c = 0; c < b->k; c++)
+        o[c] *= 1.0 - b->w;
+    if (b->is_forest) {
+        tb_forest_accumulate(b->forest->impl, x, b->w, o);
+        return;
+    }
+    double partner[1024]; /* boosting refuses more outputs */
+    tb_model_predict(b->forest, x, partner);
+    for (size_t c = 0; c < b->k; c++)
+        o[c] += b->w * partner[c];
+}
+
 static void blend_predict(const void *impl, const double *x, double *out) {
     const blend *b = impl;
     tb_model_predict(b->boost, x, out);
-    for (size_t c = 0; c < b->k; c++)
-        out[c] *= 1.0 - b->w;
-    tb_forest_accumulate(b->forest->impl, x, b->w, out);
+    mix_partner(b, x, out);
 }
 
 static void blend_predict_block(const void *impl, const double *x, size_t n, double *out) {
     const blend *b = impl;
     b->boost->ops->predict_block(b->boost->impl, x, n, out);
     size_t d = b->boost->n_features;
-    for (size_t i = 0; i < n; i++) {
-        double *o = out + i * b->k;
-        for (size_t c = 0; c < b->k; c++)
-            o[c] *= 1.0 - b->w;
-        tb_forest_accumulate(b->forest->impl, x + i * d, b->w, o);
-    }
+    for (size_t i = 0; i < n; i++)
+        mix_partner(b, x + i * d, out + i * b->k);
+}
+
+static int forest_kind(const char *kind) { return strcmp(kind, "rf") == 0 || strcmp(kind, "extra") == 0; }
+
+/* A family that can stand beside boosting: trained, neither boosting itself nor a blend. */
+static tb_status check_partner(const char *kind, tb_task task) {
+    const tb_model_ops *ops = tb_model_ops_find(kind);
+    if (!ops || strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0 || (task == TB_TASK_MULTILABEL && !ops->multilabel))
+        return tb_error(TB_INVALID, "blend: '%s' cannot be mixed with boosting (rf, extra, knn, linear, mlp can)", kind);
+    return TB_OK;
 }
 
 static size_t blend_n_trees(const void *impl) {
     const blend *b = impl;
-    return b->forest->ops->n_trees(b->forest->impl) + b->boost->ops->n_trees(b->boost->impl);
+    size_t partner = b->is_forest ? b->forest->ops->n_trees(b->forest->impl) : 0; /* an mlp counts epochs */
+    return partner + b->boost->ops->n_trees(b->boost->impl);
 }
 
-/* Loss of the mix on the validation rows: for genres, errors first (the forest's near-0/1 leaf
- * probabilities make log-loss shun it even where it votes better), log-loss to break ties; for
- * popularity, squared error. */
+/* Loss of the mix on the validation rows. Genres beside a forest: errors first (the forest's
+ * near-0/1 leaf probabilities make log-loss shun it even where it votes better), log-loss to break
+ * ties; beside a smooth partner: log-loss, which is what conformal sets and top-k lists rank by.
+ * Popularity: squared error. */
 static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_val, size_t k, const double *pf,
-                       const double *pb, double w) {
+                       const double *pb, double w, int by_errors) {
     double loss = 0.0;
     for (size_t i = 0; i < n_val; i++) {
         if (data->task == TB_TASK_CLASSIFY) {
@@ -75,7 +98,7 @@ static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_va
                 }
             }
             double p = w * pf[i * k + c] + (1.0 - w) * pb[i * k + c];
-            loss += (best != c) - 1e-6 * log(fmax(p, 1e-15)) / (double)n_val;
+            loss += (by_errors ? (double)(best != c) : 0.0) - (by_errors ? 1e-6 : 1.0) * log(fmax(p, 1e-15)) / (double)n_val;
         } else {
             double e = w * pf[i] + (1.0 - w) * pb[i] - data->target[val[i]];
             loss += e * e;
@@ -93,6 +116,10 @@ static void blend_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
 }
 
 static tb_status blend_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    const char *partner = p->blend_with ? p->blend_with : "rf";
+    tb_status st = check_partner(partner, data->task);
+    if (st != TB_OK)
+        return st;
     size_t n = data->n, d = data->d, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
     double fraction = p->validation_fraction > 0.0 ? p->validation_fraction : 0.1;
     size_t *group = tb_malloc_n(n, sizeof *group), *fit = NULL, *val = NULL, n_fit = 0, n_val = 0;
@@ -100,7 +127,7 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
         return tb_error(TB_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         group[i] = data->group ? data->group[i] : i;
-    tb_status st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, n, fraction,
+    st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, n, fraction,
                                        p->seed ^ 0xb1e2dULL, &fit, &n_fit, &val, &n_val);
     free(group);
     if (st != TB_OK)
@@ -126,7 +153,7 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
     boost_data.n_val = n_val;
     if ((st = tb_model_train("gbdt", &boost_data, p, &b->boost)) != TB_OK)
         goto out;
-    /* The forest trains on the same non-validation rows. */
+    /* The partner trains on the same non-validation rows (copied: a forest wants them contiguous). */
     for (size_t i = 0; i < n_fit; i++) {
         memcpy(Xf + i * d, data->X + fit[i] * d, d * sizeof *Xf);
         if (yf)
@@ -137,23 +164,33 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
             gf[i] = data->group[fit[i]];
     }
     tb_train_data forest_data = {.X = Xf, .n = n_fit, .d = d, .task = data->task, .y = yf,
-                                 .n_classes = data->n_classes, .target = tf, .group = gf};
+                                 .n_classes = data->n_classes, .target = tf, .group = gf, .names = data->names};
+    if (tb_model_ops_find(partner)->early_stops) /* like boosting: every row, stopping on the validation rows */
+        forest_data = boost_data;
     tb_train_params fp = *p;
     fp.progress = NULL;
-    if ((st = tb_model_train("rf", &forest_data, &fp, &b->forest)) != TB_OK)
+    if (!forest_kind(partner)) { /* boosting's step and patience are not the partner's */
+        fp.learning_rate = 0.0;
+        fp.early_stopping = TB_EARLY_STOPPING_AUTO;
+        fp.stop_on_log_loss = 1;
+    }
+    if ((st = tb_model_train(partner, &forest_data, &fp, &b->forest)) != TB_OK)
         goto out;
+    b->is_forest = forest_kind(partner);
     for (size_t i = 0; i < n_val; i++)
         memcpy(Xv + i * d, data->X + val[i] * d, d * sizeof *Xv);
     tb_model_predict_batch(b->forest, Xv, n_val, p->threads, pf);
     tb_model_predict_batch(b->boost, Xv, n_val, p->threads, pb);
     double best = INFINITY;
     for (int step = 0; step <= BLEND_STEPS; step++) {
-        double w = (double)step / BLEND_STEPS, loss = mix_loss(data, val, n_val, k, pf, pb, w);
+        double w = (double)step / BLEND_STEPS, loss = mix_loss(data, val, n_val, k, pf, pb, w, b->is_forest);
         if (loss < best) {
             best = loss;
             b->w = w;
         }
     }
+    tb_log(TB_LOG_INFO, "blend: %s weighs %.2f, boosting %.2f (chosen on %zu held-out rows)", partner, b->w, 1.0 - b->w,
+           n_val);
 out:
     free(fit);
     free(val);
@@ -192,11 +229,15 @@ static tb_status blend_load(tb_reader *r, tb_task task, size_t n_features, size_
         st = tb_model_load(r, &b->forest);
     if (st == TB_OK)
         st = tb_model_load(r, &b->boost);
+    if (st == TB_OK && check_partner(b->forest->ops->kind, task) != TB_OK)
+        st = tb_error(TB_CORRUPT, "blend: a %s cannot be a partner", b->forest->ops->kind);
     if (st == TB_OK &&
-        (strcmp(b->forest->ops->kind, "rf") != 0 || strcmp(b->boost->ops->kind, "gbdt") != 0 ||
+        (strcmp(b->boost->ops->kind, "gbdt") != 0 ||
          b->forest->task != task || b->boost->task != task || b->forest->n_features != n_features ||
          b->boost->n_features != n_features || b->forest->n_outputs != n_outputs || b->boost->n_outputs != n_outputs))
         st = tb_error(TB_CORRUPT, "blend: members do not match the blend's task, features or outputs");
+    if (st == TB_OK)
+        b->is_forest = forest_kind(b->forest->ops->kind);
     if (st != TB_OK) {
         blend_free(b);
         return st;

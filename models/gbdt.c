@@ -521,25 +521,8 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
     tb_status st = TB_OK;
     if (data->val_rows && data->n_val > 0 && data->n_val < n_all) {
         /* The caller chose the hold-out (the blend reuses it to weigh its members). */
-        unsigned char *held = calloc(n_all, 1);
-        fit_rows = tb_malloc_n(n_all - data->n_val, sizeof *fit_rows);
-        val_rows = tb_malloc_n(data->n_val, sizeof *val_rows);
-        if (!held || !fit_rows || !val_rows) {
-            free(held);
-            free(fit_rows);
-            free(val_rows);
-            return tb_error(TB_NOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < data->n_val; i++)
-            held[data->val_rows[i]] = 1;
-        n_fit = n_val = 0;
-        for (size_t i = 0; i < n_all; i++) {
-            if (held[i] && n_val < data->n_val)
-                val_rows[n_val++] = i;
-            else if (n_fit < n_all - data->n_val)
-                fit_rows[n_fit++] = i;
-        }
-        free(held);
+        if ((st = tb_split_named(n_all, data->val_rows, data->n_val, &fit_rows, &n_fit, &val_rows, &n_val)) != TB_OK)
+            return st;
     } else if (p->early_stopping > 0 && p->validation_fraction > 0.0 && n_all >= 20) {
         size_t *group = tb_malloc_n(n_all, sizeof *group);
         if (!group)
@@ -960,6 +943,7 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
 
 const tb_model_ops tb_gbdt_ops = {
     .kind = "gbdt",
+    .early_stops = 1,
     .format_version = GBDT_FORMAT,
     .handles_missing = 1,
     .resolve = gbdt_resolve,

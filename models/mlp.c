@@ -3,8 +3,8 @@
  * seen in training maps to a reserved row), hidden blocks Linear → ReLU → Dropout, then a softmax
  * genre head and/or a popularity head. Trained by AdamW on shuffled mini-batches; forward and
  * backward passes are OpenBLAS sgemm calls. Early stopping on a grouped validation hold-out
- * (macro-F1 for genre, MSE for popularity) restores the best epoch's weights. Deterministic for a
- * seed (single-threaded BLAS in the inner loop keeps sums in one order).
+ * (macro-F1 for genre, or log-loss when asked; MSE for popularity) restores the best epoch's
+ * weights. Deterministic for a seed (single-threaded BLAS in the inner loop keeps sums in one order).
  *
  * Every weight lives in one float array (embedding tables, then each layer's W and b, then the
  * heads), so the optimizer, the best-epoch copy and the blob each treat it as one vector. */
@@ -385,13 +385,12 @@ static void backward_batch(const trainer *t, shard *sh, const size_t *rows, size
     sh->grad_a = ga;
 }
 
-/* Validation score, higher is better: macro-F1 of the primary genre head, or −MSE. */
 #define MLP_THRESHOLDS 19 /* multilabel: 0.05, 0.10, … 0.95 */
 
-/* Validation score, higher is better: macro-F1 of the primary genre head, −MSE, or (multilabel)
- * micro-F1 at the best threshold of the grid, written to *threshold. */
+/* Validation score, higher is better: macro-F1 of the primary genre head (or −log-loss when
+ * asked), −MSE, or (multilabel) micro-F1 at the best threshold of the grid, written to *threshold. */
 static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t *pred, uint64_t *cm,
-                               double *threshold) {
+                               double *threshold, int log_loss) {
     const mlp *m = t->m;
     shard *sh = &t->sh[0];
     size_t step = t->batch / MLP_SHARDS + 1;
@@ -417,6 +416,7 @@ static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t
                 for (size_t c = 1; c < m->k; c++)
                     best = r[c] > r[best] ? c : best;
                 pred[s + i] = (int32_t)best;
+                sse -= log(fmax((double)r[t->data->y[rows[s + i]]], 1e-15)); /* log-loss, summed */
             } else {
                 double e = m->target_mean + m->target_scale * sh->reg_out[i] - t->data->target[rows[s + i]];
                 sse += e * e;
@@ -434,7 +434,7 @@ static double validation_score(trainer *t, const size_t *rows, size_t n, int32_t
         }
         return best;
     }
-    if (m->task != TB_TASK_CLASSIFY)
+    if (m->task != TB_TASK_CLASSIFY || log_loss)
         return -sse / (double)n;
     int32_t *truth = pred + n;
     for (size_t i = 0; i < n; i++)
@@ -659,7 +659,11 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
         goto fail;
     }
     size_t patience = p->early_stopping;
-    if (patience > 0 && p->validation_fraction > 0.0 && data->n >= 20) {
+    if (patience > 0 && data->val_rows && data->n_val > 0 && data->n_val < data->n) {
+        /* The caller chose the hold-out (the blend reuses it to weigh its members). */
+        if ((st = tb_split_named(data->n, data->val_rows, data->n_val, &fit, &n_fit, &val, &n_val)) != TB_OK)
+            goto fail;
+    } else if (patience > 0 && p->validation_fraction > 0.0 && data->n >= 20) {
         if (!(group = tb_malloc_n(data->n, sizeof *group))) {
             st = tb_error(TB_NOMEM, "out of memory");
             goto fail;
@@ -756,7 +760,7 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
         if (patience == 0)
             continue;
         double threshold = 0.5;
-        double score = validation_score(&t, val, n_val, pred, cm, &threshold);
+        double score = validation_score(&t, val, n_val, pred, cm, &threshold, p->stop_on_log_loss);
         if (score > best_score) {
             best_score = score;
             m->threshold = threshold;
@@ -933,6 +937,7 @@ static size_t mlp_epochs(const void *impl) { return ((const mlp *)impl)->epochs_
 
 const tb_model_ops tb_mlp_ops = {
     .kind = "mlp",
+    .early_stops = 1,
     .format_version = MLP_FORMAT,
     .multilabel = 1,
     .resolve = mlp_resolve,

@@ -30,7 +30,7 @@ typedef struct tb_train_data {
     const size_t *group;   /* optional: group (track) of each row, so internal hold-outs keep
                               a track's rows together; NULL = every row its own group */
     const size_t *val_rows; /* optional: rows to hold out for early stopping instead of drawing
-                              them (boosting; the other rows train) */
+                              them (families with early_stops; the other rows train) */
     size_t n_val;
     char *const *names;    /* optional: the d input names (mlp: key, mode, time_signature and
                               explicit become learned embeddings) */
@@ -66,6 +66,8 @@ typedef struct tb_train_params {
     double validation_fraction; /* 0.1: rows held out of training for early stopping */
     size_t sketch;           /* classes used to search splits; 0 = all up to 16, else 16 */
     double *loss_trace;      /* optional, n_rounds entries: training loss after each round */
+    /* blend */
+    const char *blend_with;  /* NULL = "rf": the family mixed with boosting (rf, extra, knn, linear, mlp) */
     /* k-nearest neighbours (knn) */
     size_t n_neighbors;      /* 0 = 15 */
     /* linear models (linear) */
@@ -82,6 +84,8 @@ typedef struct tb_train_params {
     double aux_weight;       /* 0 = single task; > 0: multi-task, the other head's loss weight */
     int numeric_bins;        /* -1 = 16: piecewise-linear encoding of each numeric input over this
                                 many training quantile bins, next to its value; 0 = the value only */
+    int stop_on_log_loss;    /* genre: early stopping scores validation log-loss instead of macro-F1
+                                (the blend asks it of an mlp partner: its probabilities are mixed) */
     /* all */
     uint64_t seed;           /* 42 */
     int threads;             /* 0 = all cores */
@@ -96,6 +100,7 @@ typedef struct tb_model_ops {
     uint16_t format_version;  /* of this family's section of the blob */
     int handles_missing;      /* 1: takes NaN inputs and routes them itself (no imputation) */
     int multilabel;           /* 1: trains and loads TB_TASK_MULTILABEL models */
+    int early_stops;          /* 1: takes tb_train_data.val_rows as its early-stopping hold-out */
     /* Optional: replaces the "family default" markers of p (0, -1, TB_EARLY_STOPPING_AUTO) with
      * the values this family trains with, so the defaults live in one place; train then gets
      * resolved parameters (tb_model_train calls it). */

@@ -2,6 +2,7 @@
  *   "TMBR" u16 major u16 minor str kind u32 n_features u8 task
  *   section pipeline | section labels (u32 n, n × str) | section model
  *   [1.1+] section calibration (empty when not calibrated)
+ *   [1.2+] section twins (empty when none)
  * where a section is a u32 byte length followed by its bytes. */
 #include "predictor.h"
 
@@ -19,6 +20,7 @@ tb_predictor *tb_predictor_free(tb_predictor *p) {
     tb_pipeline_free(p->pipeline);
     tb_model_free(p->model);
     tb_calibration_free(p->calibration);
+    tb_twins_free(p->twins);
     if (p->class_names)
         for (size_t i = 0; i < p->n_classes; i++)
             free(p->class_names[i]);
@@ -68,10 +70,22 @@ tb_status tb_predictor_set_calibration(tb_predictor *p, tb_calibration *c) {
     return TB_OK;
 }
 
+tb_status tb_predictor_set_twins(tb_predictor *p, tb_twins *t) {
+    if (p->model->task != TB_TASK_CLASSIFY || tb_twins_n_features(t) != p->pipeline->n_features ||
+        tb_twins_n_classes(t) != p->model->n_outputs) {
+        tb_twins_free(t);
+        return tb_error(TB_INVALID, "the twins do not fit the model");
+    }
+    tb_twins_free(p->twins);
+    p->twins = t;
+    return TB_OK;
+}
+
 void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out) {
     double x[1024]; /* MODEL_MAX_FEATURES: models refuse more at train and load time */
     tb_pipeline_transform(p->pipeline, raw, x);
     tb_model_predict(p->model, x, out);
+    tb_predictor_finish(p, raw, out);
 }
 
 double tb_predictor_sigma(const tb_predictor *p, const double *raw) {
@@ -102,6 +116,10 @@ tb_status tb_predictor_save(const tb_predictor *p, void **ret_blob, size_t *ret_
     at = tb_write_len_placeholder(&w);
     if (p->calibration)
         tb_calibration_save(p->calibration, &w);
+    tb_write_patch_len(&w, at);
+    at = tb_write_len_placeholder(&w);
+    if (p->twins)
+        tb_twins_save(p->twins, &w);
     tb_write_patch_len(&w, at);
     return tb_writer_finish(&w, ret_blob, ret_len);
 }
@@ -156,6 +174,16 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
         if (st == TB_OK && tb_reader_left(&sec) != 0)
             st = tb_error(TB_CORRUPT, "model blob: %zu unexpected bytes after the calibration", tb_reader_left(&sec));
     }
+    tb_twins *twins = NULL;
+    if (st == TB_OK && minor >= 2 && (st = tb_read_section(&r, &sec, "twins section")) == TB_OK &&
+        tb_reader_left(&sec) > 0) {
+        if (model->task != TB_TASK_CLASSIFY)
+            st = tb_error(TB_CORRUPT, "model blob: twins on a model that is not a genre model");
+        else
+            st = tb_twins_load(&sec, n_features, model->n_outputs, &twins);
+        if (st == TB_OK && tb_reader_left(&sec) != 0)
+            st = tb_error(TB_CORRUPT, "model blob: %zu unexpected bytes after the twins", tb_reader_left(&sec));
+    }
     if (st == TB_OK && tb_reader_left(&r) != 0)
         st = tb_error(TB_CORRUPT, "model blob: %zu unexpected trailing bytes", tb_reader_left(&r));
     if (st == TB_OK) {
@@ -165,6 +193,8 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
             model = NULL;
             p->calibration = cal;
             cal = NULL;
+            p->twins = twins;
+            twins = NULL;
         } else if (st == TB_INVALID) {
             st = tb_error(TB_CORRUPT, "model blob: %s", tb_error_message());
         }
@@ -173,6 +203,7 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
         free(names[i]);
     free(names);
     tb_calibration_free(cal);
+    tb_twins_free(twins);
     if (st != TB_OK)
         goto fail;
     free(kind);

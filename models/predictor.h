@@ -9,10 +9,11 @@
 #include "model.h"
 #include "pipeline.h"
 #include "status.h"
+#include "twins.h"
 
 #define TB_BLOB_MAGIC "TMBR"
 #define TB_BLOB_MAJOR 1
-#define TB_BLOB_MINOR 1 /* 1.1: an optional calibration section (conformal.h) */
+#define TB_BLOB_MINOR 2 /* 1.1: an optional calibration section (conformal.h); 1.2: optional twins (twins.h) */
 
 /* Owns pipeline, model and class names. Immutable once built or loaded: share across threads. */
 typedef struct tb_predictor {
@@ -21,6 +22,7 @@ typedef struct tb_predictor {
     size_t n_classes;  /* 0 for regression */
     char **class_names;
     tb_calibration *calibration; /* conformal sets / intervals; NULL when not calibrated */
+    tb_twins *twins;             /* genres of training rows with the same inputs; NULL when none */
 } tb_predictor;
 
 /* Takes ownership of pipeline and model; copies class_names (n_classes of them, none to regress). */
@@ -31,9 +33,19 @@ tb_predictor *tb_predictor_free(tb_predictor *p);
 /* Takes ownership of c (its task and sizes must fit the model; else TB_INVALID and c is freed). */
 tb_status tb_predictor_set_calibration(tb_predictor *p, tb_calibration *c);
 
+/* Takes ownership of t (a genre model's, with its feature and class counts; else TB_INVALID and t
+ * is freed). Set it before calibrating: the sets must see what predict returns. */
+tb_status tb_predictor_set_twins(tb_predictor *p, tb_twins *t);
+
 /* raw: n_features raw values in pipeline order (NaN = missing, imputed); out: n_outputs values.
  * No allocation; thread-safe. */
 void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out);
+/* The last step of predict, for callers that ran the model on many rows at once: out holds the
+ * model's outputs for this raw row. */
+static inline void tb_predictor_finish(const tb_predictor *p, const double *raw, double *out) {
+    if (p->twins)
+        tb_twins_apply(p->twins, raw, out);
+}
 
 /* Popularity: the calibration's difficulty σ for a raw row (1 when there is none). */
 double tb_predictor_sigma(const tb_predictor *p, const double *raw);

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
             "                         N epochs (10); 0 = off\n"
             "  --validation-fraction X  gbdt: training share held out for early stopping (0.1)\n"
             "  --sketch N             gbdt: classes that steer split search (all up to 16, else 16)\n"
+            "  --blend-with KIND      blend: the family mixed with boosting: rf (default), extra,\n"
+            "                         knn, linear or mlp\n"
             "  --neighbors N          knn: neighbours that vote (15)\n"
             "  --l1 X                 linear: popularity becomes the lasso, scikit-learn's\n"
             "                         Lasso(alpha=X); the genre model keeps its L2 penalty\n"
@@ -73,6 +75,10 @@ static void usage(FILE *f) {
             "                         calibrate conformal sets and intervals; 0 = none (0.1)\n"
             "  --raps-lambda X        RAPS penalty per rank beyond k-reg (0.01)\n"
             "  --raps-k-reg N         RAPS ranks free of penalty (2 up to 16 genres, else 5)\n"
+            "  --no-twins             genre: do not answer rows equal to training rows (every\n"
+            "                         input the same) with those rows' genres\n"
+            "  --twins-prior X        genre: weight of the model's probabilities beside the\n"
+            "                         twins' genre counts (0.1; 0 = the counts alone)\n"
             "  --label COL --id COL --popularity COL --artists COL --track-name COL\n"
             "                         column roles (default: detected by name)\n"
             "  --features a,b,c       exactly these input columns (default: the audio columns\n"
@@ -123,7 +129,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_FEATURES, O_REPORT, O_PREDICT, O_OUT, O_PROBA, O_LOG_LEVEL, O_NO_YEAR, O_CW, O_BOOT, O_NO_BOOT,
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
-        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1, O_PCA,
+        O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1, O_PCA, O_NO_TWINS, O_TWINS_PRIOR, O_BLEND_WITH,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
@@ -152,7 +158,8 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         {"epochs", required_argument, 0, O_EPOCHS}, {"weight-decay", required_argument, 0, O_WD},
         {"multitask", required_argument, 0, O_MULTITASK}, {"numeric-bins", required_argument, 0, O_BINS},
         {"multilabel", no_argument, 0, O_MULTILABEL}, {"l1", required_argument, 0, O_L1},
-        {"pca", required_argument, 0, O_PCA},
+        {"pca", required_argument, 0, O_PCA}, {"no-twins", no_argument, 0, O_NO_TWINS},
+        {"twins-prior", required_argument, 0, O_TWINS_PRIOR}, {"blend-with", required_argument, 0, O_BLEND_WITH},
         {"raps-lambda", required_argument, 0, O_RAPS_LAMBDA}, {"raps-k-reg", required_argument, 0, O_RAPS_KREG},
         {"embedding", required_argument, 0, O_EMBEDDING}, {"feature-weights", required_argument, 0, O_WEIGHTS},
         {"log-level", required_argument, 0, O_LOG_LEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
@@ -400,6 +407,22 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
                 return -1;
             if (c->opt.params.n_neighbors == 0 || c->opt.params.n_neighbors > 1000) {
                 tb_log(TB_LOG_ERROR, "--neighbors must be from 1 to 1000");
+                return -1;
+            }
+            break;
+        case O_NO_TWINS: c->opt.twins = 0; break;
+        case O_BLEND_WITH:
+            if (!tb_model_ops_find(optarg) || strcmp(optarg, "gbdt") == 0 || strcmp(optarg, "blend") == 0) {
+                tb_log(TB_LOG_ERROR, "--blend-with: '%s' is not rf, extra, knn, linear or mlp", optarg);
+                return -1;
+            }
+            c->opt.params.blend_with = optarg;
+            break;
+        case O_TWINS_PRIOR:
+            if (parse_double("--twins-prior", optarg, &c->opt.twins_prior))
+                return -1;
+            if (!(c->opt.twins_prior >= 0.0) || !isfinite(c->opt.twins_prior)) {
+                tb_log(TB_LOG_ERROR, "--twins-prior must be a finite number >= 0");
                 return -1;
             }
             break;

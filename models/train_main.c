@@ -78,6 +78,8 @@ int main(int argc, char **argv) {
     c.opt.test_fraction = 0.2;
     c.opt.calibration_fraction = 0.1;
     c.opt.raps_lambda = 0.01;
+    c.opt.twins = 1;
+    c.opt.twins_prior = 0.1;
     tb_train_params_default(&c.opt.params);
     c.ds_opt.derive_year = 1;
     int pr = tb_train_parse_args(argc, argv, &c);

@@ -95,8 +95,12 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(o, "colsample", p->colsample);
         cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
         cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
-        if (strcmp(r->kind, "blend") == 0)
-            cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
+        if (strcmp(r->kind, "blend") == 0) {
+            const char *with = p->blend_with ? p->blend_with : "rf";
+            cJSON_AddStringToObject(o, "blend_with", with);
+            if (strcmp(with, "rf") == 0 || strcmp(with, "extra") == 0)
+                cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
+        }
     } else {
         cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
         cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
@@ -112,6 +116,12 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddStringToObject(o, "class_weight", p->class_weight_balanced > 0    ? "balanced"
                                                    : p->class_weight_balanced == 0 ? "none"
                                                                                    : "forest balanced, boosting none");
+    const tb_twins *twins = r->predictor->twins;
+    if (twins) {
+        cJSON *t = cJSON_AddObjectToObject(o, "twins");
+        cJSON_AddNumberToObject(t, "prior", tb_twins_prior(twins));
+        cJSON_AddNumberToObject(t, "keys", (double)tb_twins_n_keys(twins));
+    }
     cJSON_AddNumberToObject(o, "seed", (double)p->seed);
     cJSON_AddStringToObject(o, "data", c->data);
     if (c->test)
@@ -317,6 +327,17 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
     cJSON_AddItemToObject(o, "cv", cv_json(r));
     if (r->n_calibration)
         cJSON_AddItemToObject(o, "conformal", conformal_json(r));
+    if (r->target == TB_TARGET_GENRE) {
+        cJSON *t = cJSON_AddObjectToObject(o, "twins");
+        cJSON_AddBoolToObject(t, "kept", r->predictor->twins != NULL);
+        cJSON_AddNumberToObject(t, "train_rows_with_twin", (double)r->twin_rows);
+        cJSON_AddNumberToObject(t, "agreement", r->twin_rows ? (double)r->twin_agree / (double)r->twin_rows : 0.0);
+        if (r->predictor->twins) {
+            cJSON_AddNumberToObject(t, "keys", (double)tb_twins_n_keys(r->predictor->twins));
+            cJSON_AddNumberToObject(t, "prior", tb_twins_prior(r->predictor->twins));
+            cJSON_AddNumberToObject(t, "test_rate", r->twin_rate);
+        }
+    }
     cJSON_AddNumberToObject(o, "model_id", (double)id);
     cJSON_AddNumberToObject(o, "version", version);
     return o;
@@ -341,6 +362,16 @@ void tb_train_log_result(const tb_task_result *r) {
                "trained in %.2fs, predicted in %.3fs",
                r->n_train, r->n_test, r->n_features, r->reg.rmse, r->reg.mae, r->reg.r2, r->reg.spearman,
                r->train_seconds, r->predict_seconds);
+    if (r->target == TB_TARGET_GENRE && r->predictor->twins)
+        tb_log(TB_LOG_INFO,
+               "genre: twins kept: %zu of %zu training rows with a twin under another track find their genre "
+               "there; %zu distinct inputs; %.1f%% of the test rows have a twin",
+               r->twin_agree, r->twin_rows, tb_twins_n_keys(r->predictor->twins), 100.0 * r->twin_rate);
+    else if (r->target == TB_TARGET_GENRE && r->twin_rows)
+        tb_log(TB_LOG_INFO,
+               "genre: twins dropped: only %zu of %zu training rows with a twin under another track find their "
+               "genre there",
+               r->twin_agree, r->twin_rows);
     if (r->cv_folds) {
         const char *const *names = r->target == TB_TARGET_GENRE ? genre_metric_names : pop_metric_names;
         int main_metric = r->target == TB_TARGET_GENRE ? 1 : 3;

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "json_number.h"
 #include "log.h"
 #include "pipeline.h"
 #include "split.h"
@@ -84,9 +85,26 @@ static tb_status usable_rows(const tb_dataset *ds, tb_target target, const size_
 
 /* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor; ds_group holds the
  * group of every ds row. */
+/* Twins for a genre predictor fitted on `train`, kept only when they name genres in this data:
+ * leaving each track out, at least half the rows that still have a twin find their genre among
+ * the twins' (see tb_twins_agreement). *ret_with_twin and *ret_agree say what was measured. */
+static tb_status attach_twins(tb_predictor *p, const tb_dataset *ds, const size_t *ds_group, const double *raw,
+                              size_t d, const size_t *train, size_t n_train, const tb_trainer_options *opt,
+                              size_t *ret_with_twin, size_t *ret_agree) {
+    tb_twins *twins = NULL;
+    tb_status st = tb_twins_build(raw, d, train, n_train, ds->y, ds->n_classes, opt->twins_prior, &twins);
+    if (st == TB_OK)
+        st = tb_twins_agreement(twins, raw, train, n_train, ds->y, ds_group, ret_with_twin, ret_agree);
+    if (st != TB_OK || *ret_with_twin == 0 || 2 * *ret_agree < *ret_with_twin) {
+        tb_twins_free(twins);
+        return st;
+    }
+    return tb_predictor_set_twins(p, twins);
+}
+
 static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, const double *raw, char **names, size_t d,
                                const size_t *train, size_t n_train, tb_target target, const tb_trainer_options *opt,
-                               int with_progress, tb_predictor **ret) {
+                               int with_progress, tb_predictor **ret, size_t *ret_twin_rows, size_t *ret_twin_agree) {
     tb_pipeline *pipeline = NULL;
     tb_model *model = NULL;
     double *X = NULL, *target_values = NULL;
@@ -162,6 +180,14 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
                           target == TB_TARGET_GENRE ? ds->n_classes : 0, ret);
     if (st == TB_OK)
         pipeline = NULL, model = NULL;
+    size_t with_twin = 0, agree = 0;
+    if (st == TB_OK && target == TB_TARGET_GENRE && opt->twins &&
+        (st = attach_twins(*ret, ds, ds_group, raw, d, train, n_train, opt, &with_twin, &agree)) != TB_OK)
+        *ret = tb_predictor_free(*ret);
+    if (ret_twin_rows) {
+        *ret_twin_rows = with_twin;
+        *ret_twin_agree = agree;
+    }
 out:
     tb_pipeline_free(pipeline);
     tb_model_free(model);
@@ -182,6 +208,9 @@ static tb_status predict_rows(const tb_predictor *p, const double *raw, const si
         return st;
     tb_model_predict_batch(p->model, X, n, threads, out);
     free(X);
+    size_t d = p->pipeline->n_features, k = p->model->n_outputs;
+    for (size_t i = 0; p->twins && i < n; i++)
+        tb_predictor_finish(p, raw + rows[i] * d, out + i * k);
     return TB_OK;
 }
 
@@ -248,7 +277,7 @@ static tb_status cross_validate(const tb_dataset *ds, const size_t *ds_group, co
                 fit[n_fit++] = train[i];
         }
         tb_predictor *p = NULL;
-        if ((st = fit_predictor(ds, ds_group, raw, names, d, fit, n_fit, target, opt, 0, &p)) != TB_OK)
+        if ((st = fit_predictor(ds, ds_group, raw, names, d, fit, n_fit, target, opt, 0, &p, NULL, NULL)) != TB_OK)
             break;
         size_t outs = p->model->n_outputs;
         free(pred);
@@ -304,6 +333,11 @@ static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const doubl
     res->predict_seconds = tb_now_seconds() - t0;
     res->n_test = n_test;
     res->n_conformal = 0;
+    const tb_twins *twins = res->predictor->twins;
+    size_t with_twin = 0, d = res->predictor->pipeline->n_features;
+    for (size_t i = 0; twins && i < n_test; i++)
+        with_twin += tb_twins_count(twins, raw + test[i] * d) > 0;
+    res->twin_rate = n_test ? (double)with_twin / (double)n_test : 0.0;
     if (st == TB_OK)
         st = score(ts, res->target, test, n_test, pred, &res->cls, &res->reg);
     if (st == TB_OK)
@@ -383,8 +417,8 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
     res->n_test = n_test;
     res->n_calibration = n_cal;
     double t0 = tb_now_seconds();
-    if ((st = fit_predictor(ds, split->group, raw, res->features, d, train, n_train, target, opt, 1,
-                            &res->predictor)) != TB_OK)
+    if ((st = fit_predictor(ds, split->group, raw, res->features, d, train, n_train, target, opt, 1, &res->predictor,
+                            &res->twin_rows, &res->twin_agree)) != TB_OK)
         goto out;
     res->train_seconds = tb_now_seconds() - t0;
     if (n_cal) {
@@ -588,12 +622,12 @@ static char *features_json(const tb_dataset *ds, size_t row) {
         return NULL;
     for (size_t j = 0; j < ds->n_features; j++) {
         double v = ds->X[row * ds->n_features + j];
-        if (!isnan(v))
-            cJSON_AddNumberToObject(obj, ds->feature_names[j], v);
+        if (isfinite(v)) /* exact: a catalog lookup must give the model what the file gave it */
+            cJSON_AddItemToObject(obj, ds->feature_names[j], tb_json_number(v));
     }
     const char *pop = tb_dataset_popularity_name(ds);
-    if (pop && !isnan(ds->popularity[row]) && !cJSON_GetObjectItemCaseSensitive(obj, pop))
-        cJSON_AddNumberToObject(obj, pop, ds->popularity[row]);
+    if (pop && isfinite(ds->popularity[row]) && !cJSON_GetObjectItemCaseSensitive(obj, pop))
+        cJSON_AddItemToObject(obj, pop, tb_json_number(ds->popularity[row]));
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     return s;

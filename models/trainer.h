@@ -26,6 +26,8 @@ typedef struct tb_trainer_options {
     double raps_lambda;          /* RAPS penalty (0.01) */
     size_t raps_k_reg;           /* RAPS free ranks; 0 = 2 up to 16 genres, else 5 */
     double pca;                  /* 0 = none; >= 1: principal components kept; in (0, 1): variance share */
+    int twins;                   /* genre: the training rows' genres answer rows with the same inputs */
+    double twins_prior;          /* weight of the model's probabilities beside the twins' counts */
 } tb_trainer_options;
 
 /* One line of the conformal table: genre sets (method lac, aps, aps-randomized, raps; marginal or
@@ -67,6 +69,9 @@ typedef struct tb_task_result {
     tb_multilabel_metrics ml;    /* multilabel: on the test tracks */
     double threshold;            /* multilabel: predicted-set threshold */
     size_t n_calibration;        /* rows held out of n_train's pool to calibrate (0: none) */
+    double twin_rate;            /* genre with twins: share of the test rows that have a twin */
+    size_t twin_rows, twin_agree; /* genre: training rows with a twin under another track, and those
+                                     whose genre a twin carries (twins are kept when ≥ half) */
     tb_conformal_row conformal[TB_CONFORMAL_MAX_ROWS];
     size_t n_conformal;
     size_t cv_folds;             /* 0 when not run */

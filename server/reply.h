@@ -6,19 +6,10 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "json_number.h"
 #include "status.h"
 
 struct tb_request;
-
-/* A JSON number that parses back to exactly v (cJSON's own printer may drop the last bit): 16
- * significant digits when they read back to v, else 17, trailing zeros dropped (0.1 is "0.1").
- * NULL for a non-finite v. */
-cJSON *tb_json_number(double v);
-/* The text of that number for a finite v (at most 25 characters). */
-void tb_format_double(double v, char out[32]);
-
-/* The same for an FP32 value: the shortest of %.6g..%.9g that reads back to exactly v. */
-cJSON *tb_json_float(float v);
 
 /* Sends `body` (consumed: deleted here) with `http_status`. */
 enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSON *body);

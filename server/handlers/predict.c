@@ -102,6 +102,9 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         cJSON_AddItemToObject(e, "probability", tb_json_number(proba[top[i]]));
         cJSON_AddItemToArray(list, e);
     }
+    size_t twins = p->twins ? tb_twins_count(p->twins, raw) : 0;
+    if (twins) /* training rows with exactly these inputs: their genres shaped the probabilities */
+        cJSON_AddItemToObject(o, "twins", tb_json_number((double)twins));
     free(proba);
     free(order);
     tb_add_common(o, m, imputed, track_id);

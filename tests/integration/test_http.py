@@ -179,6 +179,7 @@ def run(a, data, tmp):
     ivs = rep["popularity"]["conformal"]["intervals"]
     check(len(ivs) == 8 and {r["method"] for r in ivs} == {"absolute", "normalized"}
           and all(0.5 < r["coverage"] <= 1.0 and r["mean_width"] > 0 for r in ivs), f"interval table {ivs[:2]}")
+    check(g["twins"]["kept"] is False and g["twins"]["train_rows_with_twin"] == 0, f"no twins here {g['twins']}")
     check(0.3 < g["metrics"]["accuracy"] < 0.8, f"genre accuracy {g['metrics']['accuracy']}")
     check(g["cv"]["folds"] == 3 and 0.3 < g["cv"]["accuracy"]["mean"] < 0.8, "cv reported")
     check(abs(g["metrics"]["micro_f1"] - g["metrics"]["accuracy"]) < 1e-12, "micro-F1 equals accuracy")
@@ -245,6 +246,7 @@ def run(a, data, tmp):
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
     access_log_checks(proc.log_path)
 
+    twins_checks(a, paths, header, predict_rows, tmp)
     reload_checks(a, paths, db, tmp)
     limits_checks(a, db, tmp)
 
@@ -991,6 +993,54 @@ def exact_checks(c, header, predict_rows, pred_rows, kind):
     check(exact_genre == len(pred_rows), f"{kind}: genre over HTTP equals the trainer's ({exact_genre}/{len(pred_rows)})")
     check(exact_pop == len(pred_rows), f"{kind}: popularity over HTTP equals the trainer's ({exact_pop}/{len(pred_rows)})")
     return genre_model
+
+
+def twins_checks(a, paths, header, predict_rows, tmp):
+    """Twins: 300 training rows copied under new ids (same inputs, same genre) make twins that
+    agree, so the trainer keeps them; a served row whose inputs match training rows says how many
+    ("twins") and carries their genre at (count + 0.1 p) / (count + 0.1); rows never trained on
+    have none. (The plain music_genre slice has no twins under other ids: dropped, see run.)"""
+    with open(paths["train.csv"], newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    col = {name: i for i, name in enumerate(header)}
+    copies = [list(r) for r in rows[:300]]
+    for r in copies:
+        r[col["instance_id"]] += "-copy"
+    data, db, report = (os.path.join(tmp, n) for n in ("twins.csv", "twins.db", "twins.json"))
+    with open(data, "w", newline="") as f:
+        csv.writer(f).writerows([header] + rows + copies)
+    t = subprocess.run([a.trainer, "--data", data, "--db", db, "--task", "genre", "--model", "rf", "--trees", "10",
+                        "--threads", "2", "--report", report, "--log-level", "warn"], capture_output=True, text=True,
+                       timeout=120)
+    check(t.returncode == 0, f"twins trainer exit {t.returncode}: {t.stderr[-1000:]}")
+    if t.returncode != 0:
+        return
+    tw = json.load(open(report))["twins"]
+    check(tw["kept"] and tw["agreement"] == 1.0 and 100 < tw["train_rows_with_twin"] <= 600
+          and 0.0 < tw["test_rate"] < 1.0 and tw["prior"] == 0.1, f"twins report {tw}")
+    proc, port = start_server(a.server, db, tmp, ("--no-access-log",))
+    check(port is not None, "twins server started")
+    if port is None:
+        return
+    try:
+        c = Client(port)
+        feats = c.request("GET", "/v1/models")[1]["models"][0]["features"]
+        with_twin = 0
+        for r in rows[:60]:
+            s, b, _ = c.post("/v1/genre", {"features": {f: feature_value(r[col[f]]) for f in feats}})
+            n = b.get("twins", 0) if s == 200 else -1
+            if n:
+                with_twin += 1
+                top = b["probabilities"][0]
+                check(top["genre"] == r[col["music_genre"]] and top["probability"] >= n / (n + 0.1) - 1e-12,
+                      f"{n} twin(s) answer their genre: {b['probabilities'][:2]} for {r[col['music_genre']]}")
+        check(30 < with_twin <= 60, f"{with_twin} of 60 copied rows have twins")
+        unseen = [c.post("/v1/genre", {"features": {f: feature_value(r[col[f]]) for f in feats}})[1]
+                  for r in predict_rows]
+        check(all("twins" not in b for b in unseen), "rows never trained on have no twin")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
 
 
 def serve_checks(c, header, predict_rows, pred_rows, catalog_row):

@@ -1,6 +1,7 @@
 /* Every registered model family, for every task it learns: train a small model, publish it into a
  * real SQLite database as timbre-train does (pipeline + model blob), read it back as timbre-serve
- * does, and require bit-identical predictions on rows it was not trained on. */
+ * does, and require bit-identical predictions on rows it was not trained on, one by one and in a
+ * batch. The blend runs with every partner family. */
 #include <unistd.h>
 
 #include "check.h"
@@ -11,8 +12,8 @@
 
 enum { N = 400, D = 4, K = 3, PROBE = 50 };
 
-static int round_trip(tb_store *s, const char *kind, tb_task task, const double *X, const int32_t *y,
-                      const double *target, const uint8_t *labels) {
+static int round_trip(tb_store *s, const char *kind, const char *blend_with, tb_task task, const double *X,
+                      const int32_t *y, const double *target, const uint8_t *labels) {
     char *names[D] = {"danceability", "energy", "key", "tempo"};
     char *classes[K] = {"jazz", "pop", "rock"};
     size_t rows[N];
@@ -31,6 +32,7 @@ static int round_trip(tb_store *s, const char *kind, tb_task task, const double 
     p.hidden[0] = 16;
     p.n_hidden = 1;
     p.threads = 2;
+    p.blend_with = blend_with;
     tb_train_data data = {.X = Xt, .n = N - PROBE, .d = D, .task = task, .y = y, .n_classes = K, .target = target,
                           .labels = labels, .names = names};
     tb_model *m = NULL;
@@ -67,6 +69,17 @@ static int round_trip(tb_store *s, const char *kind, tb_task task, const double 
     }
     if (!ok)
         fprintf(stderr, "%s task %d: the SQLite round trip changed a prediction\n", kind, (int)task);
+    double *Xp = NULL, batch[PROBE * K], one[K];
+    if (ok && tb_pipeline_transform_rows(pred->pipeline, X, rows + N - PROBE, PROBE, &Xp) == TB_OK) {
+        tb_model_predict_batch(pred->model, Xp, PROBE, 2, batch);
+        for (size_t i = 0; ok && i < PROBE; i++) {
+            tb_model_predict(pred->model, Xp + i * D, one);
+            ok = memcmp(one, batch + i * outs, outs * sizeof *one) == 0;
+        }
+        if (!ok)
+            fprintf(stderr, "%s task %d: batch and single-row predictions differ\n", kind, (int)task);
+    }
+    free(Xp);
     tb_model_record_clear(&got);
     free(blob);
     free(Xt);
@@ -99,12 +112,20 @@ int main(void) {
     size_t families = 0;
     const tb_model_ops *ops;
     for (size_t f = 0; (ops = tb_model_ops_at(f)); f++, families++) {
-        CHECK(round_trip(s, ops->kind, TB_TASK_CLASSIFY, X, y, NULL, NULL));
-        CHECK(round_trip(s, ops->kind, TB_TASK_REGRESS, X, NULL, target, NULL));
+        CHECK(round_trip(s, ops->kind, NULL, TB_TASK_CLASSIFY, X, y, NULL, NULL));
+        CHECK(round_trip(s, ops->kind, NULL, TB_TASK_REGRESS, X, NULL, target, NULL));
         if (ops->multilabel)
-            CHECK(round_trip(s, ops->kind, TB_TASK_MULTILABEL, X, NULL, NULL, labels));
+            CHECK(round_trip(s, ops->kind, NULL, TB_TASK_MULTILABEL, X, NULL, NULL, labels));
     }
     CHECK(families == 7);
+    const char *partners[] = {"extra", "knn", "linear", "mlp"};
+    for (size_t i = 0; i < sizeof partners / sizeof *partners; i++) {
+        CHECK(round_trip(s, "blend", partners[i], TB_TASK_CLASSIFY, X, y, NULL, NULL));
+        CHECK(round_trip(s, "blend", partners[i], TB_TASK_REGRESS, X, NULL, target, NULL));
+    }
+    /* Boosting cannot partner itself, nor a blend a blend. */
+    CHECK(!round_trip(s, "blend", "gbdt", TB_TASK_CLASSIFY, X, y, NULL, NULL));
+    CHECK(strstr(tb_error_message(), "'gbdt' cannot be mixed with boosting") != NULL);
     tb_store_close(s);
     tb_test_remove_db(path);
     return tb_test_done();

@@ -147,7 +147,7 @@ int main(void) {
     CHECK_ERR(tb_predictor_load(bad, len, &back), TB_CORRUPT, "wrong magic");
     memcpy(bad, blob, len);
     bad[4] = 2;
-    CHECK_ERR(tb_predictor_load(bad, len, &back), TB_VERSION, "format 2.1; this binary reads format 1");
+    CHECK_ERR(tb_predictor_load(bad, len, &back), TB_VERSION, "format 2.2; this binary reads format 1");
     check_hostile_blobs(blob, len, 997, 300, 4, X, N, D, 9);
     free(bad);
     free(blob);

@@ -11,6 +11,17 @@ int main(void) {
     CHECK(n_groups == 4);
     CHECK(group[0] == 0 && group[1] == 1 && group[2] == 0 && group[3] == 2 && group[4] == 1 && group[5] == 3);
 
+    /* A named hold-out: repeats count once, both sides ascending, an index past the end refused. */
+    const size_t named[] = {4, 1, 4};
+    size_t *rest = NULL, *held = NULL, n_rest = 0, n_held = 0;
+    CHECK(tb_split_named(6, named, 3, &rest, &n_rest, &held, &n_held) == TB_OK);
+    CHECK(n_rest == 4 && n_held == 2);
+    CHECK(rest && held && rest[0] == 0 && rest[1] == 2 && rest[2] == 3 && rest[3] == 5 && held[0] == 1 && held[1] == 4);
+    free(rest);
+    free(held);
+    const size_t past[] = {2, 6};
+    CHECK_ERR(tb_split_named(6, past, 2, &rest, &n_rest, &held, &n_held), TB_INVALID, "held-out row 6 of 6");
+
     /* 1000 rows, 4 classes, ids shared by pairs of rows (like a track under two genres). */
     enum { N = 1000 };
     int32_t y[N];
