@@ -107,7 +107,9 @@ def run(args, tmp, name, df, label, audio, tr, te, groups):
         print(f"\n{name}: {len(tr)} train / {len(te)} test rows, audio features ({len(audio)}), {len(classes)} genres; "
               f"Timbre {rep['model']} {' '.join(flags)} accuracy {rep['metrics']['accuracy']:.4f}, log-loss "
               f"{rep['metrics']['log_loss']:.4f}, calibrated on {conf['calibration_rows']} rows"
-              + (f", twins for {100 * twins['test_rate']:.1f}% of the test rows" if twins else "")
+              + (f", twins for {100 * twins['test_rate']:.1f}% of the test rows" if twins and twins["kept"] else
+                 f", twins dropped ({twins['train_rows_with_twin']} training rows with one, "
+                 f"{100 * twins['agreement']:.1f}% agreeing)" if twins else "")
               + f"; scikit-learn RF calibrated on {n_cal}")
         print(f"{'alpha':<7}{'method':<16}{'mondrian':<10}{'coverage':>9}{'avg size':>10}{'empty %':>9}"
               f"{'worst genre':>13}")
