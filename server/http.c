@@ -40,6 +40,8 @@ struct tb_http {
     tb_metrics *metrics;
 };
 
+_Static_assert(sizeof(tb_request) < 1000, "tb_request stays under glibc's large-block size (request.h)");
+
 static snapshot *acquire(tb_http *h) {
     pthread_mutex_lock(&h->lock);
     snapshot *s = h->current;
@@ -185,7 +187,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         }
         if (req->body_len + n + 1 > req->body_cap) {
-            size_t cap = req->body_cap ? req->body_cap : 1024;
+            size_t cap = req->body_cap ? req->body_cap : 512; /* under 1 KiB: see request.h */
             while (cap < req->body_len + n + 1)
                 cap *= 2;
             char *p = realloc(req->body, cap);

@@ -11,6 +11,8 @@
 
 struct tb_metrics;
 
+/* Kept under 1 KiB: glibc serves smaller blocks from its fast lists, and a larger one would sweep
+ * them (malloc_consolidate) on every request. */
 typedef struct tb_request {
     struct MHD_Connection *conn;
     const tb_server_state *state;
@@ -19,7 +21,7 @@ typedef struct tb_request {
     const struct tb_limits *limits;
     size_t max_body;       /* this route's body limit, 0 when it takes none */
     const tb_route *route;
-    char param[256];       /* the {param} path segment, if the route has one */
+    char param[160];       /* the {param} path segment, if the route has one (ids are ≤ 128 bytes) */
     char allow[64];        /* Allow header for a 405, else "" */
     char *body;            /* NUL-terminated request body */
     size_t body_len, body_cap;
@@ -31,9 +33,9 @@ typedef struct tb_request {
     double start;          /* monotonic seconds at the first callback */
     double wall_start;     /* epoch seconds at the first callback, for the access log */
     char method[16];       /* for the access log */
-    char path[256];
+    char path[200];        /* for the access log; longer paths are cut */
     char forwarded_for[128]; /* X-Forwarded-For as received, "" when absent */
-    char cors_origin[256]; /* Access-Control-Allow-Origin to send ("" = none) */
+    char cors_origin[200]; /* Access-Control-Allow-Origin to send ("" = none; longer origins get none) */
     int v2_errors;         /* Open Inference Protocol route: errors as {"error": "message"} */
     char error_prefix[32]; /* "instances[3]" while a batch instance runs: errors name it */
 } tb_request;

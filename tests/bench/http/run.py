@@ -87,6 +87,8 @@ def main():
         t_sat, f_sat = rows[1][2]["rps"], rows[3][2]["rps"]
         rows.append(("timbre-serve", "POST /v1/genre, ~half rate", paced(t_url + "/v1/genre", GENRE_BODY, s, t_sat, 32)))
         rows.append(("FastAPI+uvicorn", "POST /v1/genre, ~half rate", paced(f_url + "/v1/genre", GENRE_BODY, s, f_sat, 8)))
+        # The floor of the machine and the HTTP layer: the bare route at the same pace.
+        rows.append(("timbre-serve", "GET /healthz, same pace", wrk(t_url + "/healthz", "", s, 32, rows[4][2]["pace_ms"])))
     finally:
         timbre.send_signal(signal.SIGTERM)
         fastapi.send_signal(signal.SIGTERM)
@@ -101,7 +103,8 @@ def main():
               f"{r['p99_us']:>9}{r['non2xx']:>8}{r['errors']:>7}")
     print(f"/v1/genre: timbre-serve {t_sat:.0f} req/s = {t_sat / f_sat:.0f}x FastAPI's {f_sat:.0f}; "
           f"{100 * t_sat / rows[0][2]['rps']:.0f}% of timbre-serve's /healthz rate; "
-          f"p99 at ~half rate {rows[4][2]['p99_us'] / 1000:.2f} ms")
+          f"p99 at ~half rate {rows[4][2]['p99_us'] / 1000:.2f} ms (/healthz at the same pace: "
+          f"{rows[6][2]['p99_us'] / 1000:.2f} ms)")
 
 
 if __name__ == "__main__":
