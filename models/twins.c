@@ -293,7 +293,8 @@ tb_status tb_twins_load(tb_reader *r, size_t d, size_t k, tb_twins **ret) {
         n_entries > TWINS_MAX_ROWS || n_entries < n_keys)
         return tb_error(TB_CORRUPT, "twins: %u features, %u classes, %u keys, %u entries do not fit the model", d32,
                         k32, n_keys, n_entries);
-    if ((st = tb_reader_expect(r, 8 * (size_t)n_keys * d + 4 * ((size_t)n_keys + 1 + 2 * (size_t)n_entries), 1, "twins")) != TB_OK)
+    size_t bytes = 8 * (size_t)n_keys * d + 4 * ((size_t)n_keys + 1 + 2 * (size_t)n_entries);
+    if ((st = tb_reader_expect(r, bytes, 1, "twins")) != TB_OK)
         return st;
     tb_twins *t = calloc(1, sizeof *t);
     if (!t)

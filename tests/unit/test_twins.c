@@ -12,8 +12,9 @@
 
 enum { N = 46, D = 3, K = 3 };
 
-/* Rows 0-2 are one input under two genres, rows 3-4 one input spelled with −0, the rest random. */
-static void make_rows(double *X, int32_t *y) {
+/* Rows 0-2 are one input under two genres, rows 3-4 one input spelled with −0, the rest random;
+ * rows lists them all. */
+static void make_rows(double *X, int32_t *y, size_t *rows) {
     const double fixed[6][D] = {{1, 2, 3}, {1, 2, 3}, {1, 2, 3}, {NAN, 0.0, 5}, {NAN, -0.0, 5}, {4, 5, 6}};
     const int32_t fixed_y[6] = {0, 1, 1, 2, 2, 0};
     tb_rng rng;
@@ -22,6 +23,7 @@ static void make_rows(double *X, int32_t *y) {
         for (size_t j = 0; j < D; j++)
             X[i * D + j] = i < 6 ? fixed[i][j] : 10.0 + tb_rng_uniform(&rng);
         y[i] = i < 6 ? fixed_y[i] : (int32_t)tb_rng_below(&rng, K);
+        rows[i] = i;
     }
 }
 
@@ -62,9 +64,7 @@ static void test_mix(void) {
     double X[N * D];
     int32_t y[N];
     size_t rows[N];
-    make_rows(X, y);
-    for (size_t i = 0; i < N; i++)
-        rows[i] = i;
+    make_rows(X, y, rows);
     tb_twins *t = NULL;
     CHECK(tb_twins_build(X, D, rows, N, y, K, 0.1, &t) == TB_OK);
     if (!t)
@@ -151,9 +151,7 @@ static void test_predictor(void) {
     double X[N * D];
     int32_t y[N];
     size_t rows[N];
-    make_rows(X, y);
-    for (size_t i = 0; i < N; i++)
-        rows[i] = i;
+    make_rows(X, y, rows);
     tb_train_params params;
     tb_train_params_default(&params);
     params.n_trees = 10;
