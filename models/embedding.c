@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "mlp.h"
+#include "predictor.h"
 
 /* ---------- "standardized": weighted standardized features ---------- */
 
@@ -225,6 +226,11 @@ tb_status tb_embedder_load(const void *blob, size_t len, tb_embedder **ret) {
     }
     if ((st = tb_read_section(&r, &sec, "pipeline section")) != TB_OK || (st = tb_pipeline_load(&sec, &pipeline)) != TB_OK)
         goto fail;
+    if (pipeline->n_features > TB_PREDICTOR_MAX_INPUTS) {
+        st = tb_error(TB_CORRUPT, "embedding blob: %zu inputs, at most %d", pipeline->n_features,
+                      TB_PREDICTOR_MAX_INPUTS);
+        goto fail;
+    }
     if (!(e = calloc(1, sizeof *e))) {
         st = tb_error(TB_NOMEM, "out of memory");
         goto fail;

@@ -31,6 +31,9 @@ tb_predictor *tb_predictor_free(tb_predictor *p) {
 
 tb_status tb_predictor_new(tb_pipeline *pipeline, tb_model *model, char *const *class_names, size_t n_classes,
                            tb_predictor **ret) {
+    if (pipeline->n_features > TB_PREDICTOR_MAX_INPUTS)
+        return tb_error(TB_INVALID, "%zu inputs: a model takes at most %d", pipeline->n_features,
+                        TB_PREDICTOR_MAX_INPUTS);
     if (pipeline->n_outputs != model->n_features ||
         (model->task != TB_TASK_REGRESS ? n_classes != model->n_outputs : n_classes != 0))
         return tb_error(TB_INVALID, "pipeline, model and labels disagree (%zu/%zu features, %zu/%zu outputs)",

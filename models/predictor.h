@@ -15,6 +15,9 @@
 #define TB_BLOB_MAJOR 1
 #define TB_BLOB_MINOR 2 /* 1.1: an optional calibration section (conformal.h); 1.2: optional twins (twins.h) */
 
+/* Raw inputs a predictor takes at most (refused beyond): callers size their buffers by it. */
+#define TB_PREDICTOR_MAX_INPUTS 1024
+
 /* Owns pipeline, model and class names. Immutable once built or loaded: share across threads. */
 typedef struct tb_predictor {
     tb_pipeline *pipeline;

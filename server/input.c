@@ -8,6 +8,7 @@
 
 #include "audio_features.h"
 #include "limits.h"
+#include "predictor.h"
 #include "reply.h"
 
 int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
@@ -122,6 +123,7 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
 /* Fills raw from a features object. From a client (strict): unknown names are errors. From the
  * catalog: names the model does not use are skipped. */
 static int fill_features(tb_request *req, const cJSON *features, const tb_pipeline *pl, double *raw, int strict) {
+    unsigned char seen[TB_PREDICTOR_MAX_INPUTS] = {0}; /* a name the model takes, given twice: refused */
     for (const cJSON *c = features->child; c; c = c->next) {
         if (strlen(c->string) > TB_MAX_FEATURE_NAME_BYTES)
             return tb_input_bad(req, "features", "a feature name is longer than the limit of 64 bytes");
@@ -132,6 +134,11 @@ static int fill_features(tb_request *req, const cJSON *features, const tb_pipeli
             tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", c->string,
                            "unknown feature '%s' (this model takes %zu features; see GET /v1/models)", c->string,
                            pl->n_features);
+            return 1;
+        }
+        if (seen[j]++) {
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", c->string, "feature '%.64s' appears twice",
+                           c->string);
             return 1;
         }
         if (feature_value(req, c, &raw[j]))
@@ -158,16 +165,11 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
     for (size_t j = 0; j < pl->n_features; j++)
         raw[j] = NAN;
     if (features) {
-        const char *dup;
         if (!cJSON_IsObject(features))
             return tb_input_bad(req, "features", "\"features\" must be an object of feature name to number");
         if (cJSON_GetArraySize(features) > TB_MAX_KEYS) {
             tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "features",
                            "\"features\" has more keys than the limit of %d", TB_MAX_KEYS);
-            return 1;
-        }
-        if (has_duplicate_keys(features, &dup)) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "feature '%.64s' appears twice", dup);
             return 1;
         }
         if (fill_features(req, features, pl, raw, 1))

@@ -104,7 +104,7 @@ static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
         tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "seed", "seed goes with \"randomized\": true");
         goto done;
     }
-    double raw[1024];
+    double raw[TB_PREDICTOR_MAX_INPUTS];
     if (tb_input_features(req, root, p->pipeline, raw, &imputed, track_id))
         goto done;
     size_t k = p->n_classes;

@@ -69,7 +69,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         return NULL;
     }
     cJSON *imputed = NULL;
-    double raw[1024], *proba;
+    double raw[TB_PREDICTOR_MAX_INPUTS], *proba;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
     const tb_predictor *p = m->predictor;
     if (tb_input_features(req, root, p->pipeline, raw, &imputed, track_id))
@@ -121,7 +121,7 @@ static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "alpha", "interval_method", NULL};
     const tb_served_model *m = req->state->popularity;
     cJSON *imputed = NULL;
-    double raw[1024], value, alpha = 0.0;
+    double raw[TB_PREDICTOR_MAX_INPUTS], value, alpha = 0.0;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
     tb_interval_method method = TB_INTERVAL_NORMALIZED;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "alpha");

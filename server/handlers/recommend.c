@@ -179,7 +179,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
         snprintf(track_id, sizeof track_id, "%s", id->valuestring);
         imputed = cJSON_CreateArray();
     } else {
-        double raw[1024];
+        double raw[TB_PREDICTOR_MAX_INPUTS];
         if (tb_input_features(req, root, x->embedder->pipeline, raw, &imputed, track_id))
             return NULL;
         tb_embedder_embed(x->embedder, raw, q);

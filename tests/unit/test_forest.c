@@ -61,10 +61,41 @@ static int blobs_equal(const tb_predictor *a, const tb_predictor *b) {
     return eq;
 }
 
+/* More raw inputs than a predictor takes (servers size buffers by the limit): refused even when
+ * PCA narrows them to what the model sees. */
+static void test_too_many_inputs(const double *X, const int32_t *y, const double *target) {
+    enum { WIDE = TB_PREDICTOR_MAX_INPUTS + 1, ROWS = 8 };
+    double *Xw = malloc(sizeof(double) * WIDE * ROWS);
+    char **names = malloc(sizeof *names * WIDE);
+    size_t rows[ROWS];
+    for (size_t i = 0; i < ROWS; i++)
+        rows[i] = i;
+    for (size_t j = 0; j < WIDE; j++) {
+        names[j] = malloc(16);
+        snprintf(names[j], 16, "f%zu", j);
+        for (size_t i = 0; i < ROWS; i++)
+            Xw[i * WIDE + j] = (double)((i * 7 + j * 3) % 11);
+    }
+    tb_pipeline *pl = NULL;
+    CHECK(tb_pipeline_fit(Xw, WIDE, names, rows, ROWS, &pl) == TB_OK);
+    CHECK(pl && tb_pipeline_fit_pca(pl, Xw, rows, ROWS, 3) == TB_OK && pl->n_outputs == D);
+    tb_model *m = train(X, y, target, TB_TASK_CLASSIFY, 1, 42, 2);
+    char *classes[K] = {"jazz", "pop", "rock"};
+    tb_predictor *p = NULL;
+    CHECK_ERR(tb_predictor_new(pl, m, classes, K, &p), TB_INVALID, "1025 inputs: a model takes at most 1024");
+    tb_pipeline_free(pl);
+    tb_model_free(m);
+    for (size_t j = 0; j < WIDE; j++)
+        free(names[j]);
+    free(names);
+    free(Xw);
+}
+
 int main(void) {
     static double X[N * D], target[N], proba[N * K], proba2[N * K];
     static int32_t y[N];
     make_data(X, y, target, 1);
+    test_too_many_inputs(X, y, target);
 
     /* A single unbootstrapped stump finds the midpoint between the classes. */
     {
