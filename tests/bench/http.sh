@@ -2,7 +2,7 @@
 # HTTP benchmark (not part of CI): wrk against timbre-serve and against FastAPI + uvicorn (2 workers)
 # serving scikit-learn's RandomForest trained on the same data, one after the other in one run.
 # Installs wrk, FastAPI, uvicorn and scikit-learn from Debian; builds Timbre (release).
-#   bash tests/bench/http.sh [--seconds 10]
+#   bash tests/bench/http.sh [--seconds 10] [--rounds 3]   (rounds interleave; medians reported)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ def main():
     ap.add_argument("--music-genre", required=True)
     ap.add_argument("--build", required=True)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="timbre-http-")
     db, peer_model = os.path.join(tmp, "timbre.db"), os.path.join(tmp, "peer.pkl")
@@ -80,15 +82,21 @@ def main():
         s = args.seconds
         t_url, f_url = f"http://127.0.0.1:{tport}", f"http://127.0.0.1:{fport}"
         rec_body = json.dumps({"track_id": track, "k": 10})
-        rows = [("timbre-serve", "GET /healthz", wrk(t_url + "/healthz", "", s, 32)),
-                ("timbre-serve", "POST /v1/genre", wrk(t_url + "/v1/genre", GENRE_BODY, s, 32)),
-                ("timbre-serve", "POST /v1/recommend", wrk(t_url + "/v1/recommend", rec_body, s, 32)),
-                ("FastAPI+uvicorn", "POST /v1/genre", wrk(f_url + "/v1/genre", GENRE_BODY, s, 32))]
-        t_sat, f_sat = rows[1][2]["rps"], rows[3][2]["rps"]
-        rows.append(("timbre-serve", "POST /v1/genre, ~half rate", paced(t_url + "/v1/genre", GENRE_BODY, s, t_sat, 32)))
-        rows.append(("FastAPI+uvicorn", "POST /v1/genre, ~half rate", paced(f_url + "/v1/genre", GENRE_BODY, s, f_sat, 8)))
-        # The floor of the machine and the HTTP layer: the bare route at the same pace.
-        rows.append(("timbre-serve", "GET /healthz, same pace", wrk(t_url + "/healthz", "", s, 32, rows[4][2]["pace_ms"])))
+        rounds = []
+        for _ in range(args.rounds):  # interleaved, so a noisy minute touches every row alike
+            rows = [("timbre-serve", "GET /healthz", wrk(t_url + "/healthz", "", s, 32)),
+                    ("timbre-serve", "POST /v1/genre", wrk(t_url + "/v1/genre", GENRE_BODY, s, 32)),
+                    ("timbre-serve", "POST /v1/recommend", wrk(t_url + "/v1/recommend", rec_body, s, 32)),
+                    ("FastAPI+uvicorn", "POST /v1/genre", wrk(f_url + "/v1/genre", GENRE_BODY, s, 32))]
+            t_sat, f_sat = rows[1][2]["rps"], rows[3][2]["rps"]
+            rows.append(("timbre-serve", "POST /v1/genre, ~half rate",
+                         paced(t_url + "/v1/genre", GENRE_BODY, s, t_sat, 32)))
+            rows.append(("FastAPI+uvicorn", "POST /v1/genre, ~half rate",
+                         paced(f_url + "/v1/genre", GENRE_BODY, s, f_sat, 8)))
+            # The floor of the machine and the HTTP layer: the bare route at the same pace.
+            rows.append(("timbre-serve", "GET /healthz, same pace",
+                         wrk(t_url + "/healthz", "", s, 32, rows[4][2]["pace_ms"])))
+            rounds.append(rows)
     finally:
         timbre.send_signal(signal.SIGTERM)
         fastapi.send_signal(signal.SIGTERM)
@@ -96,15 +104,24 @@ def main():
         fastapi.wait(timeout=30)
     print(f"HTTP benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; wrk 2 threads, {args.seconds} s a row; "
           "timbre-serve 2 threads (gbdt genre model), FastAPI + uvicorn 2 workers (scikit-learn RF(100))")
-    print(f"{'server':<17}{'route':<30}{'conns':>6}{'pace ms':>8}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'non-2xx':>8}"
-          f"{'errors':>7}")
-    for server, route, r in rows:
-        print(f"{server:<17}{route:<30}{r['connections']:>6}{r['pace_ms']:>8}{r['rps']:>11.0f}{r['p50_us']:>9}"
-              f"{r['p99_us']:>9}{r['non2xx']:>8}{r['errors']:>7}")
-    print(f"/v1/genre: timbre-serve {t_sat:.0f} req/s = {t_sat / f_sat:.0f}x FastAPI's {f_sat:.0f}; "
-          f"{100 * t_sat / rows[0][2]['rps']:.0f}% of timbre-serve's /healthz rate; "
-          f"p99 at ~half rate {rows[4][2]['p99_us'] / 1000:.2f} ms (/healthz at the same pace: "
-          f"{rows[6][2]['p99_us'] / 1000:.2f} ms)")
+    header = (f"{'server':<17}{'route':<30}{'conns':>6}{'pace ms':>8}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}"
+              f"{'non-2xx':>8}{'errors':>7}")
+    for n, rows in enumerate(rounds):
+        print(f"round {n + 1} of {len(rounds)}\n{header}")
+        for server, route, r in rows:
+            print(f"{server:<17}{route:<30}{r['connections']:>6}{r['pace_ms']:>8}{r['rps']:>11.0f}{r['p50_us']:>9}"
+                  f"{r['p99_us']:>9}{r['non2xx']:>8}{r['errors']:>7}")
+        t_sat, f_sat = rows[1][2]["rps"], rows[3][2]["rps"]
+        print(f"/v1/genre: timbre-serve {t_sat:.0f} req/s = {t_sat / f_sat:.0f}x FastAPI's {f_sat:.0f}; "
+              f"{100 * t_sat / rows[0][2]['rps']:.0f}% of timbre-serve's /healthz rate; "
+              f"p99 at ~half rate {rows[4][2]['p99_us'] / 1000:.2f} ms (/healthz at the same pace: "
+              f"{rows[6][2]['p99_us'] / 1000:.2f} ms)")
+    if len(rounds) > 1:
+        med = lambda i, key: statistics.median(r[i][2][key] for r in rounds)  # noqa: E731
+        print(f"medians of {len(rounds)} rounds: /v1/genre {med(1, 'rps'):.0f} req/s, FastAPI {med(3, 'rps'):.0f}, "
+              f"ratio of the rounds {statistics.median(r[1][2]['rps'] / r[3][2]['rps'] for r in rounds):.0f}x; "
+              f"/healthz {med(0, 'rps'):.0f}; p99 at ~half rate {med(4, 'p99_us') / 1000:.2f} ms "
+              f"(/healthz same pace {med(6, 'p99_us') / 1000:.2f} ms)")
 
 
 if __name__ == "__main__":
