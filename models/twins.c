@@ -1,7 +1,10 @@
 /* Twins: an open-addressing table over the distinct training rows; each key lists its classes
- * (increasing) with their row counts. The table is rebuilt at load from the stored keys. */
+ * (increasing) with their row counts. Keys are the inputs rounded to float: the tables' values
+ * have at most 7 significant digits, so this merges no two of them, and a KServe client's FP32
+ * tensor finds the same twins as a JSON client. The table is rebuilt at load from the keys. */
 #include "twins.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,23 +19,32 @@
 struct tb_twins {
     size_t d, k, n_keys;
     double prior;
-    double *keys;   /* n_keys × d canonical values */
+    float *keys;    /* n_keys × d canonical values */
     int32_t *start; /* n_keys + 1: key i's classes are cls[start[i] .. start[i+1]) */
     int32_t *cls, *count;
     uint32_t *slot; /* mask + 1 slots: key index + 1, 0 = empty */
     size_t mask;
 };
 
-/* One NaN, one zero: rows that print the same compare equal. */
-static inline double canonical(double v) { return v != v ? NAN : v == 0.0 ? 0.0 : v; }
+/* Rounded to float; one NaN, one zero, out-of-range values as infinities (a plain conversion of
+ * those would be undefined). */
+static inline float canonical(double v) {
+    if (v != v)
+        return NAN;
+    if (v == 0.0)
+        return 0.0f;
+    if (fabs(v) > FLT_MAX)
+        return v > 0 ? INFINITY : -INFINITY;
+    return (float)v;
+}
 
-static inline uint64_t bits(double v) {
-    uint64_t u;
+static inline uint32_t bits(float v) {
+    uint32_t u;
     memcpy(&u, &v, sizeof u);
     return u;
 }
 
-static uint64_t hash_row(const double *canon, size_t d) {
+static uint64_t hash_row(const float *canon, size_t d) {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ d;
     for (size_t j = 0; j < d; j++) {
         h = (h ^ bits(canon[j])) * 0xff51afd7ed558ccdULL;
@@ -42,7 +54,7 @@ static uint64_t hash_row(const double *canon, size_t d) {
     return h ^ (h >> 29);
 }
 
-static int same_row(const double *a, const double *b, size_t d) {
+static int same_row(const float *a, const float *b, size_t d) {
     for (size_t j = 0; j < d; j++)
         if (bits(a[j]) != bits(b[j]))
             return 0;
@@ -50,7 +62,7 @@ static int same_row(const double *a, const double *b, size_t d) {
 }
 
 /* The slot holding the key equal to canon, or the empty slot where it would go. */
-static size_t probe(const tb_twins *t, const double *canon) {
+static size_t probe(const tb_twins *t, const float *canon) {
     size_t s = (size_t)hash_row(canon, t->d) & t->mask;
     while (t->slot[s] && !same_row(t->keys + (size_t)(t->slot[s] - 1) * t->d, canon, t->d))
         s = (s + 1) & t->mask;
@@ -117,7 +129,7 @@ tb_status tb_twins_build(const double *raw, size_t d, const size_t *rows, size_t
             st = tb_error(TB_INVALID, "twins: row %zu has class %d of %zu", rows[i], (int)y[rows[i]], k);
             goto fail;
         }
-        double *canon = t->keys + t->n_keys * d; /* the next key's place, kept when new */
+        float *canon = t->keys + t->n_keys * d; /* the next key's place, kept when new */
         for (size_t j = 0; j < d; j++)
             canon[j] = canonical(raw[rows[i] * d + j]);
         size_t s = probe(t, canon);
@@ -157,7 +169,7 @@ fail:
 
 /* Index + 1 of the key equal to raw, 0 when none. */
 static size_t find(const tb_twins *t, const double *raw) {
-    double canon[TWINS_MAX_FEATURES];
+    float canon[TWINS_MAX_FEATURES];
     for (size_t j = 0; j < t->d; j++)
         canon[j] = canonical(raw[j]);
     return t->slot[probe(t, canon)];
@@ -255,7 +267,7 @@ void tb_twins_save(const tb_twins *t, tb_writer *w) {
     tb_write_f64(w, t->prior);
     tb_write_u32(w, (uint32_t)t->n_keys);
     tb_write_u32(w, (uint32_t)t->start[t->n_keys]);
-    tb_write_f64s(w, t->keys, t->n_keys * t->d);
+    tb_write_f32s(w, t->keys, t->n_keys * t->d);
     tb_write_i32s(w, t->start, t->n_keys + 1);
     tb_write_i32s(w, t->cls, (size_t)t->start[t->n_keys]);
     tb_write_i32s(w, t->count, (size_t)t->start[t->n_keys]);
@@ -293,7 +305,7 @@ tb_status tb_twins_load(tb_reader *r, size_t d, size_t k, tb_twins **ret) {
         n_entries > TWINS_MAX_ROWS || n_entries < n_keys)
         return tb_error(TB_CORRUPT, "twins: %u features, %u classes, %u keys, %u entries do not fit the model", d32,
                         k32, n_keys, n_entries);
-    size_t bytes = 8 * (size_t)n_keys * d + 4 * ((size_t)n_keys + 1 + 2 * (size_t)n_entries);
+    size_t bytes = 4 * ((size_t)n_keys * d + n_keys + 1 + 2 * (size_t)n_entries);
     if ((st = tb_reader_expect(r, bytes, 1, "twins")) != TB_OK)
         return st;
     tb_twins *t = calloc(1, sizeof *t);
@@ -303,14 +315,14 @@ tb_status tb_twins_load(tb_reader *r, size_t d, size_t k, tb_twins **ret) {
     t->k = k;
     t->prior = prior;
     t->n_keys = n_keys;
-    if ((st = tb_read_f64s(r, &t->keys, (size_t)n_keys * d, "twin keys")) != TB_OK ||
+    if ((st = tb_read_f32s(r, &t->keys, (size_t)n_keys * d, "twin keys")) != TB_OK ||
         (st = tb_read_i32s(r, &t->start, (size_t)n_keys + 1, "twin offsets")) != TB_OK ||
         (st = tb_read_i32s(r, &t->cls, n_entries, "twin classes")) != TB_OK ||
         (st = tb_read_i32s(r, &t->count, n_entries, "twin counts")) != TB_OK ||
         (st = check_entries(t, n_entries)) != TB_OK || (st = alloc_slots(t, n_keys)) != TB_OK)
         goto fail;
     for (size_t i = 0; i < n_keys; i++) {
-        const double *key = t->keys + i * d;
+        const float *key = t->keys + i * d;
         for (size_t j = 0; j < d; j++)
             if (bits(key[j]) != bits(canonical(key[j]))) {
                 st = tb_error(TB_CORRUPT, "twins: key %zu is not in canonical form", i);

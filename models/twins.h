@@ -5,7 +5,8 @@
  *     p_c = (count_c + prior · model_c) / (n + prior),   n = Σ count_c.
  * A genre model's probabilities for a known recording then say what it was labelled, and its
  * conformal sets shrink (the calibration sees the same rule). Keys are the raw inputs in pipeline
- * order, before imputation, with every NaN one value and −0 equal to +0. */
+ * order, before imputation, rounded to float (an FP32 client finds the same twins), with every NaN
+ * one value and −0 equal to +0. */
 #ifndef TB_TWINS_H
 #define TB_TWINS_H
 

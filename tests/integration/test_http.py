@@ -1035,6 +1035,18 @@ def twins_checks(a, paths, header, predict_rows, tmp):
                 check(top["genre"] == r[col["music_genre"]] and top["probability"] >= n / (n + 0.1) - 1e-12,
                       f"{n} twin(s) answer their genre: {b['probabilities'][:2]} for {r[col['music_genre']]}")
         check(30 < with_twin <= 60, f"{with_twin} of 60 copied rows have twins")
+        # An FP32 tensor (Open Inference Protocol) finds the same twins: keys are float-rounded.
+        rows8 = rows[:8]
+        data = [[numeric_value(f, r[col[f]]) for f in feats] for r in rows8]
+        s, b, _ = c.post("/v2/models/genre/infer", {"inputs": [{"name": "input", "shape": [8, len(feats)],
+                                                                "datatype": "FP32", "data": data}]})
+        classes = c.request("GET", "/v1/models")[1]["models"][0]["classes"]
+        ok = s == 200
+        for i, r in enumerate(rows8 if ok else []):
+            one = c.post("/v1/genre", {"features": {f: feature_value(r[col[f]]) for f in feats}})[1]
+            ok &= all(abs(b["outputs"][0]["data"][i * len(classes) + classes.index(e["genre"])] - e["probability"]) < 1e-6
+                      for e in one["probabilities"])
+        check(ok, f"v2 infer (FP32) equals /v1/genre on rows with twins: {s}")
         unseen = [c.post("/v1/genre", {"features": {f: feature_value(r[col[f]]) for f in feats}})[1]
                   for r in predict_rows]
         check(all("twins" not in b for b in unseen), "rows never trained on have no twin")

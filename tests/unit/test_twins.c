@@ -36,7 +36,7 @@ static tb_twins *load_bytes(const void *data, size_t len, size_t d, size_t k, tb
 }
 
 /* A twins section written by hand: one class list per key. */
-static tb_status load_handmade(const double *keys, size_t n_keys, const int32_t *start, const int32_t *cls,
+static tb_status load_handmade(const float *keys, size_t n_keys, const int32_t *start, const int32_t *cls,
                                const int32_t *count, size_t n_entries) {
     tb_writer w;
     tb_writer_init(&w);
@@ -46,7 +46,7 @@ static tb_status load_handmade(const double *keys, size_t n_keys, const int32_t 
     tb_write_f64(&w, 0.1);
     tb_write_u32(&w, (uint32_t)n_keys);
     tb_write_u32(&w, (uint32_t)n_entries);
-    tb_write_f64s(&w, keys, n_keys);
+    tb_write_f32s(&w, keys, n_keys);
     tb_write_i32s(&w, start, n_keys + 1);
     tb_write_i32s(&w, cls, n_entries);
     tb_write_i32s(&w, count, n_entries);
@@ -70,8 +70,11 @@ static void test_mix(void) {
     if (!t)
         return;
     CHECK(tb_twins_n_keys(t) == N - 3);
-    const double q123[D] = {1, 2, 3}, qnan[D] = {NAN, -0.0, 5}, qnear[D] = {1, 2, 3.0000000000000004};
+    /* Keys compare at float precision: 1 + 1e-10 is 1 there, 3.0000005 is not 3. */
+    const double q123[D] = {1, 2, 3}, qnan[D] = {NAN, -0.0, 5}, qnear[D] = {1, 2, 3.0000005};
+    const double qfloat[D] = {1.0000000001, 2, 3};
     CHECK(tb_twins_count(t, q123) == 3);
+    CHECK(tb_twins_count(t, qfloat) == 3);
     CHECK(tb_twins_count(t, qnan) == 2);
     CHECK(tb_twins_count(t, qnear) == 0);
 
@@ -131,10 +134,10 @@ static void test_mix(void) {
 }
 
 static void test_hostile_sections(void) {
-    const double keys[2] = {1.0, 2.0};
+    const float keys[2] = {1.0f, 2.0f};
     const int32_t start[3] = {0, 1, 3}, cls[3] = {0, 1, 2}, count[3] = {1, 2, 1};
     CHECK(load_handmade(keys, 2, start, cls, count, 3) == TB_OK);
-    const double same[2] = {2.0, 2.0}, negzero[2] = {1.0, -0.0};
+    const float same[2] = {2.0f, 2.0f}, negzero[2] = {1.0f, -0.0f};
     CHECK_ERR(load_handmade(same, 2, start, cls, count, 3), TB_CORRUPT, "repeats key 0");
     CHECK_ERR(load_handmade(negzero, 2, start, cls, count, 3), TB_CORRUPT, "canonical");
     const int32_t bad_cls[3] = {0, 2, 1}, big_cls[3] = {0, 1, K}, zero_count[3] = {1, 0, 1};
