@@ -82,6 +82,10 @@ def main():
         s = args.seconds
         t_url, f_url = f"http://127.0.0.1:{tport}", f"http://127.0.0.1:{fport}"
         rec_body = json.dumps({"track_id": track, "k": 10})
+        # Warm both servers first (not reported): FastAPI's first seconds ran at half its later rate
+        # (workers paging in the pickled forest), which flattered the first round's ratio.
+        wrk(t_url + "/v1/genre", GENRE_BODY, 3, 32)
+        wrk(f_url + "/v1/genre", GENRE_BODY, 5, 32)
         rounds = []
         for _ in range(args.rounds):  # interleaved, so a noisy minute touches every row alike
             rows = [("timbre-serve", "GET /healthz", wrk(t_url + "/healthz", "", s, 32)),
