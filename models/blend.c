@@ -79,10 +79,10 @@ static size_t blend_n_trees(const void *impl) {
     return partner + b->boost->ops->n_trees(b->boost->impl);
 }
 
-/* Loss of the mix on the validation rows. Genres beside a forest: errors first (the forest's
- * near-0/1 leaf probabilities make log-loss shun it even where it votes better), log-loss to break
- * ties; beside a smooth partner: log-loss, which is what conformal sets and top-k lists rank by.
- * Popularity: squared error. */
+/* Loss of the mix on the validation rows. Genres beside a partner that votes (forest, knn):
+ * errors first (its near-0/1 vote shares make log-loss shun it even where it votes better),
+ * log-loss to break ties; beside a smooth partner (linear, mlp): log-loss, which is what
+ * conformal sets and top-k lists rank by. Popularity: squared error. */
 static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_val, size_t k, const double *pf,
                        const double *pb, double w, int by_errors) {
     double loss = 0.0;
@@ -183,7 +183,8 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
     tb_model_predict_batch(b->boost, Xv, n_val, p->threads, pb);
     double best = INFINITY;
     for (int step = 0; step <= BLEND_STEPS; step++) {
-        double w = (double)step / BLEND_STEPS, loss = mix_loss(data, val, n_val, k, pf, pb, w, b->is_forest);
+        double w = (double)step / BLEND_STEPS;
+        double loss = mix_loss(data, val, n_val, k, pf, pb, w, b->is_forest || strcmp(partner, "knn") == 0);
         if (loss < best) {
             best = loss;
             b->w = w;
