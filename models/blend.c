@@ -2,8 +2,9 @@
  * another) trained on the same rows, their predictions mixed as w·partner + (1−w)·boosting. They
  * err differently (averaged deep trees, or a network's smooth surface, against additive shallow
  * trees), so the mix beats both where each alone plateaus. w is chosen on a held-out share
- * (grouped by track, stratified by genre) that also serves boosting's early stopping; the partner
- * trains on the remaining rows. The partner is saved with its kind, so blobs say what they hold. */
+ * (grouped by track, stratified by genre) that also serves boosting's early stopping; a partner
+ * that early-stops (mlp) stops on it too and trains on every row, any other trains on the rest.
+ * The partner is saved with its kind, so blobs say what they hold. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,9 @@ static void blend_predict_block(const void *impl, const double *x, size_t n, dou
 
 static int forest_kind(const char *kind) { return strcmp(kind, "rf") == 0 || strcmp(kind, "extra") == 0; }
 
-/* A family that can stand beside boosting: trained, neither boosting itself nor a blend. */
-static tb_status check_partner(const char *kind, tb_task task) {
-    const tb_model_ops *ops = tb_model_ops_find(kind);
-    if (!ops || strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0 || (task == TB_TASK_MULTILABEL && !ops->multilabel))
+/* A family that can stand beside boosting: registered, neither boosting itself nor a blend. */
+static tb_status check_partner(const char *kind) {
+    if (!tb_model_ops_find(kind) || strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0)
         return tb_error(TB_INVALID, "blend: '%s' cannot be mixed with boosting (rf, extra, knn, linear, mlp can)", kind);
     return TB_OK;
 }
@@ -117,7 +117,8 @@ static void blend_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
 
 static tb_status blend_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
     const char *partner = p->blend_with ? p->blend_with : "rf";
-    tb_status st = check_partner(partner, data->task);
+    tb_status st = check_partner(partner);
+    int early_stops = tb_model_ops_find(partner)->early_stops;
     if (st != TB_OK)
         return st;
     size_t n = data->n, d = data->d, k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
@@ -153,8 +154,9 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
     boost_data.n_val = n_val;
     if ((st = tb_model_train("gbdt", &boost_data, p, &b->boost)) != TB_OK)
         goto out;
-    /* The partner trains on the same non-validation rows (copied: a forest wants them contiguous). */
-    for (size_t i = 0; i < n_fit; i++) {
+    /* Any other partner trains on the same non-validation rows (copied: a forest wants them
+     * contiguous). */
+    for (size_t i = 0; !early_stops && i < n_fit; i++) {
         memcpy(Xf + i * d, data->X + fit[i] * d, d * sizeof *Xf);
         if (yf)
             yf[i] = data->y[fit[i]];
@@ -165,7 +167,7 @@ static tb_status blend_train(const tb_train_data *data, const tb_train_params *p
     }
     tb_train_data forest_data = {.X = Xf, .n = n_fit, .d = d, .task = data->task, .y = yf,
                                  .n_classes = data->n_classes, .target = tf, .group = gf, .names = data->names};
-    if (tb_model_ops_find(partner)->early_stops) /* like boosting: every row, stopping on the validation rows */
+    if (early_stops) /* like boosting: every row, stopping on the validation rows */
         forest_data = boost_data;
     tb_train_params fp = *p;
     fp.progress = NULL;
@@ -230,7 +232,7 @@ static tb_status blend_load(tb_reader *r, tb_task task, size_t n_features, size_
         st = tb_model_load(r, &b->forest);
     if (st == TB_OK)
         st = tb_model_load(r, &b->boost);
-    if (st == TB_OK && check_partner(b->forest->ops->kind, task) != TB_OK)
+    if (st == TB_OK && check_partner(b->forest->ops->kind) != TB_OK)
         st = tb_error(TB_CORRUPT, "blend: a %s cannot be a partner", b->forest->ops->kind);
     if (st == TB_OK &&
         (strcmp(b->boost->ops->kind, "gbdt") != 0 ||

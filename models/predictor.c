@@ -84,11 +84,11 @@ tb_status tb_predictor_set_twins(tb_predictor *p, tb_twins *t) {
     return TB_OK;
 }
 
-void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out) {
+size_t tb_predictor_predict(const tb_predictor *p, const double *raw, double *out) {
     double x[1024]; /* MODEL_MAX_FEATURES: models refuse more at train and load time */
     tb_pipeline_transform(p->pipeline, raw, x);
     tb_model_predict(p->model, x, out);
-    tb_predictor_finish(p, raw, out);
+    return tb_predictor_finish(p, raw, out);
 }
 
 double tb_predictor_sigma(const tb_predictor *p, const double *raw) {

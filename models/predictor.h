@@ -41,13 +41,13 @@ tb_status tb_predictor_set_calibration(tb_predictor *p, tb_calibration *c);
 tb_status tb_predictor_set_twins(tb_predictor *p, tb_twins *t);
 
 /* raw: n_features raw values in pipeline order (NaN = missing, imputed); out: n_outputs values.
- * No allocation; thread-safe. */
-void tb_predictor_predict(const tb_predictor *p, const double *raw, double *out);
+ * Returns the training rows with these inputs whose genres were mixed in (0 for most rows and
+ * every model without twins). No allocation; thread-safe. */
+size_t tb_predictor_predict(const tb_predictor *p, const double *raw, double *out);
 /* The last step of predict, for callers that ran the model on many rows at once: out holds the
- * model's outputs for this raw row. */
-static inline void tb_predictor_finish(const tb_predictor *p, const double *raw, double *out) {
-    if (p->twins)
-        tb_twins_apply(p->twins, raw, out);
+ * model's outputs for this raw row. Returns as predict does. */
+static inline size_t tb_predictor_finish(const tb_predictor *p, const double *raw, double *out) {
+    return p->twins ? tb_twins_apply(p->twins, raw, out) : 0;
 }
 
 /* Popularity: the calibration's difficulty σ for a raw row (1 when there is none). */

@@ -49,6 +49,22 @@ static cJSON *cv_json(const tb_task_result *r) {
     return cv;
 }
 
+/* Genre: whether twins were kept, what decided it, and (kept) their size and test share; in the
+ * report and in the published model's params alike. */
+static cJSON *twins_json(const tb_task_result *r) {
+    const tb_twins *twins = r->predictor->twins;
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddBoolToObject(t, "kept", twins != NULL);
+    cJSON_AddNumberToObject(t, "train_rows_with_twin", (double)r->twin_rows);
+    cJSON_AddNumberToObject(t, "agreement", r->twin_rows ? (double)r->twin_agree / (double)r->twin_rows : 0.0);
+    if (twins) {
+        cJSON_AddNumberToObject(t, "keys", (double)tb_twins_n_keys(twins));
+        cJSON_AddNumberToObject(t, "prior", tb_twins_prior(twins));
+        cJSON_AddNumberToObject(t, "test_rate", r->twin_rate);
+    }
+    return t;
+}
+
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
     /* The values the family trained with, its defaults filled in by the family itself. */
     tb_train_params resolved = c->opt.params;
@@ -116,12 +132,8 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddStringToObject(o, "class_weight", p->class_weight_balanced > 0    ? "balanced"
                                                    : p->class_weight_balanced == 0 ? "none"
                                                                                    : "forest balanced, boosting none");
-    const tb_twins *twins = r->predictor->twins;
-    if (twins) {
-        cJSON *t = cJSON_AddObjectToObject(o, "twins");
-        cJSON_AddNumberToObject(t, "prior", tb_twins_prior(twins));
-        cJSON_AddNumberToObject(t, "keys", (double)tb_twins_n_keys(twins));
-    }
+    if (r->target == TB_TARGET_GENRE)
+        cJSON_AddItemToObject(o, "twins", twins_json(r));
     cJSON_AddNumberToObject(o, "seed", (double)p->seed);
     cJSON_AddStringToObject(o, "data", c->data);
     if (c->test)
@@ -327,17 +339,8 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
     cJSON_AddItemToObject(o, "cv", cv_json(r));
     if (r->n_calibration)
         cJSON_AddItemToObject(o, "conformal", conformal_json(r));
-    if (r->target == TB_TARGET_GENRE) {
-        cJSON *t = cJSON_AddObjectToObject(o, "twins");
-        cJSON_AddBoolToObject(t, "kept", r->predictor->twins != NULL);
-        cJSON_AddNumberToObject(t, "train_rows_with_twin", (double)r->twin_rows);
-        cJSON_AddNumberToObject(t, "agreement", r->twin_rows ? (double)r->twin_agree / (double)r->twin_rows : 0.0);
-        if (r->predictor->twins) {
-            cJSON_AddNumberToObject(t, "keys", (double)tb_twins_n_keys(r->predictor->twins));
-            cJSON_AddNumberToObject(t, "prior", tb_twins_prior(r->predictor->twins));
-            cJSON_AddNumberToObject(t, "test_rate", r->twin_rate);
-        }
-    }
+    if (r->target == TB_TARGET_GENRE)
+        cJSON_AddItemToObject(o, "twins", twins_json(r));
     cJSON_AddNumberToObject(o, "model_id", (double)id);
     cJSON_AddNumberToObject(o, "version", version);
     return o;

@@ -83,8 +83,6 @@ static tb_status usable_rows(const tb_dataset *ds, tb_target target, const size_
     return TB_OK;
 }
 
-/* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor; ds_group holds the
- * group of every ds row. */
 /* Twins for a genre predictor fitted on `train`, kept only when they name genres in this data:
  * leaving each track out, at least half the rows that still have a twin find their genre among
  * the twins' (see tb_twins_agreement). *ret_with_twin and *ret_agree say what was measured. */
@@ -102,6 +100,9 @@ static tb_status attach_twins(tb_predictor *p, const tb_dataset *ds, const size_
     return tb_predictor_set_twins(p, twins);
 }
 
+/* Fits pipeline + model on `train` rows of (ds, raw) and returns a predictor; ds_group holds the
+ * group of every ds row. Genre: *ret_twin_rows / *ret_twin_agree (may be NULL) get what
+ * attach_twins measured. */
 static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, const double *raw, char **names, size_t d,
                                const size_t *train, size_t n_train, tb_target target, const tb_trainer_options *opt,
                                int with_progress, tb_predictor **ret, size_t *ret_twin_rows, size_t *ret_twin_agree) {
@@ -199,18 +200,21 @@ out:
 }
 
 /* Predicts `rows` of raw (pipeline, then the model in cache-friendly blocks); out is
- * n × n_outputs. Same numbers as tb_predictor_predict row by row. */
+ * n × n_outputs. Same numbers as tb_predictor_predict row by row. *ret_with_twin (may be NULL):
+ * how many rows twins answered. */
 static tb_status predict_rows(const tb_predictor *p, const double *raw, const size_t *rows, size_t n, int threads,
-                              double *out) {
+                              double *out, size_t *ret_with_twin) {
     double *X;
     tb_status st = tb_pipeline_transform_rows(p->pipeline, raw, rows, n, &X);
     if (st != TB_OK)
         return st;
     tb_model_predict_batch(p->model, X, n, threads, out);
     free(X);
-    size_t d = p->pipeline->n_features, k = p->model->n_outputs;
+    size_t d = p->pipeline->n_features, k = p->model->n_outputs, with_twin = 0;
     for (size_t i = 0; p->twins && i < n; i++)
-        tb_predictor_finish(p, raw + rows[i] * d, out + i * k);
+        with_twin += tb_predictor_finish(p, raw + rows[i] * d, out + i * k) > 0;
+    if (ret_with_twin)
+        *ret_with_twin = with_twin;
     return TB_OK;
 }
 
@@ -287,7 +291,7 @@ static tb_status cross_validate(const tb_dataset *ds, const size_t *ds_group, co
             st = tb_error(TB_NOMEM, "out of memory");
             break;
         }
-        st = predict_rows(p, raw, hold, n_hold, opt->threads, pred);
+        st = predict_rows(p, raw, hold, n_hold, opt->threads, pred, NULL);
         tb_predictor_free(p);
         if (st != TB_OK)
             break;
@@ -329,14 +333,11 @@ static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const doubl
     if (!pred)
         return tb_error(TB_NOMEM, "out of memory");
     double t0 = tb_now_seconds();
-    tb_status st = predict_rows(res->predictor, raw, test, n_test, threads, pred);
+    size_t with_twin = 0;
+    tb_status st = predict_rows(res->predictor, raw, test, n_test, threads, pred, &with_twin);
     res->predict_seconds = tb_now_seconds() - t0;
     res->n_test = n_test;
     res->n_conformal = 0;
-    const tb_twins *twins = res->predictor->twins;
-    size_t with_twin = 0, d = res->predictor->pipeline->n_features;
-    for (size_t i = 0; twins && i < n_test; i++)
-        with_twin += tb_twins_count(twins, raw + test[i] * d) > 0;
     res->twin_rate = n_test ? (double)with_twin / (double)n_test : 0.0;
     if (st == TB_OK)
         st = score(ts, res->target, test, n_test, pred, &res->cls, &res->reg);
@@ -428,7 +429,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
             st = tb_error(TB_NOMEM, "out of memory");
             goto out;
         }
-        st = predict_rows(res->predictor, raw, cal, n_cal, opt->threads, pred_cal);
+        st = predict_rows(res->predictor, raw, cal, n_cal, opt->threads, pred_cal, NULL);
         if (st == TB_OK)
             st = tb_trainer_calibrate(res->predictor, ds, split->group, raw, cal, n_cal, pred_cal, target, opt);
         free(pred_cal);
@@ -561,7 +562,7 @@ tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds
     }
     for (size_t i = 0; i < n; i++)
         rows[i] = i;
-    st = predict_rows(p, raw, rows, n, threads, out);
+    st = predict_rows(p, raw, rows, n, threads, out, NULL);
     free(raw);
     free(rows);
     if (st != TB_OK) {

@@ -175,28 +175,25 @@ static size_t find(const tb_twins *t, const double *raw) {
     return t->slot[probe(t, canon)];
 }
 
-size_t tb_twins_count(const tb_twins *t, const double *raw) {
-    size_t i = find(t, raw);
-    if (!i--)
-        return 0;
+/* Training rows with key i, over all its classes. */
+static size_t key_rows(const tb_twins *t, size_t i) {
     size_t total = 0;
     for (int32_t e = t->start[i]; e < t->start[i + 1]; e++)
         total += (size_t)t->count[e];
     return total;
 }
 
-void tb_twins_apply(const tb_twins *t, const double *raw, double *proba) {
+size_t tb_twins_apply(const tb_twins *t, const double *raw, double *proba) {
     size_t i = find(t, raw);
     if (!i--)
-        return;
-    double total = 0.0;
-    for (int32_t e = t->start[i]; e < t->start[i + 1]; e++)
-        total += t->count[e];
-    double denominator = total + t->prior, keep = t->prior / denominator;
+        return 0;
+    size_t total = key_rows(t, i);
+    double denominator = (double)total + t->prior, keep = t->prior / denominator;
     for (size_t c = 0; c < t->k; c++)
         proba[c] *= keep;
     for (int32_t e = t->start[i]; e < t->start[i + 1]; e++)
         proba[t->cls[e]] += t->count[e] / denominator;
+    return total;
 }
 
 typedef struct keyed_row {
@@ -236,11 +233,9 @@ tb_status tb_twins_agreement(const tb_twins *t, const double *raw, const size_t 
     qsort(kr, m, sizeof *kr, cmp_keyed_row);
     size_t with_twin = 0, agree = 0;
     for (size_t a = 0; a < m;) {
-        size_t b = a, total = 0;
+        size_t b = a, total = key_rows(t, kr[a].key);
         while (b < m && kr[b].key == kr[a].key && kr[b].group == kr[a].group)
             b++;
-        for (int32_t e = t->start[kr[a].key]; e < t->start[kr[a].key + 1]; e++)
-            total += (size_t)t->count[e];
         for (size_t c = a; c < b;) {
             size_t d = c;
             while (d < b && kr[d].cls == kr[c].cls)

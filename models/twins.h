@@ -1,6 +1,6 @@
-/* Twins: the genres of the training rows, keyed by their exact input values. spotify_tracks_114k
- * lists one recording under several track ids (album, single, compilation) with identical audio
- * features; a row equal bit for bit to training rows takes the genres those carry, with the model's
+/* Twins: the genres of the training rows, keyed by their input values. spotify_tracks_114k lists
+ * one recording under several track ids (album, single, compilation) with identical audio
+ * features; a row equal to training rows takes the genres those carry, with the model's
  * probabilities as a prior of weight `prior`:
  *     p_c = (count_c + prior · model_c) / (n + prior),   n = Σ count_c.
  * A genre model's probabilities for a known recording then say what it was labelled, and its
@@ -28,11 +28,10 @@ size_t tb_twins_n_classes(const tb_twins *t);
 size_t tb_twins_n_keys(const tb_twins *t);
 double tb_twins_prior(const tb_twins *t);
 
-/* Training rows with exactly these d raw values (0 when none). */
-size_t tb_twins_count(const tb_twins *t, const double *raw);
-/* Mixes the twins' genres into proba (k model probabilities) as above; leaves it alone when the
- * row has no twin. No allocation, thread-safe. */
-void tb_twins_apply(const tb_twins *t, const double *raw, double *proba);
+/* Mixes the twins' genres into proba (k model probabilities) as above and returns how many
+ * training rows have these d raw values; 0 (proba left alone) when none. No allocation,
+ * thread-safe. */
+size_t tb_twins_apply(const tb_twins *t, const double *raw, double *proba);
 
 /* Whether twins name genres in this data: over the rows `rows` (those t was built from, classes y,
  * groups = tracks), leaving each row's own track out, *ret_with_twin rows still have a twin and

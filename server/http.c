@@ -54,8 +54,7 @@ static snapshot *acquire(tb_http *h) {
     return s;
 }
 
-static void release(tb_http *h, snapshot *s) {
-    (void)h;
+static void release(snapshot *s) {
     if (atomic_fetch_sub_explicit(&s->users, 1, memory_order_acq_rel) == 1) {
         tb_server_state_free(s->state);
         free(s);
@@ -263,7 +262,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     tb_metrics_finish(h->metrics, req->route ? (long)(req->route - tb_routes) : -1, req->status, seconds);
     if (h->access_log)
         access_log_line(conn, req, seconds * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
-    release(h, req->snapshot);
+    release(req->snapshot);
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -331,7 +330,7 @@ tb_http *tb_http_stop(tb_http *h) {
         return NULL;
     if (h->daemon)
         MHD_stop_daemon(h->daemon); /* waits for in-flight requests, which release their snapshots */
-    release(h, h->current);
+    release(h->current);
     pthread_rwlock_destroy(&h->lock);
     free(h->cors_origins);
     tb_metrics_free(h->metrics);
@@ -351,13 +350,13 @@ void tb_http_swap_state(tb_http *h, tb_server_state *state) {
     snapshot *old = h->current;
     h->current = fresh;
     pthread_rwlock_unlock(&h->lock);
-    release(h, old);
+    release(old);
 }
 
 void tb_http_with_state(tb_http *h, void (*fn)(const tb_server_state *state, void *ctx), void *ctx) {
     snapshot *s = acquire(h);
     fn(s->state, ctx);
-    release(h, s);
+    release(s);
 }
 
 void tb_http_count_reload(tb_http *h, int ok) { tb_metrics_count_reload(h->metrics, ok); }

@@ -85,7 +85,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         return NULL;
     }
-    tb_predictor_predict(p, raw, proba);
+    size_t twins = tb_predictor_predict(p, raw, proba);
     size_t top[TB_TOP_GENRES], n_top = rank_genres(proba, k, -INFINITY, TB_TOP_GENRES, order);
     memcpy(top, order, n_top * sizeof *top);
     cJSON *o = cJSON_CreateObject();
@@ -106,9 +106,8 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         cJSON_AddItemToObjectCS(e, "probability", tb_json_number(proba[top[i]]));
         cJSON_AddItemToArray(list, e);
     }
-    size_t twins = p->twins ? tb_twins_count(p->twins, raw) : 0;
-    if (twins) /* training rows with exactly these inputs: their genres shaped the probabilities */
-        cJSON_AddItemToObject(o, "twins", tb_json_number((double)twins));
+    if (twins) /* training rows with these inputs: their genres shaped the probabilities */
+        cJSON_AddItemToObjectCS(o, "twins", tb_json_number((double)twins));
     free(proba);
     free(order);
     tb_add_common(o, m, imputed, track_id);

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import numpy as np
+import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
@@ -81,7 +82,6 @@ def size_at_coverage(proba, y, coverage):
 
 
 def timbre_proba(path, classes):
-    import pandas as pd
     return pd.read_csv(path)[[f"p_{c}" for c in classes]].values
 
 
