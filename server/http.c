@@ -22,6 +22,7 @@
 #include "reply.h"
 #include "request.h"
 #include "route.h"
+#include "slice.h"
 
 /* A served state with the count of its users: the server's "current" pointer is one, each request
  * that began on it another. */
@@ -302,6 +303,8 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
         tb_http_stop(h);
         return tb_error(TB_NOMEM, "out of memory");
     }
+    /* The pool's threads inherit this thread's slice; this thread gets the default back. */
+    int slice_set = opt->slice_us && tb_thread_slice_set(opt->slice_us) == 0;
     h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, opt->threads,
@@ -313,6 +316,8 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)opt->max_header_bytes,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                  MHD_OPTION_END);
+    if (slice_set)
+        tb_thread_slice_set(0);
     if (!h->daemon) {
         tb_http_stop(h);
         return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);

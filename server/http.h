@@ -17,6 +17,7 @@ typedef struct tb_http_options {
     unsigned max_header_bytes; /* request line + headers (libmicrohttpd's per-connection buffer) */
     const char *cors_origins; /* NULL: no CORS headers; "*": any origin; else comma-separated origins */
     int access_log;           /* 1: one JSON line per request on stderr */
+    unsigned slice_us;        /* request threads' scheduler slice request (server/slice.h); 0: the kernel's */
     tb_limits limits;
 } tb_http_options;
 

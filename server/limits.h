@@ -25,6 +25,7 @@
 #define TB_DEFAULT_CONNECTION_LIMIT 1024
 #define TB_DEFAULT_PER_IP_LIMIT 256
 #define TB_DEFAULT_CONNECTION_TIMEOUT_S 30
+#define TB_DEFAULT_SLICE_US 100           /* request threads' scheduler slice (server/slice.h) */
 
 /* The limits an operator sets with flags (timbre-serve --help); defaults above. */
 typedef struct tb_limits {

@@ -23,7 +23,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trees import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split  # noqa: E402
+from tables import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split  # noqa: E402
 
 ALPHAS = [0.01, 0.05, 0.1, 0.2]
 

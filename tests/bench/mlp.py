@@ -23,7 +23,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trees import MG_AUDIO, music_genre_split, numeric  # noqa: E402
+from tables import MG_AUDIO, music_genre_split, numeric  # noqa: E402
 
 
 def timbre(args, tmp, name, cmd):

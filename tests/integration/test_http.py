@@ -587,11 +587,15 @@ def reload_checks(a, paths, db, tmp):
 def limits_checks(a, db, tmp):
     """Limits set by flags take effect."""
     proc, port = start_server(a.server, db, tmp, ("--max-k", "5", "--max-batch-rows", "2", "--max-body-bytes", "2048",
-                                                  "--no-access-log"))
+                                                  "--no-access-log", "--sched-slice-us", "300"))
     check(port is not None, "server with small limits started")
     if port is None:
         return
     try:
+        slices = thread_slices(proc.pid)
+        if slices is not None:  # a kernel that takes slice requests (6.12+) and shows them
+            check(slices.get("MHD-worker") == {300000} and 300000 not in slices.get("timbre-serve", set()),
+                  f"--sched-slice-us 300: the request threads' slices, and only theirs: {slices}")
         c = Client(port)
         tid = index_from_db(db)[1][3]
         s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 6})
@@ -612,6 +616,29 @@ def limits_checks(a, db, tmp):
         proc.wait(timeout=15)
     bad = subprocess.run([a.server, "--db", db, "--max-k", "0"], capture_output=True, text=True, timeout=30)
     check(bad.returncode == 2 and "--max-k" in bad.stderr, f"--max-k 0 refused: {bad.stderr!r}")
+    bad = subprocess.run([a.server, "--db", db, "--sched-slice-us", "50"], capture_output=True, text=True, timeout=30)
+    check(bad.returncode == 2 and "--sched-slice-us" in bad.stderr, f"--sched-slice-us 50 refused: {bad.stderr!r}")
+
+
+def thread_slices(pid):
+    """{thread name: {scheduler slice in ns}} from /proc, or None where the kernel predates slice
+    requests (6.12) or does not show them."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+        if (major, minor) < (6, 12):
+            return None
+        out = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/sched") as f:
+                line = next((l for l in f if l.startswith("se.slice")), None)
+            if line is None:
+                return None
+            out.setdefault(name, set()).add(int(float(line.split(":")[1])))
+        return out
+    except (OSError, ValueError):
+        return None
 
 
 def open_metrics(c):

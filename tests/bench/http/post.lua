@@ -8,8 +8,10 @@ if body ~= "" then
   wrk.body = body
 end
 local pace = tonumber(os.getenv("PACE_MS") or "0")
-function delay()
-  return pace
+if pace > 0 then -- defined only when pacing: wrk calls into Lua for every request when it is
+  function delay()
+    return pace
+  end
 end
 function done(summary, latency, requests)
   io.write(string.format("RESULT {\"requests\": %d, \"seconds\": %.3f, \"rps\": %.1f, \"p50_us\": %d, " ..

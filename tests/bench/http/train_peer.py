@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 sys.path.insert(0, sys.argv[3])
-from trees import MG_AUDIO, numeric  # noqa: E402
+from tables import MG_AUDIO, numeric  # noqa: E402
 
 df = pd.read_csv(sys.argv[1], dtype={"tempo": str}).dropna(how="all").reset_index(drop=True)
 features = MG_AUDIO + ["popularity"]

@@ -1,0 +1,13 @@
+/* The scheduler slice of the request threads. Linux's EEVDF scheduler (6.6 and later) takes a
+ * per-thread slice request (sched_attr.sched_runtime, 0.1-100 ms; 6.12 and later): a shorter slice
+ * gives a thread an earlier deadline, so a request thread woken by a new request runs before a
+ * busy neighbour's slice ends, at the price of more preemptions. CPU shares (nice) do not change. */
+#ifndef TB_SERVER_SLICE_H
+#define TB_SERVER_SLICE_H
+
+/* Sets the calling thread's slice request to `us` microseconds (0: the kernel's default); threads
+ * it creates afterwards inherit it. Returns 0, or -1 where the kernel refuses (older kernels,
+ * seccomp profiles): the thread keeps its slice, which is harmless. */
+int tb_thread_slice_set(unsigned us);
+
+#endif
