@@ -23,6 +23,7 @@
 #include "request.h"
 #include "route.h"
 #include "slice.h"
+#include "utf8.h"
 
 /* A served state with the count of its users: the server's "current" pointer is one, each request
  * that began on it another. */
@@ -102,6 +103,11 @@ static int is_json_content_type(const char *ct) {
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+static enum MHD_Result too_large(tb_request *req) {
+    return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                          "request body exceeds the limit of %zu bytes", req->max_body);
+}
+
 static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn, const char *url, const char *method,
                                   tb_request *req) {
     char allow[sizeof req->allow];
@@ -109,10 +115,10 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     memcpy(req->method, method, method_len);
     req->method[method_len] = '\0';
     req->v2_errors = strncmp(url, "/v2/", 4) == 0;
-    if (h->access_log) { /* kept for the log line only */
-        snprintf(req->path, sizeof req->path, "%s", url);
+    if (h->access_log) { /* kept for the log line only, which must stay valid UTF-8 JSON */
+        tb_utf8_sanitize(req->path, sizeof req->path, url);
         const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
-        snprintf(req->forwarded_for, sizeof req->forwarded_for, "%s", xff ? xff : "");
+        tb_utf8_sanitize(req->forwarded_for, sizeof req->forwarded_for, xff ? xff : "");
     }
     cors_origin(h->cors_origins, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), req->cors_origin,
                 sizeof req->cors_origin);
@@ -151,9 +157,16 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     if (!is_json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
         return tb_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
                               "send the body as Content-Type: application/json");
-    if (declared > req->max_body)
-        return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                              "request body of %llu bytes exceeds the limit of %zu bytes", declared, req->max_body);
+    if (declared > req->max_body) {
+        /* Read and drop a body of moderate size, then answer (limits.h says why). A client that
+         * sent "Expect: 100-continue" waits for our word before sending it: answer at once. */
+        if (declared <= TB_MAX_DROPPED_BODY_BYTES &&
+            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT)) {
+            req->body_too_large = 1;
+            return MHD_YES;
+        }
+        return too_large(req);
+    }
     return MHD_YES;
 }
 
@@ -181,14 +194,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->replied || req->body_too_large)
-            return MHD_YES; /* an error is queued or due: drain and drop the body */
-        if (req->body_len + n > req->max_body) {
+        if (req->replied)
+            return MHD_YES; /* an error is queued: libmicrohttpd drops the rest */
+        if (!req->body_too_large && req->body_len + n > req->max_body) {
             req->body_too_large = 1;
+            req->dropped = req->body_len;
             free(req->body);
             req->body = NULL;
             req->body_len = req->body_cap = 0;
-            return MHD_YES;
+        }
+        if (req->body_too_large) { /* drop it; past the cap, answer now and let the connection close */
+            req->dropped += n;
+            return req->dropped > TB_MAX_DROPPED_BODY_BYTES ? too_large(req) : MHD_YES;
         }
         if (req->body_len + n + 1 > req->body_cap) {
             size_t cap = req->body_cap ? req->body_cap : 512; /* under 1 KiB: see request.h */
@@ -210,8 +227,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req->route) /* a preflight whose reply could not be queued */
         return MHD_NO;
     if (req->body_too_large)
-        return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                              "request body exceeds the limit of %zu bytes", req->max_body);
+        return too_large(req);
     enum MHD_Result r = req->route->handler(req);
     if (!req->replied)
         return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "handler sent no reply");

@@ -10,6 +10,7 @@
 #include "limits.h"
 #include "predictor.h"
 #include "reply.h"
+#include "utf8.h"
 
 int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
     tb_reply_error(req, status, code, field, "%s", message);
@@ -34,6 +35,12 @@ static int has_duplicate_keys(const cJSON *obj, const char **ret_name) {
 int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
     if (!req->body || req->body_len == 0)
         return tb_input_bad(req, NULL, "request body is empty: expected a JSON object");
+    size_t bad = tb_utf8_invalid_at(req->body, req->body_len); /* else replies would quote invalid text */
+    if (bad < req->body_len) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+                       "request body is not valid UTF-8 (byte %zu): JSON text must be UTF-8", bad);
+        return 1;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
     if (!root) {

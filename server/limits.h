@@ -6,6 +6,10 @@
 
 #define TB_MAX_BODY_BYTES (64 * 1024)     /* default: JSON request body of a single-track route */
 #define TB_MAX_BATCH_BODY_BYTES (1024 * 1024) /* default: body of a route that takes batches */
+/* A body over its route's limit is still read, up to this many bytes, and dropped before the 413
+ * goes out: a server that answers and closes with the body unread makes the kernel reset the
+ * connection, which can destroy the 413 before the client reads it. Past this, answer and close. */
+#define TB_MAX_DROPPED_BODY_BYTES (16u << 20)
 #define TB_MAX_BATCH_ROWS 1000            /* default: instances in one batch */
 #define TB_MAX_TRACK_ID_BYTES 128         /* a track id in a request */
 #define TB_MAX_FEATURE_NAME_BYTES 64      /* a key inside "features" */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "request.h"
+#include "utf8.h"
 
 /* Queues resp with the common headers and records the outcome in req; consumes resp. */
 static enum MHD_Result queue_typed(tb_request *req, unsigned http_status, struct MHD_Response *resp,
@@ -70,15 +71,20 @@ enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char
             snprintf(full_field, sizeof full_field, "%s", req->error_prefix);
         field = full_field;
     }
+    /* Messages quote what clients sent (a key, an id, a query parameter) and %.64s may cut a
+     * character in two: the reply must stay valid UTF-8 whatever the bytes. */
+    char clean_message[sizeof prefixed + 64], clean_field[sizeof full_field + 64];
+    tb_utf8_sanitize(clean_message, sizeof clean_message, req->error_prefix[0] ? prefixed : message);
+    tb_utf8_sanitize(clean_field, sizeof clean_field, field ? field : "");
     cJSON *root = cJSON_CreateObject();
     if (req->v2_errors) {
-        cJSON_AddStringToObject(root, "error", req->error_prefix[0] ? prefixed : message);
+        cJSON_AddStringToObject(root, "error", clean_message);
     } else {
         cJSON *err = cJSON_AddObjectToObject(root, "error");
         cJSON_AddStringToObject(err, "code", code);
-        cJSON_AddStringToObject(err, "message", req->error_prefix[0] ? prefixed : message);
-        if (field && field[0])
-            cJSON_AddStringToObject(err, "field", field);
+        cJSON_AddStringToObject(err, "message", clean_message);
+        if (clean_field[0])
+            cJSON_AddStringToObject(err, "field", clean_field);
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

@@ -25,7 +25,8 @@ typedef struct tb_request {
     char allow[64];        /* Allow header for a 405, else "" */
     char *body;            /* NUL-terminated request body */
     size_t body_len, body_cap;
-    int body_too_large;
+    int body_too_large;    /* over max_body: read on and dropped (limits.h), then a 413 */
+    size_t dropped;        /* bytes of it read and dropped */
     int replied;
     enum MHD_Result result; /* of queueing the reply; what the access handler returns */
     unsigned status;       /* HTTP status sent, for the access log */

@@ -504,7 +504,7 @@ def metrics_checks(c):
 
 def access_log_checks(path):
     lines = []
-    for line in open(path):
+    for line in open(path, encoding="utf-8"):  # strict: an ill-formed byte fails the test
         if line.startswith("{"):
             try:
                 lines.append(json.loads(line))
@@ -516,6 +516,8 @@ def access_log_checks(path):
               for r in lines), "access log records X-Forwarded-For and the client address")
     check(any(r["method"] == "POST" and r["status"] == 400 and r["bytes"] > 0 for r in lines), "access log statuses")
     check(any(r["method"] == "OPTIONS" and r["status"] == 204 and r["bytes"] == 0 for r in lines), "preflights logged")
+    check(any(r["path"] == "/v1/tracks/\ufffd\ufffdx" and r["status"] == 404 for r in lines),
+          "a path with raw bytes is logged as valid UTF-8")
 
 
 def wait_for(fn, seconds=20):
@@ -1120,6 +1122,19 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     check(is_error(s, b, "bad_request", 400), f"malformed JSON {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}} trailing', headers={"Content-Type": "application/json"})
     check(is_error(s, b, "bad_request", 400), f"trailing bytes {s} {b}")
+    # Replies are UTF-8 JSON whatever the bytes sent: an ill-formed body is refused, and a quoted
+    # name cut at its length limit inside a character, or raw bytes from the URL, come back with
+    # U+FFFD in their place (the client here decodes strictly: a bad byte would fail is_error).
+    s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"rat\x9cng": 1}}', headers={"Content-Type": "application/json"})
+    check(is_error(s, b, "bad_request", 400) and "UTF-8 (byte 18)" in b["error"]["message"], f"ill-formed UTF-8 {s} {b}")
+    long_key = "a" + "\u00e9" * 40  # the 64-byte quote ends inside the 32nd e-acute
+    s, b, _ = c.post("/v1/genre", {"features": {}, long_key: 1})
+    check(is_error(s, b, "bad_request", 400) and b["error"]["field"] == "a" + "\u00e9" * 31 + "\ufffd"
+          and b["error"]["message"] == "unknown key '" + "a" + "\u00e9" * 31 + "\ufffd'", f"key cut in a character {s} {b}")
+    s, b, _ = c.request("GET", "/v1/tracks/%FF%FEx")
+    check(is_error(s, b, "not_found", 404) and "\ufffd\ufffdx" in b["error"]["message"], f"raw bytes in the path {s} {b}")
+    s, b, _ = c.request("GET", "/v1/tracks?q=x&%C3=1")
+    check(is_error(s, b, "bad_request", 400, "\ufffd"), f"raw bytes in a query key {s} {b}")
     s, b, _ = c.post("/v1/genre", [1, 2])
     check(is_error(s, b, "bad_request", 400), f"array body {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=b"", headers={"Content-Type": "application/json"})
@@ -1169,22 +1184,52 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}}')
     check(is_error(s, b, "unsupported_media_type", 415), f"no content type {s} {b}")
     big = b'{"features": {"tempo": 1' + b" " * (1100 * 1024) + b"}}"
-    # A declared length over the limit is refused before the body is read: send only the headers
-    # and the first bytes, as a client would before the server's early 413 arrives.
+    # A body over the limit: read and dropped, then the 413, so a client that sends it all before
+    # reading (as http.client does) gets the reply instead of a reset; ten times, as the reset was
+    # a race.
+    for _ in range(10):
+        try:
+            s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"})
+        except OSError as e:
+            s, b = 0, repr(e)
+        if not is_error(s, b, "too_large", 413):
+            break
+    check(is_error(s, b, "too_large", 413), f"body over the limit {s} {b}")
+
+    def raw_exchange(head, body_part):
+        sock = socket.create_connection(("127.0.0.1", c.port), timeout=30)
+        sock.sendall(head + body_part)
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            part = sock.recv(65536)
+            if not part:
+                break
+            reply += part
+        sock.close()
+        head, _, text = reply.partition(b"\r\n\r\n")
+        return head, (json.loads(text) if text.strip() else None)
+
+    # "Expect: 100-continue": the client waits, so the 413 comes at once, with no 100 Continue.
+    head, b = raw_exchange(b"POST /v1/genre HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(big), b"")
+    check(head.startswith(b"HTTP/1.1 413") and is_error(413, b, "too_large", 413), f"413 before 100 Continue {head} {b}")
+    # A declared length past what is worth reading (16 MiB): the 413 at once, the body unread.
+    head, b = raw_exchange(b"POST /v1/genre HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n" % (17 << 20), big[:1024])
+    check(head.startswith(b"HTTP/1.1 413") and is_error(413, b, "too_large", 413), f"huge declared body {head} {b}")
+    # A chunked body that never ends: the server stops reading it after 16 MiB.
     sock = socket.create_connection(("127.0.0.1", c.port), timeout=30)
     sock.sendall(b"POST /v1/genre HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(big) + big[:1024])
-    reply = b""
-    while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
-        part = sock.recv(65536)
-        if not part:
-            break
-        reply += part
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk, sent, ended = b"%x\r\n" % (1 << 20) + b" " * (1 << 20) + b"\r\n", 0, False
+    try:
+        while sent < (48 << 20):
+            sock.sendall(chunk)
+            sent += 1 << 20
+    except OSError:
+        ended = True
     sock.close()
-    head, _, text = reply.partition(b"\r\n\r\n")
-    s = int(head.split()[1]) if head else 0
-    b = json.loads(text) if text.strip() else None
-    check(is_error(s, b, "too_large", 413), f"body over the limit {s} {b}")
+    check(ended, f"an endless chunked body is cut off (sent {sent >> 20} MiB)")
     s, b, _ = c.post("/v1/genre", None, raw=big, headers={"Content-Type": "application/json"}, chunked=True)
     check(is_error(s, b, "too_large", 413), f"chunked body over the limit {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {"tempo": 120}}',
