@@ -62,12 +62,16 @@ tb_route_match tb_route_find(const char *method, const char *url, const tb_route
         const tb_route *r = &tb_routes[i];
         if (!path_matches(r->path, url, param, param_size))
             continue;
-        if (strcmp(r->method, method) == 0) {
+        /* HEAD is GET without the body, which libmicrohttpd leaves out of the reply (health
+         * checkers and link checkers send it). */
+        int get = strcmp(r->method, "GET") == 0;
+        if (strcmp(r->method, method) == 0 || (get && strcmp(method, "HEAD") == 0)) {
             *ret = r;
             return TB_ROUTE_FOUND;
         }
         path_seen = 1;
-        int n = snprintf(allow + allow_len, allow_size - allow_len, "%s%s", allow_len ? ", " : "", r->method);
+        int n = snprintf(allow + allow_len, allow_size - allow_len, "%s%s%s", allow_len ? ", " : "", r->method,
+                         get ? ", HEAD" : "");
         if (n > 0 && (size_t)n < allow_size - allow_len)
             allow_len += (size_t)n;
     }

@@ -351,7 +351,7 @@ def cors_and_openapi_checks(c):
           and h.get("Access-Control-Allow-Origin") == "http://app.example" and h.get("Allow") == "POST, OPTIONS",
           f"preflight {s} {dict(h)}")
     s, b, h = c.request("OPTIONS", "/v1/tracks/abc")
-    check(s == 204 and h.get("Allow") == "GET, OPTIONS", f"OPTIONS on a parameterized path {s} {dict(h)}")
+    check(s == 204 and h.get("Allow") == "GET, HEAD, OPTIONS", f"OPTIONS on a parameterized path {s} {dict(h)}")
     s, b, _ = c.request("OPTIONS", "/v1/nothing")
     check(is_error(s, b, "not_found", 404), f"OPTIONS on an unknown path {s} {b}")
     s, b, h = c.post("/v1/genre", {"features": {"tempo": "fast"}}, headers={"Origin": "http://app.example"})
@@ -975,7 +975,7 @@ def track_checks(c, db):
         s, b, _ = c.request("GET", path)
         check(is_error(s, b, "bad_request", 400, field), f"{path[:40]}: {s} {b}")
     s, b, h = c.request("POST", "/v1/tracks", body={})
-    check(s == 405 and h.get("Allow") == "GET", f"POST /v1/tracks {s}")
+    check(s == 405 and h.get("Allow") == "GET, HEAD", f"POST /v1/tracks {s}")
 
 
 def served_as_trained(a, tmp, paths, header, predict_rows, kind, flags):
@@ -1176,7 +1176,17 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, h = c.request("GET", "/v1/genre")
     check(is_error(s, b, "method_not_allowed", 405) and h.get("Allow") == "POST", f"GET /v1/genre {s} {b}")
     s, b, h = c.request("POST", "/healthz", raw=b"{}", headers={"Content-Type": "application/json"})
-    check(is_error(s, b, "method_not_allowed", 405) and h.get("Allow") == "GET", f"POST /healthz {s} {b}")
+    check(is_error(s, b, "method_not_allowed", 405) and h.get("Allow") == "GET, HEAD", f"POST /healthz {s} {b}")
+    # HEAD on a GET route: the GET reply's status and headers, no body.
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+    conn.request("HEAD", "/healthz")
+    resp = conn.getresponse()
+    check(resp.status == 200 and resp.read() == b"" and resp.headers.get("Content-Type") == "application/json"
+          and resp.headers.get("Content-Length") == str(len(json.dumps({"status": "ok"}, separators=(",", ":")))),
+          f"HEAD /healthz {resp.status} {dict(resp.headers)}")
+    conn.close()
+    s, b, h = c.request("HEAD", "/v1/genre")
+    check(s == 405 and h.get("Allow") == "POST", f"HEAD on a POST route {s} {dict(h)}")
     s, b, _ = c.request("GET", "/v1/nothing")
     check(is_error(s, b, "not_found", 404), f"unknown route {s} {b}")
     s, b, _ = c.post("/v1/genre", None, raw=b'{"features": {}}', headers={"Content-Type": "text/plain"})
