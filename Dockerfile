@@ -20,4 +20,4 @@ VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
-CMD ["timbre-serve", "--db", "/data/timbre.db", "--listen", "0.0.0.0:8080"]
+CMD ["timbre-serve", "--db", "/data/timbre.db", "--listen", "0.0.0.0:8080", "--sched-slice-us", "100"]

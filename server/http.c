@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "log.h"
 #include "metrics.h"
 #include "reply.h"
 #include "request.h"
@@ -321,6 +322,9 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
     }
     /* The pool's threads inherit this thread's slice; this thread gets the default back. */
     int slice_set = opt->slice_us && tb_thread_slice_set(opt->slice_us) == 0;
+    if (opt->slice_us && !slice_set)
+        tb_log(TB_LOG_INFO, "the kernel refused a %u us scheduler slice: the request threads keep its default",
+               opt->slice_us);
     h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, opt->threads,

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "limits.h"
 #include "log.h"
+#include "slice.h"
 #include "state.h"
 
 static void usage(FILE *f) {
@@ -42,7 +43,9 @@ static void usage(FILE *f) {
                "  --sched-slice-us N   ask the scheduler for N-microsecond slices for the request\n"
                "                       threads (Linux 6.12+, 100 to 100000; 0: the kernel's default):\n"
                "                       a woken request thread runs sooner beside busy neighbours\n"
-               "                       (default 100)\n"
+               "                       (default 100 where no seccomp filter is in place, else 0:\n"
+               "                       a filter may kill the process on that call; give the flag\n"
+               "                       when yours allows sched_setattr)\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -170,7 +173,7 @@ int main(int argc, char **argv) {
     char cors[4096] = "";
     size_t cors_len = 0;
     unsigned long v;
-    int o;
+    int o, slice_given = 0;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -245,6 +248,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             hopt.slice_us = (unsigned)v;
+            slice_given = 1;
             break;
         case O_WATCH:
             if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {
@@ -281,6 +285,11 @@ int main(int argc, char **argv) {
     }
     hopt.host = host;
     hopt.port = (uint16_t)v;
+    if (!slice_given && hopt.slice_us && tb_seccomp_filtered()) {
+        tb_log(TB_LOG_INFO, "a seccomp filter is in place: the request threads keep the kernel's scheduler slice "
+                            "(--sched-slice-us asks anyway)");
+        hopt.slice_us = 0;
+    }
 
     /* Block the signals before any thread starts so only the loop below receives them. */
     sigset_t signals;

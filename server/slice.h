@@ -10,4 +10,9 @@
  * seccomp profiles): the thread keeps its slice, which is harmless. */
 int tb_thread_slice_set(unsigned us);
 
+/* 1 when a seccomp filter is in place (or /proc does not say): a filter may kill the process on
+ * sched_setattr (systemd's SystemCallFilter=~@resources does, unless SystemCallErrorNumber= is
+ * set), so the server asks for a slice by default only where no filter is. */
+int tb_seccomp_filtered(void);
+
 #endif

@@ -95,11 +95,12 @@ def feature_value(text):
         return text
 
 
-def start_server(server, db, tmp, extra=()):
-    """The server's stderr (log and access log) goes to proc.log_path: a pipe nobody reads would fill."""
+def start_server(server, db, tmp, extra=(), wrapper=()):
+    """The server's stderr (log and access log) goes to proc.log_path: a pipe nobody reads would fill.
+    `wrapper`: a command that runs the server (seccomp-exec)."""
     stamp = time.monotonic_ns()
     port_file, log_path = os.path.join(tmp, f"port-{stamp}"), os.path.join(tmp, f"server-{stamp}.log")
-    proc = subprocess.Popen([server, "--db", db, "--listen", "127.0.0.1:0", "--port-file", port_file,
+    proc = subprocess.Popen([*wrapper, server, "--db", db, "--listen", "127.0.0.1:0", "--port-file", port_file,
                              "--threads", "2", *extra], stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
     proc.log_path = log_path
     deadline = time.monotonic() + 20
@@ -141,7 +142,7 @@ def with_music_genre(a, prefix, fn):
 
 
 def main():
-    a = test_arguments()
+    a = test_arguments(("--seccomp-exec",))
     return with_music_genre(a, "timbre-it-", lambda data, tmp: run(a, data, tmp))
 
 
@@ -620,6 +621,31 @@ def limits_checks(a, db, tmp):
     check(bad.returncode == 2 and "--max-k" in bad.stderr, f"--max-k 0 refused: {bad.stderr!r}")
     bad = subprocess.run([a.server, "--db", db, "--sched-slice-us", "50"], capture_output=True, text=True, timeout=30)
     check(bad.returncode == 2 and "--sched-slice-us" in bad.stderr, f"--sched-slice-us 50 refused: {bad.stderr!r}")
+    slice_under_seccomp_checks(a, db, tmp)
+
+
+def slice_under_seccomp_checks(a, db, tmp):
+    """A hardened systemd unit (SystemCallFilter=~@resources) kills a process that calls
+    sched_setattr: under a filter the server asks for no slice unless told to."""
+    for action, extra, what in (("kill", (), "a killing filter, no flag: no slice asked, the server serves"),
+                                ("errno", ("--sched-slice-us", "300"), "a refusing filter and the flag: refused, serves")):
+        proc, port = start_server(a.server, db, tmp, ("--no-access-log", *extra), wrapper=(a.seccomp_exec, action))
+        try:
+            ok = port is not None and Client(port).request("GET", "/healthz")[0] == 200
+            slices = thread_slices(proc.pid) if ok else None
+            ok = ok and (slices is None or 300000 not in slices.get("MHD-worker", set()) and 100000 not in
+                         slices.get("MHD-worker", set()))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=15)
+        log = open(proc.log_path).read()
+        said = "seccomp filter is in place" if action == "kill" else "the kernel refused a 300 us scheduler slice"
+        check(ok and rc == 0 and said in log, f"{what}: port {port}, exit {rc}, log {log[-500:]!r}")
+    # The filter is real: asked for a slice explicitly, the process dies of SIGSYS.
+    proc, port = start_server(a.server, db, tmp, ("--sched-slice-us", "300"), wrapper=(a.seccomp_exec, "kill"))
+    if proc.poll() is None:
+        proc.kill()
+    check(port is None and proc.wait(timeout=15) == -signal.SIGSYS, "the killing filter kills an explicit slice request")
 
 
 def thread_slices(pid):
