@@ -8,13 +8,12 @@ import http.client
 import json
 import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import check, start_server, test_arguments, with_music_genre, write_slices  # noqa: E402
+from test_http import (check, start_server, stop_server, test_arguments, train_small,  # noqa: E402
+                       with_music_genre, write_slices)
 import test_http  # noqa: E402
 
 REQUESTS = 10000
@@ -96,11 +95,7 @@ def main():
 
 
 def run(a, data, tmp):
-    paths, _, _, _ = write_slices(data, tmp)
-    db = os.path.join(tmp, "timbre.db")
-    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "10",
-                        "--threads", "2", "--log-level", "warn"], capture_output=True, text=True, timeout=300)
-    check(t.returncode == 0, f"trainer: {t.stderr[-1000:]}")
+    db = train_small(a, write_slices(data, tmp)[0]["train.csv"], tmp)
     with sqlite3.connect(db) as con:
         ids = [r[0] for r in con.execute("SELECT track_id FROM tracks ORDER BY track_id LIMIT 50")]
         stored = json.loads(con.execute("SELECT features FROM tracks ORDER BY track_id LIMIT 1").fetchone()[0])
@@ -147,12 +142,7 @@ def run(a, data, tmp):
             if not ok:
                 failures.append(f"request {i}: {method} {path} {raw[:200] if raw else ''!r} -> {status} {text[:200]!r}")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            rc = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            rc = None
+        rc = stop_server(server, 30)
     for f in failures[:10]:
         print(f, file=sys.stderr)
     check(not failures, f"{len(failures)} of {REQUESTS} fuzzed requests got no documented, UTF-8 JSON reply")

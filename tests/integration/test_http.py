@@ -114,6 +114,26 @@ def start_server(server, db, tmp, extra=(), wrapper=()):
     return proc, None
 
 
+def stop_server(proc, timeout=15):
+    """SIGTERM, then the exit code; None when it did not exit in time (it is killed)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def train_small(a, train_csv, tmp):
+    """A database with every default task, from 10-tree forests on train_csv; its path."""
+    db = os.path.join(tmp, "timbre.db")
+    t = subprocess.run([a.trainer, "--data", train_csv, "--db", db, "--model", "rf", "--trees", "10",
+                        "--threads", "2", "--log-level", "warn"], capture_output=True, text=True, timeout=300)
+    check(t.returncode == 0, f"trainer: {t.stderr[-1000:]}")
+    return db
+
+
 def refuses(server, db, tmp, needle, what):
     proc = subprocess.run([server, "--db", db, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
                           timeout=30)
@@ -238,12 +258,7 @@ def run(a, data, tmp):
         track_checks(c, db)
         taste_checks(c, db)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = None
+        rc = stop_server(proc)
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
     access_log_checks(proc.log_path)
 

@@ -14,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Client, check, start_server, test_arguments, wait_for, with_music_genre,  # noqa: E402
+from test_http import (Client, check, start_server, test_arguments, train_small, wait_for, with_music_genre,  # noqa: E402
                        write_slices)
 import test_http  # noqa: E402
 
@@ -61,10 +61,7 @@ def main():
 
 def run(a, nginx, data, tmp):
     paths, _, _, _ = write_slices(data, tmp)
-    db = os.path.join(tmp, "timbre.db")
-    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "10",
-                        "--threads", "2", "--log-level", "warn"], capture_output=True, text=True, timeout=300)
-    check(t.returncode == 0, f"trainer: {t.stderr[-1000:]}")
+    db = train_small(a, paths["train.csv"], tmp)
     server, port = start_server(a.server, db, tmp, ("--watch", "1"))
     check(port is not None, "server started")
     if port is None:

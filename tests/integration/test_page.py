@@ -6,7 +6,6 @@ click a similar track to walk on. Keeps a screenshot (meson-logs/page.png under 
 import os
 import shutil
 import signal
-import subprocess
 import sys
 
 from selenium import webdriver
@@ -16,7 +15,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import check, start_server, test_arguments, with_music_genre, write_slices  # noqa: E402
+from test_http import check, start_server, test_arguments, train_small, with_music_genre, write_slices  # noqa: E402
 import test_http  # noqa: E402
 
 
@@ -30,10 +29,7 @@ SCREENSHOT = "meson-logs/page.png"  # under the build directory, where meson run
 
 def run(a, data, tmp):
     paths, header, _, catalog_row = write_slices(data, tmp)
-    db = os.path.join(tmp, "timbre.db")
-    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "10",
-                        "--threads", "2", "--log-level", "warn"], capture_output=True, text=True, timeout=300)
-    check(t.returncode == 0, f"trainer: {t.stderr[-1000:]}")
+    db = train_small(a, paths["train.csv"], tmp)
     server, port = start_server(a.server, db, tmp, ("--no-access-log",))
     check(port is not None, "server started")
     if port is None:
