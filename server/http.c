@@ -5,7 +5,6 @@
 #include "http.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "access_log.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -235,42 +235,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return r;
 }
 
-/* One JSON line: time, method, path, status, bytes, microseconds, client, forwarded-for. */
-static void access_log_line(struct MHD_Connection *conn, const tb_request *req, double us, int completed) {
-    char client[INET6_ADDRSTRLEN] = "-", when[96];
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (info && info->client_addr) {
-        const struct sockaddr *sa = info->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, client, sizeof client);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, client, sizeof client);
-    }
-    time_t secs = (time_t)req->wall_start;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int ms = (int)((req->wall_start - (double)secs) * 1000.0);
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms > 999 ? 999 : ms);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "time", when);
-    cJSON_AddStringToObject(o, "method", req->method);
-    cJSON_AddStringToObject(o, "path", req->path);
-    cJSON_AddNumberToObject(o, "status", req->status);
-    cJSON_AddNumberToObject(o, "bytes", (double)req->bytes);
-    cJSON_AddNumberToObject(o, "us", (double)(long long)us);
-    cJSON_AddStringToObject(o, "client", client);
-    if (req->forwarded_for[0])
-        cJSON_AddStringToObject(o, "forwarded_for", req->forwarded_for);
-    if (!completed)
-        cJSON_AddBoolToObject(o, "aborted", 1);
-    char *line = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (line)
-        fprintf(stderr, "%s\n", line); /* one call: stdio keeps the line whole across threads */
-    free(line);
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     tb_http *h = cls;
     tb_request *req = *con_cls;
@@ -278,8 +242,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double seconds = tb_now_seconds() - req->start;
     tb_metrics_finish(h->metrics, req->route ? (long)(req->route - tb_routes) : -1, req->status, seconds);
-    if (h->access_log)
-        access_log_line(conn, req, seconds * 1e6, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (h->access_log) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        tb_access_log_write(info ? info->client_addr : NULL, req, seconds * 1e6,
+                            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    }
     release(req->snapshot);
     free(req->body);
     free(req);

@@ -534,6 +534,9 @@ def access_log_checks(path):
     check(any(r["method"] == "OPTIONS" and r["status"] == 204 and r["bytes"] == 0 for r in lines), "preflights logged")
     check(any(r["path"] == "/v1/tracks/\ufffd\ufffdx" and r["status"] == 404 for r in lines),
           "a path with raw bytes is logged as valid UTF-8")
+    check(any(r["path"] == '/v1/tracks/a"b\\c\x01d' and r["status"] == 404 for r in lines),
+          "a path with a quote, a backslash and a control byte is logged escaped")
+    check(any(r["method"] == "HEAD" and r["status"] == 200 and r["bytes"] == 0 for r in lines), "HEAD logs no body bytes")
 
 
 def wait_for(fn, seconds=20):
@@ -1172,6 +1175,8 @@ def serve_checks(c, header, predict_rows, pred_rows, catalog_row):
     s, b, _ = c.post("/v1/genre", {"features": {}, long_key: 1})
     check(is_error(s, b, "bad_request", 400) and b["error"]["field"] == "a" + "\u00e9" * 31 + "\ufffd"
           and b["error"]["message"] == "unknown key '" + "a" + "\u00e9" * 31 + "\ufffd'", f"key cut in a character {s} {b}")
+    s, b, _ = c.request("GET", "/v1/tracks/a%22b%5Cc%01d")
+    check(is_error(s, b, "not_found", 404) and 'a"b\\c\x01d' in b["error"]["message"], f"escaped bytes in the path {s} {b}")
     s, b, _ = c.request("GET", "/v1/tracks/%FF%FEx")
     check(is_error(s, b, "not_found", 404) and "\ufffd\ufffdx" in b["error"]["message"], f"raw bytes in the path {s} {b}")
     s, b, _ = c.request("GET", "/v1/tracks?q=x&%C3=1")
