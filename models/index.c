@@ -120,6 +120,7 @@ static void heap_sort(tb_hit *h, size_t n) {
 #define OFFER_BLOCK 16
 static inline int any_above(const float *s, float bar) {
 #ifdef __SSE2__
+    _Static_assert(OFFER_BLOCK == 16, "four SSE2 registers of four scores");
     __m128 b = _mm_set1_ps(bar);
     __m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(s), b), _mm_cmpgt_ps(_mm_loadu_ps(s + 4), b)),
                          _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + 8), b), _mm_cmpgt_ps(_mm_loadu_ps(s + 12), b)));

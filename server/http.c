@@ -288,10 +288,12 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
         return tb_error(TB_NOMEM, "out of memory");
     }
     /* The pool's threads inherit this thread's slice; this thread gets the default back. */
-    int slice_set = opt->slice_us && tb_thread_slice_set(opt->slice_us) == 0;
-    if (opt->slice_us && !slice_set)
+    int slice = opt->slice_us ? tb_thread_slice_set(opt->slice_us) : TB_SLICE_REFUSED, slice_set = slice == 0;
+    if (slice == TB_SLICE_REFUSED && opt->slice_us)
         tb_log(TB_LOG_INFO, "the kernel refused a %u us scheduler slice: the request threads keep its default",
                opt->slice_us);
+    else if (slice == TB_SLICE_OTHER_POLICY)
+        tb_log(TB_LOG_INFO, "the server runs under a scheduling policy other than SCHED_OTHER: no slice asked");
     h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, opt->threads,

@@ -23,18 +23,18 @@ int tb_thread_slice_set(unsigned us) {
     struct kernel_sched_attr cur, next;
     memset(&cur, 0, sizeof cur);
     if (syscall(SYS_sched_getattr, 0, &cur, (unsigned)sizeof cur, 0) != 0)
-        return -1;
+        return TB_SLICE_REFUSED;
     if (cur.sched_policy != 0 /* SCHED_OTHER */)
-        return -1; /* an operator's real-time or batch policy stays as it is */
+        return TB_SLICE_OTHER_POLICY;
     memset(&next, 0, sizeof next);
     next.size = sizeof next;
     next.sched_policy = 0;
     next.sched_nice = cur.sched_nice;
     next.sched_runtime = (uint64_t)us * 1000u;
-    return syscall(SYS_sched_setattr, 0, &next, 0) == 0 ? 0 : -1;
+    return syscall(SYS_sched_setattr, 0, &next, 0) == 0 ? 0 : TB_SLICE_REFUSED;
 #else
     (void)us;
-    return -1;
+    return TB_SLICE_REFUSED;
 #endif
 }
 

@@ -6,8 +6,11 @@
 #define TB_SERVER_SLICE_H
 
 /* Sets the calling thread's slice request to `us` microseconds (0: the kernel's default); threads
- * it creates afterwards inherit it. Returns 0, or -1 where the kernel refuses (older kernels,
- * seccomp profiles): the thread keeps its slice, which is harmless. */
+ * it creates afterwards inherit it. Returns 0; TB_SLICE_REFUSED where the kernel refuses (older
+ * kernels, seccomp profiles); TB_SLICE_OTHER_POLICY when the thread runs under a policy other
+ * than SCHED_OTHER, which an operator chose and which stays. Either way the thread keeps its
+ * slice, which is harmless. */
+enum { TB_SLICE_REFUSED = -1, TB_SLICE_OTHER_POLICY = -2 };
 int tb_thread_slice_set(unsigned us);
 
 /* 1 when a seccomp filter is in place (or /proc does not say): a filter may kill the process on
