@@ -1,7 +1,10 @@
 /* libmicrohttpd glue. The access handler is called several times per request: first with no
- * body (route and header checks, CORS, OPTIONS preflights), then with body chunks (accumulated up
- * to the route's limit, past which the rest is discarded and a 413 sent), then once more to run
- * the handler. The completion callback writes the access log line. */
+ * body (framing, route and header checks, rate limit, CORS, OPTIONS preflights), then with body
+ * chunks (accumulated up to the route's limit, past which the rest is discarded and a 413 sent),
+ * then once more to run the handler. A reply decided on the first call waits for that last call,
+ * the body read and dropped, so the connection stays open (libmicrohttpd closes one whose reply
+ * is queued before its request is read). The completion callback writes the access log line.
+ * Threads, sockets and connection limits are server/loop.c's. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -17,8 +20,11 @@
 #include <time.h>
 
 #include "access_log.h"
+#include "clients.h"
 #include "clock.h"
+#include "framing.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "reply.h"
 #include "request.h"
@@ -34,7 +40,8 @@ typedef struct snapshot {
 } snapshot;
 
 struct tb_http {
-    struct MHD_Daemon *daemon;
+    tb_loop *loop;
+    tb_clients *clients;
     /* Guards current: requests take it shared for a few instructions (never blocking one another,
      * where a mutex sent one request in 16 to sleep in futex when both threads met); a reload
      * takes it exclusive to swap. */
@@ -44,6 +51,10 @@ struct tb_http {
     char *cors_origins; /* copy of the option, or NULL */
     int access_log;
     tb_limits limits;
+    unsigned max_header_bytes;
+    double shed_after_s;     /* 0: never shed */
+    tb_client_addr trusted[TB_MAX_TRUSTED_PROXIES];
+    size_t n_trusted;
     tb_metrics *metrics;
 };
 
@@ -109,8 +120,41 @@ static enum MHD_Result too_large(tb_request *req) {
                           "request body exceeds the limit of %zu bytes", req->max_body);
 }
 
+/* The client a rate limit counts against: the peer, or whom a trusted proxy forwards for. */
+static tb_client_addr rate_client(const tb_http *h, struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    tb_client_addr peer;
+    if (!info || tb_client_addr_from_sockaddr(info->client_addr, &peer) != 0)
+        memset(&peer, 0, sizeof peer);
+    const char *xff = h->n_trusted ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For") : NULL;
+    return tb_client_from_forwarded(&peer, xff, h->trusted, h->n_trusted);
+}
+
+/* Checks that need no route: framing (400 and close), header size (431 and close), the client's
+ * rate (429). Returns 1 when it replied. */
+static int connection_checks(const tb_http *h, struct MHD_Connection *conn, const char *url, const char *version,
+                             tb_request *req) {
+    const char *bad = tb_framing_check(conn, url, version);
+    if (bad) {
+        req->closing = 1;
+        tb_metrics_count(h->metrics, TB_EVENT_FRAMING);
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_framing", NULL,
+                       "ambiguous request framing: %s (RFC 9112); the connection is closed", bad);
+        return 1;
+    }
+    const union MHD_ConnectionInfo *size = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (size && size->header_size > h->max_header_bytes) {
+        req->closing = 1;
+        tb_reply_error(req, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", NULL,
+                       "request line and headers hold %zu bytes, over the limit of %u (--max-header-bytes)",
+                       size->header_size, h->max_header_bytes);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn, const char *url, const char *method,
-                                  tb_request *req) {
+                                  const char *version, tb_request *req) {
     char allow[sizeof req->allow];
     size_t method_len = strnlen(method, sizeof req->method - 1); /* a copy, not a printf, every request */
     memcpy(req->method, method, method_len);
@@ -123,20 +167,39 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     }
     cors_origin(h->cors_origins, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), req->cors_origin,
                 sizeof req->cors_origin);
+    if (connection_checks(h, conn, url, version, req))
+        return req->result;
+    const char *len_header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = len_header ? strtoull(len_header, NULL, 10) : 0;
+    /* A client that sent "Expect: 100-continue" waits for our word before sending the body: an
+     * error then goes out at once (and the connection closes) rather than after a body we would
+     * drop; so does one whose declared body is more than we read to drop. */
+    req->defer = !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) &&
+                 declared <= TB_MAX_DROPPED_BODY_BYTES;
+    tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
+    unsigned retry;
+    if (tb_clients_rate_limited(h->clients) && !(m == TB_ROUTE_FOUND && req->route->probe)) {
+        tb_client_addr who = rate_client(h, conn);
+        if (tb_clients_take(h->clients, &who, tb_now_seconds(), &retry)) {
+            req->retry_after = retry;
+            req->route = NULL;
+            tb_metrics_count(h->metrics, TB_EVENT_RATE_LIMITED);
+            return tb_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", NULL,
+                                  "this client is over its rate limit (--rate-limit); retry after %u s", retry);
+        }
+    }
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
         /* A CORS preflight (or a client asking what a path takes): the path's methods. */
-        tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
         req->route = NULL;
         if (m == TB_ROUTE_NO_PATH)
             return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
-        size_t n = strlen(allow);
+        size_t n = strlen(allow); /* no row takes OPTIONS: the path's methods */
         if (n + sizeof ", OPTIONS" <= sizeof req->allow) { /* the table's method lists are short */
             memcpy(req->allow, allow, n);
             memcpy(req->allow + n, ", OPTIONS", sizeof ", OPTIONS");
         }
         return tb_reply_preflight(req, req->allow);
     }
-    tb_route_match m = tb_route_find(method, url, &req->route, req->param, sizeof req->param, allow, sizeof allow);
     if (m == TB_ROUTE_NO_PATH)
         return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
     if (m == TB_ROUTE_NO_METHOD) {
@@ -144,8 +207,6 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
         return tb_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
                               "%.16s is not allowed on %.200s (allowed: %s)", method, url, allow);
     }
-    const char *len_header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    unsigned long long declared = len_header ? strtoull(len_header, NULL, 10) : 0;
     req->max_body = req->route->body == TB_BODY_BATCH    ? h->limits.max_batch_body
                     : req->route->body == TB_BODY_SINGLE ? h->limits.max_body
                                                          : 0;
@@ -159,10 +220,8 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
         return tb_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
                               "send the body as Content-Type: application/json");
     if (declared > req->max_body) {
-        /* Read and drop a body of moderate size, then answer (limits.h says why). A client that
-         * sent "Expect: 100-continue" waits for our word before sending it: answer at once. */
-        if (declared <= TB_MAX_DROPPED_BODY_BYTES &&
-            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT)) {
+        /* Read and drop a body of moderate size, then answer (limits.h says why). */
+        if (req->defer) {
             req->body_too_large = 1;
             return MHD_YES;
         }
@@ -171,10 +230,17 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
+/* Queues the reply the first call decided on, now that the request has been read. */
+static enum MHD_Result send_pending(tb_request *req) {
+    enum MHD_Result r = MHD_queue_response(req->conn, req->status, req->pending);
+    MHD_destroy_response(req->pending);
+    req->pending = NULL;
+    return req->result = r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
-    (void)version;
     tb_http *h = cls;
     tb_request *req = *con_cls;
     if (!req) {
@@ -186,17 +252,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->state = ((snapshot *)req->snapshot)->state;
         req->metrics = h->metrics;
         req->limits = &h->limits;
+        req->loop = h->loop;
         tb_metrics_start(h->metrics);
         req->start = tb_now_seconds();
         req->wall_start = wall_seconds();
         *con_cls = req;
-        return first_call(h, conn, url, method, req);
+        enum MHD_Result r = first_call(h, conn, url, method, version, req);
+        req->defer = 0;
+        return r;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->replied)
-            return MHD_YES; /* an error is queued: libmicrohttpd drops the rest */
+        if (req->replied) { /* a reply waits: drop the body, up to the cap */
+            req->dropped += n;
+            return req->pending && req->dropped > TB_MAX_DROPPED_BODY_BYTES ? send_pending(req) : MHD_YES;
+        }
         if (!req->body_too_large && req->body_len + n > req->max_body) {
             req->body_too_large = 1;
             req->dropped = req->body_len;
@@ -223,12 +294,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body[req->body_len] = '\0';
         return MHD_YES;
     }
+    if (req->pending)
+        return send_pending(req);
     if (req->replied)
         return req->result;
     if (!req->route) /* a preflight whose reply could not be queued */
         return MHD_NO;
     if (req->body_too_large)
         return too_large(req);
+    if (h->shed_after_s > 0 && !req->route->probe && tb_loop_queued_seconds() > h->shed_after_s) {
+        req->retry_after = 1;
+        tb_metrics_count(h->metrics, TB_EVENT_SHED_OVERLOAD);
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+                              "the server is overloaded (this request waited %.0f ms, over --shed-after-ms %.0f); "
+                              "retry shortly",
+                              tb_loop_queued_seconds() * 1e3, h->shed_after_s * 1e3);
+    }
     enum MHD_Result r = req->route->handler(req);
     if (!req->replied)
         return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "handler sent no reply");
@@ -247,6 +328,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         tb_access_log_write(info ? info->client_addr : NULL, req, seconds * 1e6,
                             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     }
+    if (req->pending) /* the client left before its request was read */
+        MHD_destroy_response(req->pending);
     release(req->snapshot);
     free(req->body);
     free(req);
@@ -256,17 +339,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_http **ret) {
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    /* TURBO: read, write and accept before polling, which usually succeeds on a busy server. */
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    socklen_t addr_len;
     if (inet_pton(AF_INET, opt->host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons(opt->port);
+        addr_len = sizeof *v4;
     } else if (inet_pton(AF_INET6, opt->host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons(opt->port);
-        flags |= MHD_USE_IPv6;
+        addr_len = sizeof *v6;
     } else {
         tb_server_state_free(state);
         return tb_error(TB_INVALID, "--listen: '%s' is not a numeric IPv4 or IPv6 address", opt->host);
@@ -282,52 +365,68 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
     h->current->users = 1;
     h->access_log = opt->access_log;
     h->limits = opt->limits;
-    if ((opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) || !(h->metrics = tb_metrics_new())) {
-        h->daemon = NULL;
+    h->max_header_bytes = opt->max_header_bytes;
+    h->shed_after_s = opt->shed_after_ms * 1e-3;
+    for (size_t i = 0; i < opt->n_trusted_proxies && i < TB_MAX_TRUSTED_PROXIES; i++)
+        if (tb_client_addr_parse(opt->trusted_proxies[i], strlen(opt->trusted_proxies[i]), &h->trusted[h->n_trusted]) == 0)
+            h->n_trusted++;
+    if ((opt->cors_origins && !(h->cors_origins = strdup(opt->cors_origins))) || !(h->metrics = tb_metrics_new()) ||
+        !(h->clients = tb_clients_new(opt->per_ip_limit, opt->rate_limit, opt->rate_burst, TB_MAX_RATE_CLIENTS))) {
         tb_http_stop(h);
         return tb_error(TB_NOMEM, "out of memory");
     }
-    /* The pool's threads inherit this thread's slice; this thread gets the default back. */
+    /* The request threads inherit this thread's slice; this thread gets the default back. */
     int slice = opt->slice_us ? tb_thread_slice_set(opt->slice_us) : TB_SLICE_REFUSED, slice_set = slice == 0;
     if (slice == TB_SLICE_REFUSED && opt->slice_us)
         tb_log(TB_LOG_INFO, "the kernel refused a %u us scheduler slice: the request threads keep its default",
                opt->slice_us);
     else if (slice == TB_SLICE_OTHER_POLICY)
         tb_log(TB_LOG_INFO, "the server runs under a scheduling policy other than SCHED_OTHER: no slice asked");
-    h->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, on_request, h,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, opt->threads,
-                                 MHD_OPTION_CONNECTION_LIMIT, opt->connection_limit,
-                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->per_ip_limit,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
-                                 /* Per-connection buffer: bounds the request line and headers; MHD
-                                    also clears it for every request, so bigger costs time. */
-                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)opt->max_header_bytes,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_END);
+    tb_loop_options lo = {
+        .addr = (struct sockaddr *)&addr,
+        .addr_len = addr_len,
+        .threads = opt->threads,
+        .connection_limit = opt->connection_limit,
+        .idle_timeout_s = opt->timeout_s,
+        .request_timeout_s = opt->request_timeout_s,
+        /* The per-connection buffer holds the request line and headers, their index and the
+         * reply's headers: room above --max-header-bytes, which the first call checks itself
+         * (a buffer of exactly the limit cut 7.9 KB of headers off silently). libmicrohttpd
+         * clears it for every request, so no larger than that. */
+        .memory_limit = (size_t)opt->max_header_bytes + TB_HEADER_BUFFER_SLACK,
+        .on_request = on_request,
+        .on_completed = on_completed,
+        .cls = h,
+        .clients = h->clients,
+        .metrics = h->metrics,
+    };
+    tb_status st = tb_loop_start(&lo, &h->loop);
     if (slice_set)
         tb_thread_slice_set(0);
-    if (!h->daemon) {
+    if (st != TB_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", tb_error_message());
         tb_http_stop(h);
-        return tb_error(TB_IO, "cannot listen on %s port %u (in use, or not permitted?)", opt->host, opt->port);
+        return tb_error(st, "%s port %u: %s", opt->host, opt->port, msg);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : opt->port;
+    h->port = tb_loop_port(h->loop);
     *ret = h;
     return TB_OK;
 }
 
 uint16_t tb_http_port(const tb_http *h) { return h->port; }
 
+int tb_http_drain(tb_http *h, double timeout_s) { return tb_loop_drain(h->loop, timeout_s); }
+
 tb_http *tb_http_stop(tb_http *h) {
     if (!h)
         return NULL;
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon); /* waits for in-flight requests, which release their snapshots */
+    h->loop = tb_loop_free(h->loop); /* closes what is left; its requests release their snapshots */
     release(h->current);
     pthread_rwlock_destroy(&h->lock);
     free(h->cors_origins);
     tb_metrics_free(h->metrics);
+    tb_clients_free(h->clients);
     free(h);
     return NULL;
 }

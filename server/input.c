@@ -1,6 +1,7 @@
 /* Parsing and validating JSON request bodies. */
 #include "input.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,8 +112,10 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
         return 0;
     }
     if (cJSON_IsNumber(item)) {
-        if (!isfinite(item->valuedouble)) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name, "feature '%s' is not a finite number", name);
+        if (!isfinite(item->valuedouble) || fabs(item->valuedouble) > FLT_MAX) {
+            /* Features are stored and compared as float32: beyond it a value would turn infinite. */
+            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name,
+                           "feature '%s' is not a finite number within float32's range (|x| <= 3.4e38)", name);
             return 1;
         }
         *v = tb_feature_normalize(name, item->valuedouble);

@@ -28,7 +28,13 @@
 #define TB_DEFAULT_HEADER_BYTES 8192      /* request line + headers (per-connection buffer) */
 #define TB_DEFAULT_CONNECTION_LIMIT 1024
 #define TB_DEFAULT_PER_IP_LIMIT 256
-#define TB_DEFAULT_CONNECTION_TIMEOUT_S 30
+#define TB_DEFAULT_CONNECTION_TIMEOUT_S 30 /* keep-alive idle */
+#define TB_DEFAULT_REQUEST_TIMEOUT_S 10   /* a whole request from its first byte: 100 KB/s for a full batch */
+#define TB_DEFAULT_SHED_AFTER_MS 500      /* queueing behind other requests before a 503 */
+#define TB_DEFAULT_DRAIN_TIMEOUT_S 20     /* SIGTERM to exit, at most */
+#define TB_HEADER_BUFFER_SLACK 8192       /* per-connection buffer above --max-header-bytes (http.c) */
+#define TB_MAX_TRUSTED_PROXIES 16         /* --trusted-proxy addresses */
+#define TB_MAX_RATE_CLIENTS 65536         /* token buckets kept; past it clients share one */
 #define TB_DEFAULT_SLICE_US 100           /* request threads' scheduler slice (server/slice.h) */
 
 /* The limits an operator sets with flags (timbre-serve --help); defaults above. */

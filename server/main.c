@@ -2,6 +2,7 @@
  * SIGINT or SIGTERM. SIGHUP (and, with --watch, a newly published model) reloads them off the
  * request path: a new state that loads and validates replaces the old one for new requests; one
  * that does not is logged and the old one keeps serving. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -24,6 +25,8 @@ static void usage(FILE *f) {
                "                    [--cors-origin ORIGIN]... [--no-access-log] [--watch S]\n"
                "                    [--max-header-bytes N] [--max-body-bytes N] [--max-batch-body-bytes N]\n"
                "                    [--max-batch-rows N] [--max-k N] [--sched-slice-us N]\n"
+               "                    [--request-timeout S] [--drain-timeout S] [--shed-after-ms N]\n"
+               "                    [--rate-limit R] [--rate-burst N] [--trusted-proxy ADDR]...\n"
                "\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
@@ -46,6 +49,26 @@ static void usage(FILE *f) {
                "                       (default 100 where no seccomp filter is in place, else 0:\n"
                "                       a filter may kill the process on that call; give the flag\n"
                "                       when yours allows sched_setattr)\n"
+               "  --max-connections N  open connections (default 1024); past it a new one gets a\n"
+               "                       503 and is closed at once\n"
+               "  --max-connections-per-ip N  per client address (default 256, 0: no limit); past\n"
+               "                       it a 429 and a close\n"
+               "  --timeout S          close a connection silent this long (keep-alive idle;\n"
+               "                       default 30, 0: never)\n"
+               "  --request-timeout S  a request must arrive whole, headers and body, within S\n"
+               "                       seconds of its first byte, or it gets a 408 and the\n"
+               "                       connection closes (default 10, 0: no deadline)\n"
+               "  --drain-timeout S    on SIGTERM: stop listening, finish the requests already\n"
+               "                       received (replies say Connection: close), /readyz 503,\n"
+               "                       exit 0 within S seconds (default 20)\n"
+               "  --shed-after-ms N    a request that waited N ms behind others on its thread gets\n"
+               "                       503 with Retry-After at once (default 500, 0: never)\n"
+               "  --rate-limit R       requests per second per client (token bucket; default 0:\n"
+               "                       off); over it, 429 with Retry-After. Health checks and\n"
+               "                       /metrics are exempt\n"
+               "  --rate-burst N       the bucket's size (default: 2 x R, at least 1)\n"
+               "  --trusted-proxy ADDR a proxy whose X-Forwarded-For names the client for the rate\n"
+               "                       limit (repeatable; exact addresses, at most 16)\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -144,7 +167,7 @@ static int newly_published(tb_http *http, const char *last_failed, char *fp) {
 
 int main(int argc, char **argv) {
     enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER, O_BODY, O_BATCH_BODY,
-           O_BATCH_ROWS, O_MAX_K, O_SLICE };
+           O_BATCH_ROWS, O_MAX_K, O_SLICE, O_REQ_TIMEOUT, O_DRAIN, O_SHED, O_RATE, O_BURST, O_PROXY };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
@@ -154,17 +177,25 @@ int main(int argc, char **argv) {
         {"watch", required_argument, 0, O_WATCH}, {"max-header-bytes", required_argument, 0, O_HEADER},
         {"max-body-bytes", required_argument, 0, O_BODY}, {"max-batch-body-bytes", required_argument, 0, O_BATCH_BODY},
         {"max-batch-rows", required_argument, 0, O_BATCH_ROWS}, {"max-k", required_argument, 0, O_MAX_K},
-        {"sched-slice-us", required_argument, 0, O_SLICE},
+        {"sched-slice-us", required_argument, 0, O_SLICE}, {"request-timeout", required_argument, 0, O_REQ_TIMEOUT},
+        {"drain-timeout", required_argument, 0, O_DRAIN}, {"shed-after-ms", required_argument, 0, O_SHED},
+        {"rate-limit", required_argument, 0, O_RATE}, {"rate-burst", required_argument, 0, O_BURST},
+        {"trusted-proxy", required_argument, 0, O_PROXY},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
-    unsigned watch_s = 0;
+    unsigned watch_s = 0, drain_s = TB_DEFAULT_DRAIN_TIMEOUT_S;
+    const char *proxies[TB_MAX_TRUSTED_PROXIES];
+    double burst = 0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     tb_http_options hopt = {
         .threads = cores > 0 ? (unsigned)cores : 2,
         .connection_limit = TB_DEFAULT_CONNECTION_LIMIT,
         .per_ip_limit = TB_DEFAULT_PER_IP_LIMIT,
         .timeout_s = TB_DEFAULT_CONNECTION_TIMEOUT_S,
+        .request_timeout_s = TB_DEFAULT_REQUEST_TIMEOUT_S,
+        .shed_after_ms = TB_DEFAULT_SHED_AFTER_MS,
+        .trusted_proxies = proxies,
         .max_header_bytes = TB_DEFAULT_HEADER_BYTES,
         .access_log = 1,
         .slice_us = TB_DEFAULT_SLICE_US,
@@ -250,6 +281,45 @@ int main(int argc, char **argv) {
             hopt.slice_us = (unsigned)v;
             slice_given = 1;
             break;
+        case O_REQ_TIMEOUT:
+            if (parse_uint("--request-timeout", optarg, 3600, &v))
+                return 2;
+            hopt.request_timeout_s = (unsigned)v;
+            break;
+        case O_DRAIN:
+            if (parse_uint("--drain-timeout", optarg, 3600, &v))
+                return 2;
+            drain_s = (unsigned)v;
+            break;
+        case O_SHED:
+            if (parse_uint("--shed-after-ms", optarg, 600000, &v))
+                return 2;
+            hopt.shed_after_ms = (unsigned)v;
+            break;
+        case O_RATE:
+        case O_BURST: {
+            char *end;
+            errno = 0;
+            double r = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(r >= 0 && r <= 1e6)) {
+                tb_log(TB_LOG_ERROR, "%s: '%s' is not a number from 0 to 1000000", o == O_RATE ? "--rate-limit" : "--rate-burst",
+                       optarg);
+                return 2;
+            }
+            *(o == O_RATE ? &hopt.rate_limit : &burst) = r;
+            break;
+        }
+        case O_PROXY: {
+            char probe[16];
+            if (hopt.n_trusted_proxies == TB_MAX_TRUSTED_PROXIES ||
+                (inet_pton(AF_INET, optarg, probe) != 1 && inet_pton(AF_INET6, optarg, probe) != 1)) {
+                tb_log(TB_LOG_ERROR, "--trusted-proxy '%s': give a numeric address such as 10.0.0.5 (at most %d)", optarg,
+                       TB_MAX_TRUSTED_PROXIES);
+                return 2;
+            }
+            proxies[hopt.n_trusted_proxies++] = optarg;
+            break;
+        }
         case O_WATCH:
             if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {
                 tb_log(TB_LOG_ERROR, "--watch must be from 1 to 86400 seconds");
@@ -284,6 +354,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     hopt.host = host;
+    hopt.rate_burst = burst > 0 ? burst : hopt.rate_limit * 2 < 1 ? 1 : hopt.rate_limit * 2;
     hopt.port = (uint16_t)v;
     if (!slice_given && hopt.slice_us && tb_seccomp_filtered()) {
         tb_log(TB_LOG_INFO, "a seccomp filter is in place: the request threads keep the kernel's scheduler slice "
@@ -345,10 +416,14 @@ int main(int argc, char **argv) {
             reload(http, db, "SIGHUP");
             continue;
         }
-        tb_log(TB_LOG_INFO, "received %s: finishing in-flight requests and stopping",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        tb_log(TB_LOG_INFO, "received %s: no longer listening; finishing the requests already received (at most %u s)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_s);
         break;
     }
+    if (!tb_http_drain(http, drain_s))
+        tb_log(TB_LOG_WARN, "--drain-timeout (%u s) reached: closing the connections still open", drain_s);
+    else
+        tb_log(TB_LOG_INFO, "drained: every connection closed");
     tb_http_stop(http);
     return 0;
 }

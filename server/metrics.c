@@ -11,7 +11,7 @@
 #include "route.h"
 
 /* Statuses the server sends; anything else counts under the last slot as "other". */
-static const unsigned statuses[] = {200, 204, 400, 404, 405, 413, 415, 500, 503};
+static const unsigned statuses[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1)
 /* Latency bucket upper bounds in seconds (Prometheus `le`), then +Inf. */
 static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
@@ -28,6 +28,8 @@ struct tb_metrics {
     route_counters routes[MAX_ROUTES];
     atomic_llong in_flight;
     atomic_ullong reloads[2]; /* failed, ok */
+    atomic_ullong events[TB_N_EVENTS];
+    atomic_llong connections;
 };
 
 tb_metrics *tb_metrics_new(void) {
@@ -44,6 +46,14 @@ tb_metrics *tb_metrics_free(tb_metrics *m) {
 
 void tb_metrics_count_reload(tb_metrics *m, int ok) {
     atomic_fetch_add_explicit(&m->reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void tb_metrics_count(tb_metrics *m, tb_metric_event e) {
+    atomic_fetch_add_explicit(&m->events[e], 1, memory_order_relaxed);
+}
+
+void tb_metrics_connections(tb_metrics *m, int delta) {
+    atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
 }
 
 void tb_metrics_start(tb_metrics *m) { atomic_fetch_add_explicit(&m->in_flight, 1, memory_order_relaxed); }
@@ -168,6 +178,25 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state) {
     put(&t, "# HELP timbre_requests_in_flight Requests being served, this one included.\n"
             "# TYPE timbre_requests_in_flight gauge\ntimbre_requests_in_flight %lld\n",
         (long long)atomic_load_explicit(&m->in_flight, memory_order_relaxed));
+    put(&t, "# HELP timbre_connections_open Client connections open.\n"
+            "# TYPE timbre_connections_open gauge\ntimbre_connections_open %lld\n",
+        (long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
+#define EVENT(e) atomic_load_explicit(&m->events[e], memory_order_relaxed)
+    put(&t, "# HELP timbre_connections_refused_total Connections refused at accept, by reason.\n"
+            "# TYPE timbre_connections_refused_total counter\n"
+            "timbre_connections_refused_total{reason=\"connection_limit\"} %llu\n"
+            "timbre_connections_refused_total{reason=\"per_ip_limit\"} %llu\n"
+            "timbre_connections_refused_total{reason=\"draining\"} %llu\n",
+        EVENT(TB_EVENT_REFUSED_LIMIT), EVENT(TB_EVENT_REFUSED_PER_IP), EVENT(TB_EVENT_REFUSED_DRAINING));
+    put(&t, "# HELP timbre_requests_rejected_total Requests turned away before a handler ran, by reason.\n"
+            "# TYPE timbre_requests_rejected_total counter\n"
+            "timbre_requests_rejected_total{reason=\"request_timeout\"} %llu\n"
+            "timbre_requests_rejected_total{reason=\"overload\"} %llu\n"
+            "timbre_requests_rejected_total{reason=\"rate_limit\"} %llu\n"
+            "timbre_requests_rejected_total{reason=\"framing\"} %llu\n",
+        EVENT(TB_EVENT_REQUEST_TIMEOUT), EVENT(TB_EVENT_SHED_OVERLOAD), EVENT(TB_EVENT_RATE_LIMITED),
+        EVENT(TB_EVENT_FRAMING));
+#undef EVENT
     put(&t, "# HELP timbre_model_info Models and index loaded, by task, with their version.\n"
             "# TYPE timbre_model_info gauge\n");
     if (state->genre)

@@ -17,6 +17,21 @@ tb_metrics *tb_metrics_free(tb_metrics *m);
 void tb_metrics_start(tb_metrics *m);
 void tb_metrics_finish(tb_metrics *m, long route, unsigned status, double seconds);
 
+/* What the connection layer refuses, sheds or cuts off (counted, labelled by reason). */
+typedef enum tb_metric_event {
+    TB_EVENT_REFUSED_LIMIT,    /* connection refused: --max-connections reached */
+    TB_EVENT_REFUSED_PER_IP,   /* connection refused: --max-connections-per-ip reached */
+    TB_EVENT_REFUSED_DRAINING, /* connection refused: shutting down */
+    TB_EVENT_REQUEST_TIMEOUT,  /* request not received whole within --request-timeout */
+    TB_EVENT_SHED_OVERLOAD,    /* 503: waited past --shed-after-ms */
+    TB_EVENT_RATE_LIMITED,     /* 429: the client's token bucket was empty */
+    TB_EVENT_FRAMING,          /* 400: ambiguous framing (RFC 9112), connection closed */
+    TB_N_EVENTS
+} tb_metric_event;
+void tb_metrics_count(tb_metrics *m, tb_metric_event e);
+/* Open connections: +1 when one is admitted, -1 when it closes. */
+void tb_metrics_connections(tb_metrics *m, int delta);
+
 /* A reload attempt and its outcome. */
 void tb_metrics_count_reload(tb_metrics *m, int ok);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loop.h"
 #include "request.h"
 #include "utf8.h"
 
@@ -23,10 +24,21 @@ static enum MHD_Result queue_typed(tb_request *req, unsigned http_status, struct
         if (strcmp(req->cors_origin, "*") != 0)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
     }
-    enum MHD_Result r = MHD_queue_response(req->conn, http_status, resp);
-    MHD_destroy_response(resp);
+    if (req->retry_after) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%u", req->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (req->closing || (req->loop && tb_loop_draining(req->loop)))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     req->replied = 1;
     req->status = http_status;
+    if (req->defer) { /* libmicrohttpd closes a connection whose reply is queued before its body is read */
+        req->pending = resp;
+        return req->result = MHD_YES;
+    }
+    enum MHD_Result r = MHD_queue_response(req->conn, http_status, resp);
+    MHD_destroy_response(resp);
     req->result = r;
     return r;
 }

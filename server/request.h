@@ -10,6 +10,7 @@
 #include "state.h"
 
 struct tb_metrics;
+struct tb_loop;
 
 /* Kept under 1 KiB: glibc serves smaller blocks from its fast lists, and a larger one would sweep
  * them (malloc_consolidate) on every request. */
@@ -29,6 +30,11 @@ typedef struct tb_request {
     size_t dropped;        /* bytes of it read and dropped */
     int replied;
     enum MHD_Result result; /* of queueing the reply; what the access handler returns */
+    int defer;             /* on the first callback: a reply waits in `pending` until the request is read */
+    struct MHD_Response *pending; /* that reply (owned here until queued) */
+    int closing;           /* the reply says Connection: close (bad framing, a drain) */
+    unsigned retry_after;  /* seconds for a Retry-After header, 0 for none */
+    const struct tb_loop *loop; /* its draining flag */
     unsigned status;       /* HTTP status sent, for the access log */
     size_t bytes;          /* response body bytes, for the access log */
     double start;          /* monotonic seconds at the first callback */

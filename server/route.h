@@ -18,6 +18,7 @@ typedef struct tb_route {
     const char *path;     /* "/v1/genre", or "/v1/tracks/{id}" */
     tb_handler handler;
     tb_body_kind body;
+    int probe; /* health checks and metrics: never rate-limited or shed, so monitors see the truth */
 } tb_route;
 
 extern const tb_route tb_routes[];

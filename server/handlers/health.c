@@ -1,6 +1,7 @@
 /* GET /healthz (the process answers) and GET /readyz (a model is loaded and can serve). */
 #include <cjson/cJSON.h>
 
+#include "../loop.h"
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"
@@ -13,6 +14,9 @@ enum MHD_Result tb_handle_healthz(struct tb_request *req) {
 
 enum MHD_Result tb_handle_readyz(struct tb_request *req) {
     const tb_server_state *s = req->state;
+    if (req->loop && tb_loop_draining(req->loop))
+        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "draining", NULL,
+                              "the server is shutting down: it finishes the requests it has and takes no more");
     if (!s->genre && !s->popularity && !s->recommend && !s->multilabel)
         return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
                               "no published model is loaded (train one with timbre-train)");

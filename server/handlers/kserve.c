@@ -4,6 +4,7 @@
  * feature order (GET /v2/models/{name} lists it; null = missing). {name} is a task ("genre",
  * "popularity") or the served model's name. Errors follow the protocol: {"error": "message"}. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,7 @@ static long flatten(const cJSON *data, double *out, size_t want, size_t *at, int
             return -1;
         } else if (cJSON_IsNull(e)) {
             out[(*at)++] = NAN;
-        } else if (cJSON_IsNumber(e) && isfinite(e->valuedouble)) {
+        } else if (cJSON_IsNumber(e) && isfinite(e->valuedouble) && fabs(e->valuedouble) <= FLT_MAX) { /* FP32 */
             out[(*at)++] = e->valuedouble;
         } else {
             return -1;
@@ -152,7 +153,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     }
     if (!cJSON_IsArray(data) || flatten(data, x, n * d, &at, 0) != (long)(n * d)) {
         free(x);
-        snprintf(msg, sizeof msg, "the input \"data\" must hold %zu finite numbers (or null for missing)", n * d);
+        snprintf(msg, sizeof msg, "the input \"data\" must hold %zu finite FP32 numbers (or null for missing)", n * d);
         tb_input_bad(req, NULL, msg);
         return NULL;
     }

@@ -615,7 +615,7 @@ def limits_checks(a, db, tmp):
     try:
         slices = thread_slices(proc.pid)
         if slices is not None:  # a kernel that takes slice requests (6.12+) and shows them
-            check(slices.get("MHD-worker") == {300000} and 300000 not in slices.get("timbre-serve", set()),
+            check(slices.get("tb-request") == {300000} and 300000 not in slices.get("timbre-serve", set()),
                   f"--sched-slice-us 300: the request threads' slices, and only theirs: {slices}")
         c = Client(port)
         tid = index_from_db(db)[1][3]
@@ -651,8 +651,8 @@ def slice_under_seccomp_checks(a, db, tmp):
         try:
             ok = port is not None and Client(port).request("GET", "/healthz")[0] == 200
             slices = thread_slices(proc.pid) if ok else None
-            ok = ok and (slices is None or 300000 not in slices.get("MHD-worker", set()) and 100000 not in
-                         slices.get("MHD-worker", set()))
+            ok = ok and (slices is None or 300000 not in slices.get("tb-request", set()) and 100000 not in
+                         slices.get("tb-request", set()))
         finally:
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=15)
