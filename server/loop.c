@@ -429,12 +429,12 @@ static int worker_start(tb_loop *l, worker *w) {
     unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     /* The admission above already applied both limits; libmicrohttpd's own would only repeat them. */
     w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, l->opt.on_request, l->opt.cls,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, l, /* first, or it misses some */
                                  MHD_OPTION_CONNECTION_LIMIT, l->opt.connection_limit,
                                  MHD_OPTION_CONNECTION_TIMEOUT, l->opt.idle_timeout_s,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, l->opt.memory_limit,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, l,
                                  MHD_OPTION_END);
     const union MHD_DaemonInfo *info = w->daemon ? MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info || (w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
