@@ -19,23 +19,32 @@ tb_status tb_migrate_current(sqlite3 *db, int *ret_version) {
     return tb_error(TB_DB, "reading the schema version: %s", sqlite3_errmsg(db));
 }
 
+/* Each step takes the write lock (BEGIN IMMEDIATE) before it reads the version, so two
+ * processes creating or migrating one database take turns: the second finds the first's work
+ * done instead of running the same CREATE TABLE again ("table models already exists"). */
 tb_status tb_migrate(sqlite3 *db) {
-    int current;
-    tb_status st = tb_migrate_current(db, &current);
-    if (st != TB_OK)
-        return st;
-    if (current > tb_schema_version())
-        return tb_error(TB_VERSION,
-                        "database schema version %d is newer than this binary's %d: upgrade Timbre",
-                        current, tb_schema_version());
-    for (int i = current; i < tb_n_migrations; i++) {
-        const tb_migration *m = &tb_migrations[i];
+    for (;;) {
         char *err = NULL;
         if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
-            st = tb_error(TB_DB, "migration %s: %s", m->name, err ? err : sqlite3_errmsg(db));
+            tb_status st = tb_error(TB_DB, "migrating: %s", err ? err : sqlite3_errmsg(db));
             sqlite3_free(err);
             return st;
         }
+        int current;
+        tb_status st = tb_migrate_current(db, &current);
+        if (st == TB_OK && current > tb_schema_version())
+            st = tb_error(TB_VERSION, "database schema version %d is newer than this binary's %d: upgrade Timbre",
+                          current, tb_schema_version());
+        if (st != TB_OK || current == tb_schema_version()) {
+            if (st == TB_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+                st = tb_error(TB_DB, "migrating: %s", err ? err : sqlite3_errmsg(db));
+                sqlite3_free(err);
+            }
+            if (st != TB_OK)
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return st;
+        }
+        const tb_migration *m = &tb_migrations[current];
         char pragma[64];
         sqlite3_snprintf(sizeof pragma, pragma, "PRAGMA user_version = %d", m->version);
         if (sqlite3_exec(db, m->sql, NULL, NULL, &err) != SQLITE_OK ||
@@ -47,5 +56,4 @@ tb_status tb_migrate(sqlite3 *db) {
             return st;
         }
     }
-    return TB_OK;
 }

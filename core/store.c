@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "migrate.h"
 
@@ -59,7 +60,17 @@ tb_status tb_store_open(const char *path, tb_store_mode mode, tb_store **ret_sto
         goto fail;
     }
     if (mode == TB_STORE_READ_WRITE) {
-        if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
+        /* Switching to WAL needs the database to itself and SQLite's busy handler does not wait
+         * for it: another process opening the same new file at once gets SQLITE_BUSY. Retry for
+         * as long as the busy timeout. */
+        int rc = SQLITE_BUSY;
+        for (int tries = 0; tries < 500 && (rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL)) ==
+                                              SQLITE_BUSY;
+             tries++) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        if (rc != SQLITE_OK) {
             st = db_error(s, "enabling WAL");
             goto fail;
         }
@@ -589,29 +600,49 @@ out:
     return st;
 }
 
+const char *const tb_store_tasks[TB_N_TASKS] = {"genre", "multilabel", "popularity", "recommend"};
+
+tb_status tb_store_format_fingerprint(const int64_t ids[TB_N_TASKS], char *buf, size_t size) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < TB_N_TASKS; t++) {
+        if (ids[t] < 0)
+            continue;
+        int n = snprintf(buf + len, size - len, "%s:%lld;", tb_store_tasks[t], (long long)ids[t]);
+        if (n < 0 || (size_t)n >= size - len)
+            return tb_error(TB_INVALID, "published-model fingerprint longer than %zu bytes", size);
+        len += (size_t)n;
+    }
+    return TB_OK;
+}
+
 tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size) {
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
-    size_t len = 0;
+    int64_t ids[TB_N_TASKS] = {-1, -1, -1, -1};
     buf[0] = '\0';
     pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, "SELECT task, id FROM models WHERE published = 1 ORDER BY task", -1, &stmt, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT task, id FROM models WHERE published = 1", -1, &stmt, NULL) != SQLITE_OK) {
         st = db_error(s, "reading the published models");
         goto out;
     }
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int n = snprintf(buf + len, size - len, "%s:%lld;", (const char *)sqlite3_column_text(stmt, 0),
-                         (long long)sqlite3_column_int64(stmt, 1));
-        if (n < 0 || (size_t)n >= size - len) {
-            st = tb_error(TB_INVALID, "published-model fingerprint longer than %zu bytes", size);
+        const char *task = (const char *)sqlite3_column_text(stmt, 0);
+        int t = 0;
+        while (t < TB_N_TASKS && strcmp(tb_store_tasks[t], task ? task : "") != 0)
+            t++;
+        if (t == TB_N_TASKS) {
+            st = tb_error(TB_VERSION, "%s: a published model of unknown task '%s': upgrade Timbre", s->path,
+                          task ? task : "");
             goto out;
         }
-        len += (size_t)n;
+        ids[t] = sqlite3_column_int64(stmt, 1);
     }
     if (rc != SQLITE_DONE)
         st = db_error(s, "reading the published models");
+    else
+        st = tb_store_format_fingerprint(ids, buf, size);
 out:
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);

@@ -57,8 +57,16 @@ tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors,
 
 /* The published model of `task`, blob included. TB_NOT_FOUND when there is none. */
 tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret);
-/* "task:id;" for each published model, tasks in order ("genre:3;popularity:4;"): changes exactly
- * when a model is published. For watching the database. */
+/* The tasks a model row can serve, in fingerprint order. */
+#define TB_N_TASKS 4
+extern const char *const tb_store_tasks[TB_N_TASKS]; /* genre, multilabel, popularity, recommend */
+/* The fingerprint of a published set, ids[i] the model of tb_store_tasks[i] (negative: none):
+ * "task:id;" for each present task, in that order ("genre:3;popularity:4;"). The one formatter
+ * for the database's side and the server's, so the two compare equal exactly when they serve the
+ * same models. TB_INVALID when it does not fit in size bytes. */
+tb_status tb_store_format_fingerprint(const int64_t ids[TB_N_TASKS], char *buf, size_t size);
+/* The database's published set as tb_store_format_fingerprint writes it: changes exactly when a
+ * model is published. For watching the database. */
 tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size);
 /* Every model row without blobs, newest first; published_only filters. Caller frees each
  * record (tb_model_record_clear) and the array. */

@@ -141,15 +141,11 @@ typedef struct watch_check {
 
 static void fingerprints(const tb_server_state *s, void *ctx) {
     watch_check *w = ctx;
-    const char *tasks[3] = {"genre", "popularity", "recommend"};
-    long long ids[3] = {s->genre ? (long long)s->genre->id : -1, s->popularity ? (long long)s->popularity->id : -1,
-                        s->recommend ? (long long)s->recommend->id : -1};
-    size_t len = 0;
-    w->serving[0] = '\0';
-    for (int i = 0; i < 3; i++)
-        if (ids[i] >= 0)
-            len += (size_t)snprintf(w->serving + len, sizeof w->serving - len, "%s:%lld;", tasks[i], ids[i]);
-    w->failed = tb_store_published_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
+    /* In tb_store_tasks' order: the same formatter writes both sides. */
+    const int64_t ids[TB_N_TASKS] = {s->genre ? s->genre->id : -1, s->multilabel ? s->multilabel->id : -1,
+                                     s->popularity ? s->popularity->id : -1, s->recommend ? s->recommend->id : -1};
+    w->failed = tb_store_format_fingerprint(ids, w->serving, sizeof w->serving) != TB_OK ||
+                tb_store_published_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
 }
 
 /* Whether the database's published models differ from the ones being served and from a set that

@@ -10,10 +10,13 @@ import json
 import os
 import random
 import shutil
+import http.client
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_http import Client, check, is_error, start_server, test_arguments  # noqa: E402
@@ -134,8 +137,50 @@ def run(a, src, tmp):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+    watch_checks(a, paths, tmp)
     print(f"{test_http.PASSED} passed, {test_http.FAILED} failed")
     return 1 if test_http.FAILED else 0
+
+
+def reloads(port):
+    c = Client(port)
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith('timbre_reloads_total{outcome="ok"}'))
+    return int(line.split()[-1])
+
+
+def watch_checks(a, paths, tmp):
+    """Regression: --watch compared the served models without multilabel against the database's
+    with it, so once a multilabel model was published it reloaded every period, forever. Publishing
+    genre, popularity, recommend and multilabel in turn must reload exactly four times."""
+    db = os.path.join(tmp, "watch.db")
+    base = [a.trainer, "--data", paths["train.csv"], "--db", db, "--threads", "2", "--log-level", "warn"]
+    t = subprocess.run(base + ["--task", "genre", "--model", "rf", "--trees", "5"], capture_output=True, text=True)
+    check(t.returncode == 0, f"trainer: {t.stderr[-500:]}")
+    with sqlite3.connect(db) as con:  # the catalog without any model: the server starts with nothing to serve
+        con.execute("DELETE FROM models")
+    proc, port = start_server(a.server, db, tmp, ("--watch", "1", "--no-access-log"))
+    check(port is not None, "server on a database without models")
+    if port is None:
+        return
+    seen = []
+    try:
+        for flags in (["--task", "genre", "--model", "rf", "--trees", "5"],
+                      ["--task", "popularity", "--model", "rf", "--trees", "5"],
+                      ["--task", "recommend"],
+                      ["--task", "genre", "--multilabel", "--hidden", "16", "--epochs", "3"]):
+            t = subprocess.run(base + flags, capture_output=True, text=True, timeout=300)
+            check(t.returncode == 0, f"trainer {flags}: {t.stderr[-500:]}")
+            time.sleep(3.5)  # three watch periods
+            seen.append(reloads(port))
+        time.sleep(4)
+        seen.append(reloads(port))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    check(seen == [1, 2, 3, 4, 4], f"one reload per publish, none after (reload counts {seen})")
 
 
 if __name__ == "__main__":

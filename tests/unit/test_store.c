@@ -3,6 +3,7 @@
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -109,9 +110,40 @@ static void test_migration_from_1(const char *path) {
     tb_test_remove_db(path);
 }
 
+/* Regression: two trainers creating one new database raced, the version read outside the write
+ * lock: one ran migration 0001 again and failed ("table models already exists"). Forked
+ * processes, as two timbre-train runs would be; each round a fresh file. */
+static void test_concurrent_creation_race(const char *path) {
+    for (int round = 0; round < 20; round++) {
+        tb_test_remove_db(path);
+        pid_t kids[4];
+        for (int k = 0; k < 4; k++)
+            if ((kids[k] = fork()) == 0) {
+                tb_store *s = NULL;
+                tb_status st = tb_store_open(path, TB_STORE_READ_WRITE, &s);
+                if (st != TB_OK)
+                    fprintf(stderr, "concurrent open: %s\n", tb_error_message());
+                tb_store_close(s);
+                _exit(st == TB_OK ? 0 : 1);
+            }
+        int all_ok = 1;
+        for (int k = 0; k < 4; k++) {
+            int status = 0;
+            waitpid(kids[k], &status, 0);
+            all_ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+        CHECK(all_ok);
+    }
+    tb_store *s = NULL;
+    CHECK(tb_store_open(path, TB_STORE_READ_ONLY, &s) == TB_OK);
+    tb_store_close(s);
+    tb_test_remove_db(path);
+}
+
 int main(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tb_test_store_%d.db", (int)getpid());
+    test_concurrent_creation_race(path);
     tb_test_remove_db(path);
     tb_store *s = NULL;
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_NOT_FOUND, "no such database");
