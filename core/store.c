@@ -2,6 +2,7 @@
  * path where a prepare (a few microseconds) matters next to the work around it. */
 #include "store.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -35,20 +36,52 @@ tb_store *tb_store_close(tb_store *s) {
     return NULL;
 }
 
+/* "file:PATH?immutable=1" with PATH's reserved bytes %-escaped (sqlite3_free). */
+static char *uri_immutable(const char *path) {
+    size_t n = strlen(path);
+    char *out = sqlite3_malloc64(n * 3 + 32);
+    if (!out)
+        return NULL;
+    size_t len = 0;
+    memcpy(out, "file:", 5);
+    len = 5;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p == '?' || *p == '#' || *p == '%' || *p < 0x21 || *p >= 0x7f)
+            len += (size_t)sprintf(out + len, "%%%02X", *p);
+        else
+            out[len++] = (char)*p;
+    }
+    memcpy(out + len, "?immutable=1", sizeof "?immutable=1");
+    return out;
+}
+
 tb_status tb_store_open(const char *path, tb_store_mode mode, tb_store **ret_store) {
     struct stat sb;
-    if (mode == TB_STORE_READ_ONLY && stat(path, &sb) != 0)
-        return tb_error(TB_NOT_FOUND, "%s: no such database (train one with timbre-train --db %s)", path, path);
+    if (mode != TB_STORE_READ_WRITE && stat(path, &sb) != 0)
+        return errno == ENOENT
+                   ? tb_error(TB_NOT_FOUND, "%s: no such database (train one with timbre-train --db %s)", path, path)
+                   : tb_error(TB_IO, "%s: %s", path, strerror(errno));
     tb_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
         return tb_error(TB_NOMEM, "out of memory");
     }
     pthread_mutex_init(&s->lock, NULL);
-    int flags = mode == TB_STORE_READ_ONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int flags = mode == TB_STORE_READ_WRITE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     flags |= SQLITE_OPEN_NOMUTEX; /* our own mutex serializes use */
     tb_status st = TB_OK;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    char *uri = NULL;
+    if (mode == TB_STORE_SNAPSHOT) {
+        /* immutable=1: no locks, no -shm or -wal, so a 0444 file in a read-only directory opens. */
+        flags |= SQLITE_OPEN_URI;
+        if (!(uri = uri_immutable(path))) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    int opened = sqlite3_open_v2(uri ? uri : path, &s->db, flags, NULL);
+    sqlite3_free(uri);
+    if (opened != SQLITE_OK) {
         st = tb_error(TB_IO, "%s: cannot open database: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
@@ -148,6 +181,45 @@ static int insert_index(tb_store *s, int64_t id, const tb_index_payload *ix) {
 static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
                          int *ret_version);
 
+/* A write step: its own BEGIN IMMEDIATE, or a savepoint inside the caller's tb_store_begin. */
+static int step_begin(tb_store *s, int *nested) {
+    *nested = !sqlite3_get_autocommit(s->db);
+    return sqlite3_exec(s->db, *nested ? "SAVEPOINT tb_step" : "BEGIN IMMEDIATE", NULL, NULL, NULL);
+}
+
+static int step_commit(tb_store *s, int nested) {
+    return sqlite3_exec(s->db, nested ? "RELEASE tb_step" : "COMMIT", NULL, NULL, NULL);
+}
+
+static void step_rollback(tb_store *s, int nested) {
+    sqlite3_exec(s->db, nested ? "ROLLBACK TO tb_step; RELEASE tb_step" : "ROLLBACK", NULL, NULL, NULL);
+}
+
+tb_status tb_store_begin(tb_store *s) {
+    pthread_mutex_lock(&s->lock);
+    tb_status st = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+                       ? TB_OK
+                       : db_error(s, "starting a transaction");
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_commit(tb_store *s) {
+    pthread_mutex_lock(&s->lock);
+    tb_status st = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? TB_OK : db_error(s, "committing");
+    if (st != TB_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+void tb_store_rollback(tb_store *s) {
+    pthread_mutex_lock(&s->lock);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
+}
+
 tb_status tb_store_publish_model(tb_store *s, const tb_model_record *m, int64_t *ret_id, int *ret_version) {
     return publish(s, m, NULL, ret_id, ret_version);
 }
@@ -161,8 +233,9 @@ static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_p
                          int *ret_version) {
     tb_status st = TB_OK;
     sqlite3_stmt *stmt = NULL;
+    int nested;
     pthread_mutex_lock(&s->lock);
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (step_begin(s, &nested) != SQLITE_OK) {
         st = db_error(s, "starting the publish transaction");
         goto out;
     }
@@ -208,7 +281,7 @@ static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_p
     int64_t id = sqlite3_last_insert_rowid(s->db);
     if (ix && insert_index(s, id, ix) != 0)
         goto db_fail;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (step_commit(s, nested) != SQLITE_OK)
         goto db_fail;
     *ret_id = id;
     *ret_version = version;
@@ -216,7 +289,7 @@ static tb_status publish(tb_store *s, const tb_model_record *m, const tb_index_p
 db_fail:
     st = db_error(s, "publishing a model");
     sqlite3_finalize(stmt);
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    step_rollback(s, nested);
 out:
     pthread_mutex_unlock(&s->lock);
     return st;
@@ -287,8 +360,9 @@ tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record 
     tb_model_record *rows = NULL;
     size_t n = 0, cap = 0;
     pthread_mutex_lock(&s->lock);
-    const char *sql = published_only ? "SELECT " MODEL_COLUMNS " FROM models WHERE published = 1 ORDER BY id DESC"
-                                     : "SELECT " MODEL_COLUMNS " FROM models ORDER BY id DESC";
+    const char *sql = published_only
+                          ? "SELECT " MODEL_COLUMNS ", length(blob) FROM models WHERE published = 1 ORDER BY id DESC"
+                          : "SELECT " MODEL_COLUMNS ", length(blob) FROM models ORDER BY id DESC";
     if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         st = db_error(s, "listing models");
         goto out;
@@ -306,7 +380,7 @@ tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record 
         }
         if ((st = read_model_row(stmt, &rows[n])) != TB_OK)
             goto out;
-        n++;
+        rows[n++].blob_len = (size_t)sqlite3_column_int64(stmt, 11); /* the size; the blob stays out */
     }
     if (rc != SQLITE_DONE)
         st = db_error(s, "listing models");
@@ -336,8 +410,9 @@ void tb_track_clear(tb_track *t) {
 tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n) {
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
+    int nested;
     pthread_mutex_lock(&s->lock);
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (step_begin(s, &nested) != SQLITE_OK) {
         st = db_error(s, "starting the catalog transaction");
         goto out;
     }
@@ -363,13 +438,13 @@ tb_status tb_store_put_tracks(tb_store *s, const tb_track *tracks, size_t n) {
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (step_commit(s, nested) != SQLITE_OK)
         goto db_fail;
     goto out;
 db_fail:
     st = db_error(s, "storing tracks");
     sqlite3_finalize(stmt);
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    step_rollback(s, nested);
 out:
     pthread_mutex_unlock(&s->lock);
     return st;
@@ -648,3 +723,301 @@ out:
     pthread_mutex_unlock(&s->lock);
     return st;
 }
+
+/* --- versions: what each task serves, pins, removal ------------------------------------------ */
+
+static int task_index(const char *task) {
+    for (int t = 0; t < TB_N_TASKS; t++)
+        if (task && strcmp(tb_store_tasks[t], task) == 0)
+            return t;
+    return -1;
+}
+
+tb_status tb_store_served(tb_store *s, int64_t ret_ids[TB_N_TASKS], int ret_pinned[TB_N_TASKS]) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    for (int t = 0; t < TB_N_TASKS; t++)
+        ret_ids[t] = -1, ret_pinned[t] = 0;
+    pthread_mutex_lock(&s->lock);
+    /* Published rows first, then pins, which override them. */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT task, id, 0 FROM models WHERE published = 1 "
+                           "UNION ALL SELECT task, model_id, 1 FROM pins ORDER BY 3",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading what is served");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int t = task_index((const char *)sqlite3_column_text(stmt, 0));
+        if (t < 0)
+            continue;
+        ret_ids[t] = sqlite3_column_int64(stmt, 1);
+        ret_pinned[t] = sqlite3_column_int(stmt, 2);
+    }
+    if (rc != SQLITE_DONE)
+        st = db_error(s, "reading what is served");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* Runs one statement with up to two integer and one text parameter; the changed row count. */
+static tb_status exec_bound(tb_store *s, const char *sql, const char *text, int64_t a, int *ret_changes,
+                            const char *what) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return db_error(s, what);
+    if (text)
+        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)a);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        st = db_error(s, what);
+    else if (ret_changes)
+        *ret_changes = sqlite3_changes(s->db);
+    sqlite3_finalize(stmt);
+    return st;
+}
+
+tb_status tb_store_pin(tb_store *s, const char *task, int64_t model_id) {
+    if (task_index(task) < 0)
+        return tb_error(TB_INVALID, "no task '%s' (genre, multilabel, popularity or recommend)", task);
+    tb_model_record m;
+    tb_status st = tb_store_get_model(s, model_id, &m);
+    if (st != TB_OK)
+        return st;
+    int same = strcmp(m.task, task) == 0;
+    char found_task[32];
+    snprintf(found_task, sizeof found_task, "%s", m.task);
+    tb_model_record_clear(&m);
+    if (!same)
+        return tb_error(TB_INVALID, "model %lld is a %s model, not %s", (long long)model_id, found_task, task);
+    pthread_mutex_lock(&s->lock);
+    st = exec_bound(s, "INSERT OR REPLACE INTO pins (task, model_id) VALUES (?1, ?2)", task, model_id, NULL,
+                    "pinning");
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_unpin(tb_store *s, const char *task) {
+    int changes = 0;
+    pthread_mutex_lock(&s->lock);
+    tb_status st = exec_bound(s, "DELETE FROM pins WHERE task = ?1 AND ?2 = ?2", task, 0, &changes, "unpinning");
+    pthread_mutex_unlock(&s->lock);
+    if (st == TB_OK && changes == 0)
+        return tb_error(TB_NOT_FOUND, "%s is not pinned", task);
+    return st;
+}
+
+/* Deletes a model row and its index rows; refuses one that is published or pinned. Under the lock. */
+static tb_status remove_model(tb_store *s, int64_t id) {
+    static const char *const sql[] = {"DELETE FROM index_rows WHERE ?1 IS NULL AND model_id = ?2",
+                                      "DELETE FROM index_vectors WHERE ?1 IS NULL AND model_id = ?2",
+                                      "DELETE FROM tastes WHERE ?1 IS NULL AND index_model_id = ?2",
+                                      "DELETE FROM models WHERE ?1 IS NULL AND id = ?2 AND published = 0 AND "
+                                      "id NOT IN (SELECT model_id FROM pins)"};
+    int changes = 0;
+    tb_status st = TB_OK;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && st == TB_OK; i++)
+        st = exec_bound(s, sql[i], NULL, id, &changes, "removing a model");
+    if (st == TB_OK && changes == 0)
+        st = tb_error(TB_INVALID, "model %lld is published, pinned or absent: not removed", (long long)id);
+    return st;
+}
+
+tb_status tb_store_remove_model(tb_store *s, int64_t id) {
+    int nested;
+    pthread_mutex_lock(&s->lock);
+    tb_status st = step_begin(s, &nested) == SQLITE_OK ? remove_model(s, id) : db_error(s, "removing a model");
+    if (st == TB_OK && step_commit(s, nested) != SQLITE_OK)
+        st = db_error(s, "removing a model");
+    if (st != TB_OK)
+        step_rollback(s, nested);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_prune(tb_store *s, int keep, size_t *ret_removed) {
+    sqlite3_stmt *stmt = NULL;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int nested = 0, began = 0;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    /* Per task, the rows past the `keep` newest that are neither published nor pinned. */
+    if (step_begin(s, &nested) != SQLITE_OK || !(began = 1) ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT id FROM (SELECT id, published, row_number() OVER (PARTITION BY task ORDER BY id "
+                           "DESC) AS rank FROM models) WHERE rank > ?1 AND published = 0 AND "
+                           "id NOT IN (SELECT model_id FROM pins)",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "pruning");
+        goto out;
+    }
+    sqlite3_bind_int(stmt, 1, keep);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            int64_t *p = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof *p);
+            if (!p) {
+                st = tb_error(TB_NOMEM, "out of memory");
+                goto out;
+            }
+            ids = p;
+        }
+        ids[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    if (rc != SQLITE_DONE)
+        st = db_error(s, "pruning");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    for (size_t i = 0; i < n && st == TB_OK; i++)
+        st = remove_model(s, ids[i]);
+    if (st == TB_OK && step_commit(s, nested) != SQLITE_OK)
+        st = db_error(s, "pruning");
+    if (st == TB_OK) {
+        began = 0;
+        *ret_removed = n;
+    }
+out:
+    sqlite3_finalize(stmt);
+    if (began)
+        step_rollback(s, nested);
+    pthread_mutex_unlock(&s->lock);
+    free(ids);
+    return st;
+}
+
+tb_status tb_store_vacuum(tb_store *s) {
+    pthread_mutex_lock(&s->lock);
+    tb_status st = sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL) == SQLITE_OK &&
+                           sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) == SQLITE_OK
+                       ? TB_OK
+                       : db_error(s, "compacting");
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_get_model(tb_store *s, int64_t id, tb_model_record *ret) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT " MODEL_COLUMNS " FROM models WHERE id = ?1", -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading a model");
+        goto out;
+    }
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        st = read_model_row(stmt, ret);
+    else if (rc == SQLITE_DONE)
+        st = tb_error(TB_NOT_FOUND, "no model with id %lld (timbre-train models list shows them)", (long long)id);
+    else
+        st = db_error(s, "reading a model");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* --- snapshots -------------------------------------------------------------------------------- */
+
+tb_status tb_store_write_served(tb_store *s, const int64_t ids[TB_N_TASKS], const char *path) {
+    sqlite3 *db = NULL;
+    tb_status st = TB_OK;
+    char *err = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        st = tb_error(TB_IO, "%s: cannot create the snapshot: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if ((st = tb_migrate(db)) != TB_OK) { /* a rollback-journal database: one file, nothing beside it */
+        tb_error_prefix(st, "%s", path);
+        goto out;
+    }
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS src", -1, &stmt, NULL) != SQLITE_OK) {
+        st = tb_error(TB_DB, "%s: %s", path, sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_text(stmt, 1, s->path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        st = tb_error(TB_DB, "%s: attaching %s: %s", path, s->path, sqlite3_errmsg(db));
+        goto out;
+    }
+    char list[TB_N_TASKS * 24 + 8];
+    size_t len = 0;
+    len += (size_t)snprintf(list + len, sizeof list - len, "(-1");
+    for (int t = 0; t < TB_N_TASKS; t++)
+        if (ids[t] >= 0)
+            len += (size_t)snprintf(list + len, sizeof list - len, ",%lld", (long long)ids[t]);
+    snprintf(list + len, sizeof list - len, ")");
+    /* Only integers from our own tables go into this text: nothing a client sent. */
+    char *sql = sqlite3_mprintf(
+        "BEGIN;"
+        "INSERT INTO models (id, task, kind, name, version, created_at, params, metrics, feature_schema, class_names,"
+        " blob, published) SELECT id, task, kind, name, version, created_at, params, metrics, feature_schema,"
+        " class_names, blob, 1 FROM src.models WHERE id IN %s;"
+        "INSERT INTO index_vectors SELECT * FROM src.index_vectors WHERE model_id IN %s;"
+        "INSERT INTO index_rows SELECT * FROM src.index_rows WHERE model_id IN %s;"
+        "INSERT INTO pins SELECT * FROM src.pins WHERE model_id IN %s;"
+        "INSERT INTO tracks SELECT * FROM src.tracks;"
+        "COMMIT;",
+        list, list, list, list);
+    if (!sql || sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        st = tb_error(TB_DB, "%s: copying the served models: %s", path, err ? err : sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_free(sql);
+    sqlite3_free(err);
+    if (st == TB_OK && sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL) != SQLITE_OK)
+        st = tb_error(TB_DB, "%s: %s", path, sqlite3_errmsg(db));
+out:
+    if (db && sqlite3_close(db) != SQLITE_OK && st == TB_OK)
+        st = tb_error(TB_DB, "%s: closing the snapshot", path);
+    return st;
+}
+
+tb_status tb_store_record_snapshot(tb_store *s, const char *file, const char *sha256, const char *fingerprint,
+                                   long long bytes, int64_t *ret_seq) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO snapshots (file, sha256, fingerprint, bytes) VALUES (?1, ?2, ?3, ?4)",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "recording a snapshot");
+        goto out;
+    }
+    sqlite3_bind_text(stmt, 1, file, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, bytes);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        st = db_error(s, "recording a snapshot");
+    else if (ret_seq)
+        *ret_seq = sqlite3_last_insert_rowid(s->db);
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+tb_status tb_store_next_snapshot_seq(tb_store *s, int64_t *ret_seq) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots", -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW)
+        st = db_error(s, "numbering a snapshot");
+    else
+        *ret_seq = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+const char *tb_store_path(const tb_store *s) { return s->path; }

@@ -1,5 +1,7 @@
-/* The SQLite model database: published model versions and the track catalog. One tb_store per
- * process side; every function is thread-safe (an internal mutex serializes statement use). */
+/* The SQLite model database: published model versions, pins, the snapshots written from it and
+ * the track catalog. One tb_store per process side; every function is thread-safe (an internal
+ * mutex serializes statement use), except that a tb_store_begin … commit group belongs to the
+ * thread that began it. */
 #ifndef TB_STORE_H
 #define TB_STORE_H
 
@@ -13,6 +15,7 @@ typedef struct tb_store tb_store;
 typedef enum tb_store_mode {
     TB_STORE_READ_ONLY,   /* existing, fully migrated database (the server) */
     TB_STORE_READ_WRITE,  /* created if missing, migrated to this binary's schema (the trainer) */
+    TB_STORE_SNAPSHOT,    /* a snapshot file: read-only and immutable, nothing written beside it */
 } tb_store_mode;
 
 /* Opens `path`. Read-only: TB_NOT_FOUND if missing, TB_CORRUPT if not a database, TB_VERSION if its
@@ -68,9 +71,43 @@ tb_status tb_store_format_fingerprint(const int64_t ids[TB_N_TASKS], char *buf, 
 /* The database's published set as tb_store_format_fingerprint writes it: changes exactly when a
  * model is published. For watching the database. */
 tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size);
-/* Every model row without blobs, newest first; published_only filters. Caller frees each
+/* Every model row without blobs (blob_len holds the blob's size), newest first; published_only filters. Caller frees each
  * record (tb_model_record_clear) and the array. */
 tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record **ret, size_t *ret_n);
+
+/* Groups the writes that follow (publishes, the catalog) into one transaction, so a reader — or a
+ * trainer killed half-way — sees all of them or none. Each write inside becomes a savepoint. */
+tb_status tb_store_begin(tb_store *s);
+tb_status tb_store_commit(tb_store *s);
+/* Undoes an open tb_store_begin (none: nothing). */
+void tb_store_rollback(tb_store *s);
+
+/* What each task serves: its pinned model, else its published one (-1: none); pinned[t] says
+ * which. Indexed like tb_store_tasks. */
+tb_status tb_store_served(tb_store *s, int64_t ret_ids[TB_N_TASKS], int ret_pinned[TB_N_TASKS]);
+/* Makes `task` serve model `model_id` (of that task) until unpinned: a rollback. */
+tb_status tb_store_pin(tb_store *s, const char *task, int64_t model_id);
+/* TB_NOT_FOUND when the task is not pinned. */
+tb_status tb_store_unpin(tb_store *s, const char *task);
+/* One model row with its blob (TB_NOT_FOUND when absent); caller clears it. */
+tb_status tb_store_get_model(tb_store *s, int64_t id, tb_model_record *ret);
+/* Deletes a model version and its index; TB_INVALID for one published, pinned or absent. */
+tb_status tb_store_remove_model(tb_store *s, int64_t id);
+/* Per task, deletes every version past the `keep` newest that is neither published nor pinned;
+ * *ret_removed the count. The file shrinks on tb_store_vacuum. */
+tb_status tb_store_prune(tb_store *s, int keep, size_t *ret_removed);
+/* Rewrites the file without its free pages (and truncates the WAL). */
+tb_status tb_store_vacuum(tb_store *s);
+
+/* Writes a new database at `path` (which must not exist) holding only the models ids[] (marked
+ * published), their indexes, their pins and the whole catalog: a snapshot's contents. */
+tb_status tb_store_write_served(tb_store *s, const int64_t ids[TB_N_TASKS], const char *path);
+/* The next snapshot number, and the record of one written. */
+tb_status tb_store_next_snapshot_seq(tb_store *s, int64_t *ret_seq);
+tb_status tb_store_record_snapshot(tb_store *s, const char *file, const char *sha256, const char *fingerprint,
+                                   long long bytes, int64_t *ret_seq);
+/* The path it was opened with. */
+const char *tb_store_path(const tb_store *s);
 
 typedef struct tb_track {
     char *track_id, *track_name, *artists;

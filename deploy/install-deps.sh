@@ -3,7 +3,7 @@
 # Used by deploy/run.sh, tests/run.sh, .ci/run and the Dockerfile. Needs root (or sudo) to install.
 set -euo pipefail
 packages=(meson ninja-build pkg-config gcc libc6-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev
-          libopenblas-dev zlib1g-dev python3 curl ca-certificates)
+          libopenblas-dev zlib1g-dev libsodium-dev python3 curl ca-certificates)
 for flag in "$@"; do
   case "$flag" in
     --with-valgrind) packages+=(valgrind) ;;

@@ -17,6 +17,10 @@ static void usage(FILE *f) {
             "  --test FILE            test table; without it 20%% of --data is held out\n"
             "                         (stratified by label, grouped by id)\n"
             "  --db FILE              model database (default timbre.db)\n"
+            "  --snapshots DIR        where each publish writes an immutable snapshot of what is\n"
+            "                         served and moves the pointer DIR/CURRENT (default: the\n"
+            "                         database's path without .db, plus .snapshots); serve it\n"
+            "                         with timbre-serve --db DIR\n"
             "  --task T               genre | popularity | recommend | all (default all)\n"
             "  --model M              model family: %s (default: gbdt for genre,\n"
             "                         rf for popularity; chosen by measurement); all: train every\n"
@@ -130,11 +134,12 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         O_ROUNDS, O_LR, O_LEAVES, O_MCW, O_LAMBDA, O_SUBSAMPLE, O_COLSAMPLE, O_ES, O_VALFRAC, O_SKETCH,
         O_EMBEDDING, O_WEIGHTS, O_CALFRAC, O_RAPS_LAMBDA, O_RAPS_KREG, O_NEIGHBORS, O_L2,
         O_HIDDEN, O_DROPOUT, O_BATCH, O_EPOCHS, O_WD, O_MULTITASK, O_BINS, O_MULTILABEL, O_L1, O_PCA,
-        O_NO_TWINS, O_TWINS_PRIOR, O_BLEND_WITH,
+        O_NO_TWINS, O_TWINS_PRIOR, O_BLEND_WITH, O_SNAPSHOTS,
     };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"test", required_argument, 0, O_TEST},
         {"db", required_argument, 0, O_DB}, {"task", required_argument, 0, O_TASK},
+        {"snapshots", required_argument, 0, O_SNAPSHOTS},
         {"model", required_argument, 0, O_MODEL}, {"name", required_argument, 0, O_NAME},
         {"trees", required_argument, 0, O_TREES}, {"max-depth", required_argument, 0, O_MAX_DEPTH},
         {"min-samples-leaf", required_argument, 0, O_MSL}, {"max-features", required_argument, 0, O_MAX_FEATURES},
@@ -173,6 +178,7 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         case O_DATA: c->data = optarg; break;
         case O_TEST: c->test = optarg; break;
         case O_DB: c->db = optarg; break;
+        case O_SNAPSHOTS: c->snapshots = optarg; break;
         case O_TASK: c->task = optarg; break;
         case O_MODEL: c->opt.model_kind = optarg; break;
         case O_NAME: c->name = optarg; break;

@@ -12,12 +12,19 @@
 
 typedef struct cli {
     const char *data, *test, *db, *task, *report, *predict, *out, *name;
+    const char *snapshots;                   /* snapshot directory; NULL: tb_snapshot_default_dir(db) */
     const char *embedding, *feature_weights; /* recommend */
     int proba;
     int multilabel;                          /* --multilabel: the genre task learns genre sets */
     tb_dataset_options ds_opt;
     tb_trainer_options opt;
 } cli;
+
+/* timbre-train models list|pin|unpin|rm|prune ...: the exit code (train_versions.c). */
+int tb_train_versions_main(int argc, char **argv);
+/* Writes a snapshot of what the database serves and moves the directory's pointer to it, then logs
+ * it; dir NULL: the default beside the database. */
+tb_status tb_train_snapshot(tb_store *store, const char *db, const char *dir);
 
 /* 0: run; 1: help was printed (exit 0); -1: bad arguments, logged (exit 2). */
 int tb_train_parse_args(int argc, char **argv, cli *c);

@@ -73,6 +73,8 @@ static int fail(tb_status st) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "models") == 0)
+        return tb_train_versions_main(argc - 1, argv + 1);
     cli c = {.db = "timbre.db", .task = "all"};
     c.opt.popularity_feature = 1;
     c.opt.test_fraction = 0.2;
@@ -190,14 +192,22 @@ int main(int argc, char **argv) {
             tb_log(TB_LOG_INFO, "recommend: index of %zu tracks built in %.2fs (no labelled test tracks to judge it)",
                    rec.index->n, rec.build_seconds);
     }
-    /* Publish only once every task trained, so a failure leaves the database as it was. */
+    /* Publish only once every task trained, and every task with the catalog in one transaction:
+     * a failure, or a kill -9, leaves the database as it was. Then the snapshot, whose pointer
+     * moves in one rename: replicas see all of this run or none of it. */
+    if ((st = tb_store_begin(store)) != TB_OK)
+        goto out;
     for (size_t t = 0; t < n_results; t++)
         if ((st = tb_train_publish(store, &c, &results[t], &ids[t], &versions[t])) != TB_OK)
-            goto out;
+            goto rollback;
     if (want_rec && (st = tb_train_publish_recommend(store, &c, &rec, weights, &rec_id, &rec_version)) != TB_OK)
-        goto out;
+        goto rollback;
     const tb_dataset *sets[2] = {ds, ts};
     if ((st = tb_trainer_store_catalog(store, sets, ts ? 2 : 1)) != TB_OK)
+        goto rollback;
+    if ((st = tb_store_commit(store)) != TB_OK)
+        goto out;
+    if ((st = tb_train_snapshot(store, c.db, c.snapshots)) != TB_OK)
         goto out;
     int64_t n_tracks = 0;
     tb_store_count_tracks(store, &n_tracks);
@@ -228,6 +238,9 @@ int main(int argc, char **argv) {
     if (c.predict && (st = tb_train_write_predictions(&c, results, n_results)) != TB_OK)
         goto out;
     rc = 0;
+    goto out;
+rollback:
+    tb_store_rollback(store);
 out:
     if (rc)
         fail(st);

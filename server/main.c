@@ -112,7 +112,8 @@ static int parse_listen(const char *s, char *host, unsigned long *port) {
 }
 
 static void describe(const tb_server_state *s, const char *what) {
-    tb_log(TB_LOG_INFO, "%s models: genre %s v%d, popularity %s v%d, recommend %s v%d (%zu catalog tracks)", what,
+    tb_log(TB_LOG_INFO, "%s models%s%s: genre %s v%d, popularity %s v%d, recommend %s v%d (%zu catalog tracks)", what,
+           s->snapshot.file[0] ? " of " : "", s->snapshot.file,
            s->genre ? s->genre->name : "-", s->genre ? s->genre->version : 0,
            s->popularity ? s->popularity->name : "-", s->popularity ? s->popularity->version : 0,
            s->recommend ? s->recommend->name : "-", s->recommend ? s->recommend->version : 0, s->catalog->n);
@@ -141,6 +142,13 @@ typedef struct watch_check {
 
 static void fingerprints(const tb_server_state *s, void *ctx) {
     watch_check *w = ctx;
+    if (s->snapshot.file[0]) { /* a snapshot never changes: its directory's pointer does */
+        tb_snapshot_ref now;
+        w->failed = tb_snapshot_current(s->source, &now) != TB_OK;
+        snprintf(w->serving, sizeof w->serving, "%s %s", s->snapshot.file, s->snapshot.sha256);
+        snprintf(w->stored, sizeof w->stored, "%s %s", w->failed ? "" : now.file, w->failed ? "" : now.sha256);
+        return;
+    }
     /* In tb_store_tasks' order: the same formatter writes both sides. */
     const int64_t ids[TB_N_TASKS] = {s->genre ? s->genre->id : -1, s->multilabel ? s->multilabel->id : -1,
                                      s->popularity ? s->popularity->id : -1, s->recommend ? s->recommend->id : -1};

@@ -1,6 +1,7 @@
 /* Loading the published models. */
 #include "state.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,11 +138,24 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
     tb_server_state *s = calloc(1, sizeof *s);
     if (!s)
         return tb_error(TB_NOMEM, "out of memory");
-    if (!(s->db_path = strdup(db_path))) {
+    snprintf(s->source, sizeof s->source, "%s", db_path);
+    tb_status st = TB_OK;
+    if (tb_snapshot_is_dir(db_path)) {
+        char file[sizeof s->source + 80];
+        if ((st = tb_snapshot_current(db_path, &s->snapshot)) == TB_OK &&
+            (st = tb_snapshot_verify(db_path, &s->snapshot)) == TB_OK) {
+            snprintf(file, sizeof file, "%s/%s", db_path, s->snapshot.file);
+            st = tb_store_open(file, TB_STORE_SNAPSHOT, &s->store);
+        }
+    } else if (!(s->db_path = strdup(db_path))) {
         free(s);
         return tb_error(TB_NOMEM, "out of memory");
+    } else {
+        st = tb_store_open(db_path, TB_STORE_READ_ONLY, &s->store);
     }
-    tb_status st = tb_store_open(db_path, TB_STORE_READ_ONLY, &s->store);
+    int64_t served[TB_N_TASKS];
+    if (st == TB_OK)
+        st = tb_store_served(s->store, served, s->pinned);
     if (st == TB_OK)
         st = load_task(s->store, "genre", TB_TASK_CLASSIFY, &s->genre);
     if (st == TB_OK)

@@ -10,6 +10,7 @@
 #include "index.h"
 #include "predictor.h"
 #include "status.h"
+#include "snapshot.h"
 #include "store.h"
 
 typedef struct tb_served_model {
@@ -32,7 +33,11 @@ typedef struct tb_served_index {
 } tb_served_index;
 
 typedef struct tb_server_state {
-    char *db_path;                /* a request that saves (a taste) opens its own writable connection */
+    char *db_path;                /* a request that saves (a taste) opens its own writable connection;
+                                     NULL when serving a snapshot, which nothing writes */
+    char source[4096];            /* the --db given: a database file or a snapshot directory */
+    tb_snapshot_ref snapshot;     /* the snapshot served (file "" when serving a database file) */
+    int pinned[TB_N_TASKS];       /* per tb_store_tasks: the version served is pinned */
     tb_store *store;
     tb_catalog *catalog;          /* every stored track */
     tb_served_model *genre;       /* NULL when none is published */
@@ -41,7 +46,8 @@ typedef struct tb_server_state {
     tb_served_index *recommend;
 } tb_server_state;
 
-/* Opens the database read-only, loads the catalog and every published model and index. Fails (nothing half-built) when
+/* db_path: a database file, or a snapshot directory (its CURRENT snapshot, checked against its
+ * SHA-256, opened immutable). Opens the database read-only, loads the catalog and every published model and index. Fails (nothing half-built) when
  * the database is missing or invalid, or a published blob does not load. */
 tb_status tb_server_state_load(const char *db_path, tb_server_state **ret);
 tb_server_state *tb_server_state_free(tb_server_state *s);

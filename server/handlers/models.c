@@ -1,11 +1,19 @@
 /* GET /v1/models: the loaded models and index, their inputs, classes and evaluation metrics. */
 #include <cjson/cJSON.h>
+#include <string.h>
 
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"
 
-static cJSON *model_json(const tb_served_model *m) {
+static int pinned(const tb_server_state *s, const char *task) {
+    for (int t = 0; t < TB_N_TASKS; t++)
+        if (strcmp(tb_store_tasks[t], task) == 0)
+            return s->pinned[t];
+    return 0;
+}
+
+static cJSON *model_json(const tb_server_state *s, const tb_served_model *m) {
     const tb_predictor *p = m->predictor;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", m->task);
@@ -14,6 +22,7 @@ static cJSON *model_json(const tb_served_model *m) {
     cJSON_AddNumberToObject(o, "id", (double)m->id);
     cJSON_AddStringToObject(o, "kind", m->kind);
     cJSON_AddStringToObject(o, "created_at", m->created_at);
+    cJSON_AddBoolToObject(o, "pinned", pinned(s, m->task));
     cJSON *features = cJSON_AddArrayToObject(o, "features");
     for (size_t j = 0; j < p->pipeline->n_features; j++)
         cJSON_AddItemToArray(features, cJSON_CreateString(p->pipeline->names[j]));
@@ -27,7 +36,7 @@ static cJSON *model_json(const tb_served_model *m) {
     return o;
 }
 
-static cJSON *index_json(const tb_served_index *x) {
+static cJSON *index_json(const tb_server_state *s, const tb_served_index *x) {
     const tb_pipeline *pl = x->embedder->pipeline;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", "recommend");
@@ -36,6 +45,7 @@ static cJSON *index_json(const tb_served_index *x) {
     cJSON_AddNumberToObject(o, "id", (double)x->id);
     cJSON_AddStringToObject(o, "kind", x->kind);
     cJSON_AddStringToObject(o, "created_at", x->created_at);
+    cJSON_AddBoolToObject(o, "pinned", pinned(s, "recommend"));
     cJSON *features = cJSON_AddArrayToObject(o, "features");
     for (size_t j = 0; j < pl->n_features; j++)
         cJSON_AddItemToArray(features, cJSON_CreateString(pl->names[j]));
@@ -49,14 +59,21 @@ static cJSON *index_json(const tb_served_index *x) {
 enum MHD_Result tb_handle_models(struct tb_request *req) {
     const tb_server_state *s = req->state;
     cJSON *o = cJSON_CreateObject();
+    if (s->snapshot.file[0]) {
+        cJSON *snap = cJSON_AddObjectToObject(o, "snapshot");
+        cJSON_AddStringToObject(snap, "file", s->snapshot.file);
+        cJSON_AddStringToObject(snap, "sha256", s->snapshot.sha256);
+    } else {
+        cJSON_AddNullToObject(o, "snapshot");
+    }
     cJSON *list = cJSON_AddArrayToObject(o, "models");
     if (s->genre)
-        cJSON_AddItemToArray(list, model_json(s->genre));
+        cJSON_AddItemToArray(list, model_json(s, s->genre));
     if (s->popularity)
-        cJSON_AddItemToArray(list, model_json(s->popularity));
+        cJSON_AddItemToArray(list, model_json(s, s->popularity));
     if (s->multilabel)
-        cJSON_AddItemToArray(list, model_json(s->multilabel));
+        cJSON_AddItemToArray(list, model_json(s, s->multilabel));
     if (s->recommend)
-        cJSON_AddItemToArray(list, index_json(s->recommend));
+        cJSON_AddItemToArray(list, index_json(s, s->recommend));
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

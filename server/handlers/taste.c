@@ -157,6 +157,12 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
         cJSON_AddItemToArray(w, cJSON_CreateNumber(fit->w[j]));
     char *fit_text = cJSON_PrintUnformatted(fj), *ratings_text = cJSON_PrintUnformatted(ratings);
     cJSON_Delete(fj);
+    if (!req->state->db_path) {
+        free(fit_text);
+        free(ratings_text);
+        return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", "save_as",
+                               "this server serves an immutable snapshot: tastes cannot be saved into it");
+    }
     tb_store *store = NULL;
     tb_status st = fit_text && ratings_text ? tb_store_open(req->state->db_path, TB_STORE_READ_WRITE, &store)
                                             : tb_error(TB_NOMEM, "out of memory");
