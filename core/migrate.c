@@ -22,7 +22,9 @@ tb_status tb_migrate_current(sqlite3 *db, int *ret_version) {
 /* Each step takes the write lock (BEGIN IMMEDIATE) before it reads the version, so two
  * processes creating or migrating one database take turns: the second finds the first's work
  * done instead of running the same CREATE TABLE again ("table models already exists"). */
-tb_status tb_migrate(sqlite3 *db) {
+tb_status tb_migrate(sqlite3 *db) { return tb_migrate_with(db, tb_migrations, tb_n_migrations); }
+
+tb_status tb_migrate_with(sqlite3 *db, const tb_migration *list, int n) {
     for (;;) {
         char *err = NULL;
         if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
@@ -32,10 +34,10 @@ tb_status tb_migrate(sqlite3 *db) {
         }
         int current;
         tb_status st = tb_migrate_current(db, &current);
-        if (st == TB_OK && current > tb_schema_version())
+        if (st == TB_OK && current > n)
             st = tb_error(TB_VERSION, "database schema version %d is newer than this binary's %d: upgrade Timbre",
-                          current, tb_schema_version());
-        if (st != TB_OK || current == tb_schema_version()) {
+                          current, n);
+        if (st != TB_OK || current == n) {
             if (st == TB_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
                 st = tb_error(TB_DB, "migrating: %s", err ? err : sqlite3_errmsg(db));
                 sqlite3_free(err);
@@ -44,7 +46,7 @@ tb_status tb_migrate(sqlite3 *db) {
                 sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return st;
         }
-        const tb_migration *m = &tb_migrations[current];
+        const tb_migration *m = &list[current];
         char pragma[64];
         sqlite3_snprintf(sizeof pragma, pragma, "PRAGMA user_version = %d", m->version);
         if (sqlite3_exec(db, m->sql, NULL, NULL, &err) != SQLITE_OK ||

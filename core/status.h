@@ -21,7 +21,10 @@
     X(MEDIA_TYPE, 415, "unsupported_media_type", "unsupported media type")            \
     X(UNAVAILABLE, 503, "unavailable", "service unavailable")                         \
     X(EOF, 500, "eof", "end of input")                                                \
-    X(INTERNAL, 500, "internal", "internal error")
+    X(INTERNAL, 500, "internal", "internal error")                                    \
+    X(UNAUTHORIZED, 401, "unauthorized", "credentials required")                      \
+    X(FORBIDDEN, 403, "forbidden", "credentials do not grant this")                   \
+    X(FULL, 507, "storage_full", "storage limit reached")
 
 typedef enum tb_status {
 #define TB_STATUS_ENUM(name, http, code, msg) TB_##name,

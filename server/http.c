@@ -51,6 +51,7 @@ struct tb_http {
     char *cors_origins; /* copy of the option, or NULL */
     int access_log;
     tb_limits limits;
+    struct tb_userdb *userdb;
     unsigned max_header_bytes;
     double shed_after_s;     /* 0: never shed */
     tb_client_addr trusted[TB_MAX_TRUSTED_PROXIES];
@@ -253,6 +254,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->metrics = h->metrics;
         req->limits = &h->limits;
         req->loop = h->loop;
+        req->userdb = h->userdb;
         tb_metrics_start(h->metrics);
         req->start = tb_now_seconds();
         req->wall_start = wall_seconds();
@@ -366,6 +368,7 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
     h->access_log = opt->access_log;
     h->limits = opt->limits;
     h->max_header_bytes = opt->max_header_bytes;
+    h->userdb = opt->userdb;
     h->shed_after_s = opt->shed_after_ms * 1e-3;
     for (size_t i = 0; i < opt->n_trusted_proxies && i < TB_MAX_TRUSTED_PROXIES; i++)
         if (tb_client_addr_parse(opt->trusted_proxies[i], strlen(opt->trusted_proxies[i]), &h->trusted[h->n_trusted]) == 0)

@@ -25,6 +25,7 @@ typedef struct tb_http_options {
     int access_log;           /* 1: one JSON line per request on stderr */
     unsigned slice_us;        /* request threads' scheduler slice request (server/slice.h); 0: the kernel's */
     tb_limits limits;
+    struct tb_userdb *userdb; /* saved tastes (--user-db); NULL without. Not owned */
 } tb_http_options;
 
 typedef struct tb_http tb_http;

@@ -43,8 +43,10 @@ typedef struct tb_limits {
     size_t max_batch_body;  /* bytes, routes that take batches (TB_BODY_BATCH) */
     size_t max_batch_rows;  /* instances in a batch, rows of a V2 tensor */
     size_t max_k;           /* recommendations per request */
+    size_t max_tastes;      /* tastes the user database keeps */
 } tb_limits;
 
-#define TB_LIMITS_DEFAULT {TB_MAX_BODY_BYTES, TB_MAX_BATCH_BODY_BYTES, TB_MAX_BATCH_ROWS, TB_MAX_K}
+#define TB_DEFAULT_MAX_TASTES 10000
+#define TB_LIMITS_DEFAULT {TB_MAX_BODY_BYTES, TB_MAX_BATCH_BODY_BYTES, TB_MAX_BATCH_ROWS, TB_MAX_K, TB_DEFAULT_MAX_TASTES}
 
 #endif

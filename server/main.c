@@ -17,6 +17,7 @@
 #include "log.h"
 #include "slice.h"
 #include "state.h"
+#include "userdb.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: timbre-serve [--db timbre.db] [--listen 127.0.0.1:8080] [--threads N]\n"
@@ -27,7 +28,11 @@ static void usage(FILE *f) {
                "                    [--max-batch-rows N] [--max-k N] [--sched-slice-us N]\n"
                "                    [--request-timeout S] [--drain-timeout S] [--shed-after-ms N]\n"
                "                    [--rate-limit R] [--rate-burst N] [--trusted-proxy ADDR]...\n"
+               "                    [--user-db FILE] [--max-tastes N]\n"
                "\n"
+               "  --db PATH            a model database file, or a snapshot directory written by\n"
+               "                       timbre-train (its CURRENT snapshot, opened read-only and\n"
+               "                       immutable; --watch follows the pointer)\n"
                "  --listen ADDR:PORT   numeric address and port; port 0 picks a free one\n"
                "                       (IPv6 as [::1]:8080)\n"
                "  --threads N          request threads (default: number of cores)\n"
@@ -69,6 +74,10 @@ static void usage(FILE *f) {
                "  --rate-burst N       the bucket's size (default: 2 x R, at least 1)\n"
                "  --trusted-proxy ADDR a proxy whose X-Forwarded-For names the client for the rate\n"
                "                       limit (repeatable; exact addresses, at most 16)\n"
+               "  --user-db FILE       where POST /v1/taste with save_as keeps tastes (created if\n"
+               "                       missing); each is owned by the secret its first save\n"
+               "                       returns. Without it, saving is off (404)\n"
+               "  --max-tastes N       tastes the user database keeps (default 10000)\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -171,7 +180,8 @@ static int newly_published(tb_http *http, const char *last_failed, char *fp) {
 
 int main(int argc, char **argv) {
     enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER, O_BODY, O_BATCH_BODY,
-           O_BATCH_ROWS, O_MAX_K, O_SLICE, O_REQ_TIMEOUT, O_DRAIN, O_SHED, O_RATE, O_BURST, O_PROXY };
+           O_BATCH_ROWS, O_MAX_K, O_SLICE, O_REQ_TIMEOUT, O_DRAIN, O_SHED, O_RATE, O_BURST, O_PROXY, O_USER_DB,
+           O_MAX_TASTES };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
@@ -184,10 +194,11 @@ int main(int argc, char **argv) {
         {"sched-slice-us", required_argument, 0, O_SLICE}, {"request-timeout", required_argument, 0, O_REQ_TIMEOUT},
         {"drain-timeout", required_argument, 0, O_DRAIN}, {"shed-after-ms", required_argument, 0, O_SHED},
         {"rate-limit", required_argument, 0, O_RATE}, {"rate-burst", required_argument, 0, O_BURST},
-        {"trusted-proxy", required_argument, 0, O_PROXY},
+        {"trusted-proxy", required_argument, 0, O_PROXY}, {"user-db", required_argument, 0, O_USER_DB},
+        {"max-tastes", required_argument, 0, O_MAX_TASTES},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
-    const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL;
+    const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL, *user_db = NULL;
     unsigned watch_s = 0, drain_s = TB_DEFAULT_DRAIN_TIMEOUT_S;
     const char *proxies[TB_MAX_TRUSTED_PROXIES];
     double burst = 0;
@@ -324,6 +335,14 @@ int main(int argc, char **argv) {
             proxies[hopt.n_trusted_proxies++] = optarg;
             break;
         }
+        case O_USER_DB: user_db = optarg; break;
+        case O_MAX_TASTES:
+            if (parse_uint("--max-tastes", optarg, 100000000, &v) || v == 0) {
+                tb_log(TB_LOG_ERROR, "--max-tastes must be from 1 to 100000000");
+                return 2;
+            }
+            hopt.limits.max_tastes = v;
+            break;
         case O_WATCH:
             if (parse_uint("--watch", optarg, 86400, &v) || v == 0) {
                 tb_log(TB_LOG_ERROR, "--watch must be from 1 to 86400 seconds");
@@ -386,9 +405,17 @@ int main(int argc, char **argv) {
     if (!state->genre && !state->popularity && !state->recommend)
         tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
     describe(state, "serving");
+    tb_userdb *users = NULL;
+    if (user_db && (st = tb_userdb_open(user_db, &users)) != TB_OK) {
+        tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
+        tb_server_state_free(state);
+        return 1;
+    }
+    hopt.userdb = users;
     tb_http *http = NULL;
     if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) { /* the server owns state from here */
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
+        tb_userdb_close(users);
         return 1;
     }
     if (port_file) {
@@ -396,6 +423,7 @@ int main(int argc, char **argv) {
         if (!f || fprintf(f, "%u\n", tb_http_port(http)) < 0 || fclose(f) != 0) {
             tb_log(TB_LOG_ERROR, "cannot write --port-file %s", port_file);
             tb_http_stop(http);
+            tb_userdb_close(users);
             return 1;
         }
     }
@@ -429,5 +457,6 @@ int main(int argc, char **argv) {
     else
         tb_log(TB_LOG_INFO, "drained: every connection closed");
     tb_http_stop(http);
+    tb_userdb_close(users);
     return 0;
 }

@@ -11,7 +11,7 @@
 #include "route.h"
 
 /* Statuses the server sends; anything else counts under the last slot as "other". */
-static const unsigned statuses[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503};
+static const unsigned statuses[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503, 507};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1)
 /* Latency bucket upper bounds in seconds (Prometheus `le`), then +Inf. */
 static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};

@@ -24,6 +24,8 @@ static enum MHD_Result queue_typed(tb_request *req, unsigned http_status, struct
         if (strcmp(req->cors_origin, "*") != 0)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
     }
+    if (http_status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"timbre\"");
     if (req->retry_after) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%u", req->retry_after);

@@ -11,6 +11,7 @@
 
 struct tb_metrics;
 struct tb_loop;
+struct tb_userdb;
 
 /* Kept under 1 KiB: glibc serves smaller blocks from its fast lists, and a larger one would sweep
  * them (malloc_consolidate) on every request. */
@@ -35,6 +36,7 @@ typedef struct tb_request {
     int closing;           /* the reply says Connection: close (bad framing, a drain) */
     unsigned retry_after;  /* seconds for a Retry-After header, 0 for none */
     const struct tb_loop *loop; /* its draining flag */
+    struct tb_userdb *userdb;   /* saved tastes (--user-db), NULL without */
     unsigned status;       /* HTTP status sent, for the access log */
     size_t bytes;          /* response body bytes, for the access log */
     double start;          /* monotonic seconds at the first callback */

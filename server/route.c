@@ -20,6 +20,7 @@ const tb_route tb_routes[] = {
     {"POST", "/v1/recommend", tb_handle_recommend, TB_BODY_SINGLE, 0},
     {"POST", "/v1/taste", tb_handle_taste, TB_BODY_BATCH, 0}, /* up to 1,000 ratings: the batch body limit */
     {"GET", "/v1/taste/{name}", tb_handle_taste_get, TB_BODY_NONE, 0},
+    {"DELETE", "/v1/taste/{name}", tb_handle_taste_delete, TB_BODY_NONE, 0},
     {"GET", "/v1/tracks", tb_handle_tracks_search, TB_BODY_NONE, 0},
     {"GET", "/v1/tracks/{id}", tb_handle_track, TB_BODY_NONE, 0},
     {"GET", "/v2/health/live", tb_handle_v2_live, TB_BODY_NONE, 1},

@@ -51,6 +51,7 @@ long tb_recommend_top(const struct tb_served_index *x, const tb_catalog *c, cons
 /* taste.c */
 enum MHD_Result tb_handle_taste(struct tb_request *req);
 enum MHD_Result tb_handle_taste_get(struct tb_request *req);
+enum MHD_Result tb_handle_taste_delete(struct tb_request *req);
 /* tracks.c */
 enum MHD_Result tb_handle_track(struct tb_request *req);
 enum MHD_Result tb_handle_tracks_search(struct tb_request *req);

@@ -11,11 +11,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../input.h"
 #include "../limits.h"
 #include "../reply.h"
+#include "userdb.h"
 #include "../request.h"
 #include "handlers.h"
 #include "taste.h"
@@ -147,7 +150,35 @@ static int parse_ratings(tb_request *req, const cJSON *list, const tb_served_ind
     return 0;
 }
 
-static int save_taste(tb_request *req, const char *name, const cJSON *ratings, const tb_taste *fit) {
+/* The taste's owner secret from "Authorization: Bearer <secret>", or NULL. */
+static const char *bearer(const tb_request *req) {
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return *h ? h : NULL;
+}
+
+/* A user-database failure as its reply: 401 (asks for the secret), 403, 404, 503 (retry), 507. */
+static int reject_status(tb_request *req, tb_status st, const char *field) {
+    if (st == TB_UNAVAILABLE)
+        req->retry_after = 1;
+    return tb_input_reject(req, (unsigned)tb_status_http(st), tb_status_code(st), field, tb_error_message());
+}
+
+static int no_user_db(tb_request *req, const char *field) {
+    return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", field,
+                           "saved tastes need a user database: start timbre-serve with --user-db FILE");
+}
+
+/* Saves into the user database: a new name gets a secret (written to `secret`, else ""), an
+ * existing one needs its own. Replies and returns 1 on failure. */
+static int save_taste(tb_request *req, const char *name, const cJSON *ratings, const tb_taste *fit,
+                      char secret[TB_SECRET_TEXT_BYTES]) {
+    if (!req->userdb)
+        return no_user_db(req, "save_as");
     cJSON *fj = cJSON_CreateObject();
     cJSON_AddNumberToObject(fj, "cv_r2", fit->cv_r2);
     cJSON_AddNumberToObject(fj, "lambda", fit->lambda);
@@ -157,24 +188,15 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
         cJSON_AddItemToArray(w, cJSON_CreateNumber(fit->w[j]));
     char *fit_text = cJSON_PrintUnformatted(fj), *ratings_text = cJSON_PrintUnformatted(ratings);
     cJSON_Delete(fj);
-    if (!req->state->db_path) {
-        free(fit_text);
-        free(ratings_text);
-        return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", "save_as",
-                               "this server serves an immutable snapshot: tastes cannot be saved into it");
-    }
-    tb_store *store = NULL;
-    tb_status st = fit_text && ratings_text ? tb_store_open(req->state->db_path, TB_STORE_READ_WRITE, &store)
-                                            : tb_error(TB_NOMEM, "out of memory");
-    if (st == TB_OK)
-        st = tb_store_save_taste(store, name, req->state->recommend->id, ratings_text, fit_text);
-    tb_store_close(store);
+    int created = 0;
+    const tb_served_index *x = req->state->recommend;
+    tb_status st = fit_text && ratings_text
+                       ? tb_userdb_save(req->userdb, name, bearer(req), x->name, x->version, ratings_text, fit_text,
+                                        req->limits->max_tastes, secret, &created)
+                       : tb_error(TB_NOMEM, "out of memory");
     free(fit_text);
     free(ratings_text);
-    if (st != TB_OK)
-        return tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", "save_as",
-                               "the taste could not be saved");
-    return 0;
+    return st == TB_OK ? 0 : reject_status(req, st, "save_as");
 }
 
 enum MHD_Result tb_handle_taste(tb_request *req) {
@@ -252,7 +274,8 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
         tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
         goto done;
     }
-    if (save && save_taste(req, save->valuestring, list, &fit))
+    char secret[TB_SECRET_TEXT_BYTES] = "";
+    if (save && save_taste(req, save->valuestring, list, &fit, secret))
         goto done;
     /* A linear fit extrapolates past the scale the listener used; the ranking does not depend on
      * it, the number shown stays within the ratings given. */
@@ -280,6 +303,10 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     cJSON_AddStringToObject(fj, "method", "ridge regression on the index embeddings, penalty by leave-one-out");
     if (save)
         cJSON_AddStringToObject(o, "saved_as", save->valuestring);
+    if (secret[0]) { /* shown this once: only its hash is kept */
+        cJSON_AddStringToObject(o, "secret", secret);
+        sodium_memzero(secret, sizeof secret);
+    }
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", x->name);
     cJSON_AddNumberToObject(model, "version", x->version);
@@ -300,14 +327,12 @@ enum MHD_Result tb_handle_taste_get(tb_request *req) {
     if (!valid_name(req->param))
         return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "name",
                               "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
+    if (!req->userdb)
+        return no_user_db(req, "name"), req->result;
     char *ratings = NULL, *fit = NULL, *updated = NULL;
-    tb_status st = tb_store_get_taste(req->state->store, req->param, &ratings, &fit, &updated);
-    if (st == TB_NOT_FOUND)
-        return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "name", "no saved taste is called '%s'",
-                              req->param);
+    tb_status st = tb_userdb_get(req->userdb, req->param, bearer(req), &ratings, &fit, &updated);
     if (st != TB_OK)
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", NULL,
-                              "the taste could not be read");
+        return reject_status(req, st, "name"), req->result;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", req->param);
     cJSON_AddItemToObject(o, "ratings", cJSON_Parse(ratings));
@@ -317,4 +342,16 @@ enum MHD_Result tb_handle_taste_get(tb_request *req) {
     free(fit);
     free(updated);
     return tb_reply_json(req, MHD_HTTP_OK, o);
+}
+
+enum MHD_Result tb_handle_taste_delete(tb_request *req) {
+    if (!valid_name(req->param))
+        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "name",
+                              "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
+    if (!req->userdb)
+        return no_user_db(req, "name"), req->result;
+    tb_status st = tb_userdb_delete(req->userdb, req->param, bearer(req));
+    if (st != TB_OK)
+        return reject_status(req, st, "name"), req->result;
+    return tb_reply_text(req, MHD_HTTP_NO_CONTENT, NULL, strdup(""));
 }

@@ -240,8 +240,9 @@ def run(a, data, tmp):
     check(t4.returncode == 2 and "--data is required" in t4.stderr, "missing --data refused")
 
     # --- server ---
+    users = os.path.join(tmp, "users.db")
     proc, port = start_server(a.server, db, tmp, ("--cors-origin", "http://app.example",
-                                                  "--cors-origin", "http://other.example"))
+                                                  "--cors-origin", "http://other.example", "--user-db", users))
     check(port is not None, "server started")
     if port is None:
         print(open(proc.log_path).read(), file=sys.stderr)
@@ -256,10 +257,11 @@ def run(a, data, tmp):
         kserve_checks(c, header, predict_rows)
         metrics_checks(c)
         track_checks(c, db)
-        taste_checks(c, db)
+        taste_checks(c, db, users)
     finally:
         rc = stop_server(proc)
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
+    taste_limit_checks(a, db, tmp)
     access_log_checks(proc.log_path)
 
     twins_checks(a, paths, header, predict_rows, tmp)
@@ -918,13 +920,13 @@ def ridge_loo(xs, ys, lam):
     return beta, 1 - sse / sum((y - mean) ** 2 for y in ys)
 
 
-def taste_checks(c, db):
+def taste_checks(c, db, users):
     vectors, ids, tracks = index_from_db(db)
     # Ratings that are a linear function of the embedding: the fit recovers it almost exactly.
     rated = ids[3:1200:40]
     ys = [round(5 + 4 * vectors[ids.index(t)][0] - 3 * vectors[ids.index(t)][4], 6) for t in rated]
     body = {"ratings": [{"track_id": t, "rating": y} for t, y in zip(rated, ys)], "k": 6}
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(users) as con:
         saved_before = con.execute("SELECT COUNT(*) FROM tastes").fetchone()[0]
     s, b, _ = c.post("/v1/taste", body)
     check(s == 200 and b["fit"]["n_ratings"] == len(rated) and b["k"] == 6 and len(b["tracks"]) == 6,
@@ -952,20 +954,13 @@ def taste_checks(c, db):
         check(same_ranking(got, want), f"taste top-6 equals a naive scan with the hand-solved weights: {got} vs {want}")
         check(all(min(ys) <= t["predicted_rating"] <= max(ys) for t in b["tracks"]), "predictions within the scale")
         check(not set(t["track_id"] for t in b["tracks"]) & set(rated), "rated tracks are not recommended")
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(users) as con:
         check(con.execute("SELECT COUNT(*) FROM tastes").fetchone()[0] == saved_before, "nothing stored unasked")
     # Equal ratings: nothing to learn, the fit says so.
     s, b, _ = c.post("/v1/taste", {"ratings": [{"track_id": t, "rating": 7} for t in rated[:5]]})
     check(s == 200 and b["fit"]["cv_r2"] == 0 and all(t["predicted_rating"] == 7 for t in b["tracks"]),
           f"constant ratings {s} {b and b.get('fit')}")
-    # save_as stores it; GET reads it back.
-    s, b, _ = c.post("/v1/taste", dict(body, save_as="it-listener.1"))
-    check(s == 200 and b.get("saved_as") == "it-listener.1", f"taste saved {s}")
-    s, b, _ = c.request("GET", "/v1/taste/it-listener.1")
-    check(s == 200 and b["ratings"] == body["ratings"] and "cv_r2" in b["fit"] and b["updated_at"].endswith("Z"),
-          f"saved taste read back {s} {b and {k: v for k, v in b.items() if k != 'ratings'}}")
-    s, b, _ = c.request("GET", "/v1/taste/nobody")
-    check(is_error(s, b, "not_found", 404), f"unknown taste {s} {b}")
+    taste_owner_checks(c, body, users)
     s, b, _ = c.request("GET", "/v1/taste/bad%20name")
     check(is_error(s, b, "bad_request", 400), f"bad taste name {s} {b}")
     r0 = body["ratings"]
@@ -991,6 +986,102 @@ def taste_checks(c, db):
     check(is_error(s, b, "bad_request", 400, "ratings[5].rating"), f"huge rating {s} {b}")
     s, _, h = c.request("GET", "/v1/taste")
     check(s == 405 and h.get("Allow") == "POST", f"GET /v1/taste {s}")
+
+
+def bearer(secret):
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def taste_owner_checks(c, body, users):
+    """save_as stores into --user-db; the first save returns the secret that owns the name."""
+    s, b, _ = c.post("/v1/taste", dict(body, save_as="it-listener.1"))
+    secret = b.get("secret", "") if s == 200 else ""
+    check(s == 200 and b.get("saved_as") == "it-listener.1" and secret.startswith("tbs_") and len(secret) == 68,
+          f"taste saved, with its secret shown once {s} {b and b.get('saved_as')}")
+    s, b, h = c.request("GET", "/v1/taste/it-listener.1")
+    check(is_error(s, b, "unauthorized", 401) and h.get("WWW-Authenticate", "").startswith("Bearer"),
+          f"reading without the secret: 401 {s} {b}")
+    s, b, _ = c.request("GET", "/v1/taste/it-listener.1", headers=bearer("tbs_" + "0" * 64))
+    check(is_error(s, b, "forbidden", 403), f"reading with another secret: 403 {s} {b}")
+    s, b, _ = c.request("GET", "/v1/taste/it-listener.1", headers=bearer(secret))
+    check(s == 200 and b["ratings"] == body["ratings"] and "cv_r2" in b["fit"] and b["updated_at"].endswith("Z"),
+          f"saved taste read back by its owner {s} {b and {k: v for k, v in b.items() if k != 'ratings'}}")
+    other = dict(body, ratings=body["ratings"][:10], save_as="it-listener.1")
+    s, b, _ = c.post("/v1/taste", other)
+    check(is_error(s, b, "unauthorized", 401, "save_as"), f"replacing without the secret: 401 {s} {b}")
+    s, b, _ = c.post("/v1/taste", other, headers=bearer("tbs_" + "1" * 64))
+    check(is_error(s, b, "forbidden", 403, "save_as"), f"replacing with another's secret: 403 {s} {b}")
+    s, b, _ = c.post("/v1/taste", other, headers=bearer(secret))
+    check(s == 200 and "secret" not in b, f"the owner replaces it (no new secret) {s}")
+    s, b, _ = c.request("GET", "/v1/taste/it-listener.1", headers=bearer(secret))
+    check(s == 200 and b["ratings"] == other["ratings"], "the replacement is what is read back")
+    with sqlite3.connect(users) as con:
+        stored = con.execute("SELECT secret_hash FROM tastes WHERE name = 'it-listener.1'").fetchone()[0]
+    check(len(stored) == 32 and secret.encode() not in open(users, "rb").read() and secret[4:] != stored.hex(),
+          "only a 32-byte hash of the secret is stored")
+    s, b, _ = c.request("DELETE", "/v1/taste/it-listener.1")
+    check(is_error(s, b, "unauthorized", 401), f"deleting without the secret: 401 {s}")
+    s, b, _ = c.request("DELETE", "/v1/taste/it-listener.1", headers=bearer("tbs_" + "2" * 64))
+    check(is_error(s, b, "forbidden", 403), f"deleting with another secret: 403 {s}")
+    s, b, _ = c.request("DELETE", "/v1/taste/it-listener.1", headers=bearer(secret))
+    check(s == 204, f"the owner deletes it: 204 {s} {b}")
+    s, b, _ = c.request("GET", "/v1/taste/it-listener.1", headers=bearer(secret))
+    check(is_error(s, b, "not_found", 404), f"deleted: 404 {s} {b}")
+    s, b, _ = c.request("GET", "/v1/taste/nobody", headers=bearer(secret))
+    check(is_error(s, b, "not_found", 404), f"unknown taste {s} {b}")
+
+
+def taste_limit_checks(a, db, tmp):
+    """--max-tastes caps the user database; a locked user database fails a save fast, and never holds
+    other requests; without --user-db saving is off with a message that says how to turn it on."""
+    users = os.path.join(tmp, "users-capped.db")
+    proc, port = start_server(a.server, db, tmp, ("--user-db", users, "--max-tastes", "2", "--no-access-log"))
+    check(port is not None, "server with --max-tastes 2")
+    if port is None:
+        return
+    c = Client(port)
+    vectors, ids, _ = index_from_db(db)
+    body = {"ratings": [{"track_id": t, "rating": float(i % 5)} for i, t in enumerate(ids[10:30])]}
+    try:
+        got = [c.post("/v1/taste", dict(body, save_as=f"cap-{i}"))[0:2] for i in range(3)]
+        check([g[0] for g in got] == [200, 200, 507] and got[2][1]["error"]["code"] == "storage_full",
+              f"the third taste is refused at --max-tastes 2: {[(g[0], g[1].get('error')) for g in got]}")
+        locker = sqlite3.connect(users, timeout=0, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        result = {}
+
+        def save():
+            t = time.monotonic()
+            result["save"] = (c.post("/v1/taste", dict(body, save_as="cap-new"))[:2], time.monotonic() - t)
+
+        saver = threading.Thread(target=save)
+        saver.start()
+        health = []
+        while saver.is_alive() or len(health) < 20:
+            t = time.monotonic()
+            s = c.request("GET", "/healthz")[0]
+            health.append((s, time.monotonic() - t))
+            if len(health) > 200:
+                break
+        saver.join()
+        locker.execute("ROLLBACK")
+        locker.close()
+        (s, b), took = result["save"]
+        check(s == 503 and b["error"]["code"] == "unavailable" and took < 1.0,
+              f"a save while another holds the user database's write lock fails fast: {s} {b} in {took:.3f} s")
+        slow = [h for h in health if h[0] != 200 or h[1] > 0.05]
+        check(not slow, f"/healthz answers in < 50 ms meanwhile: {slow[:5]} of {len(health)}")
+        s, b, _ = c.post("/v1/taste", dict(body, save_as="cap-new"))
+        check(s == 507, f"once the lock is gone the cap applies again: {s}")
+    finally:
+        check(stop_server(proc) == 0, "exit 0")
+    proc, port = start_server(a.server, db, tmp, ("--no-access-log",))
+    try:
+        s, b, _ = Client(port).post("/v1/taste", dict(body, save_as="x"))
+        check(is_error(s, b, "not_found", 404, "save_as") and "--user-db" in b["error"]["message"],
+              f"without --user-db saving is off, saying how to enable it: {s} {b}")
+    finally:
+        stop_server(proc)
 
 
 def track_checks(c, db):
