@@ -317,6 +317,23 @@ static tb_status read_model_row(sqlite3_stmt *stmt, tb_model_record *m) {
     return TB_OK;
 }
 
+/* A row of MODEL_COLUMNS followed by the blob (column 11). */
+static tb_status read_model_with_blob(sqlite3_stmt *stmt, tb_model_record *ret) {
+    tb_status st = read_model_row(stmt, ret);
+    if (st != TB_OK)
+        return st;
+    int n = sqlite3_column_bytes(stmt, 11);
+    ret->blob = malloc(n > 0 ? (size_t)n : 1);
+    if (!ret->blob) {
+        tb_model_record_clear(ret);
+        return tb_error(TB_NOMEM, "out of memory reading a model blob");
+    }
+    if (n > 0)
+        memcpy(ret->blob, sqlite3_column_blob(stmt, 11), (size_t)n);
+    ret->blob_len = (size_t)n;
+    return TB_OK;
+}
+
 tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record *ret) {
     sqlite3_stmt *stmt = NULL;
     tb_status st;
@@ -336,18 +353,7 @@ tb_status tb_store_get_published(tb_store *s, const char *task, tb_model_record 
         st = db_error(s, "reading the published model");
         goto out;
     }
-    if ((st = read_model_row(stmt, ret)) != TB_OK)
-        goto out;
-    int n = sqlite3_column_bytes(stmt, 11);
-    ret->blob = malloc(n > 0 ? (size_t)n : 1);
-    if (!ret->blob) {
-        tb_model_record_clear(ret);
-        st = tb_error(TB_NOMEM, "out of memory reading a model blob");
-        goto out;
-    }
-    if (n > 0)
-        memcpy(ret->blob, sqlite3_column_blob(stmt, 11), (size_t)n);
-    ret->blob_len = (size_t)n;
+    st = read_model_with_blob(stmt, ret);
 out:
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);
@@ -904,14 +910,15 @@ tb_status tb_store_get_model(tb_store *s, int64_t id, tb_model_record *ret) {
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
     pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, "SELECT " MODEL_COLUMNS " FROM models WHERE id = ?1", -1, &stmt, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT " MODEL_COLUMNS ", blob FROM models WHERE id = ?1", -1, &stmt, NULL) !=
+        SQLITE_OK) {
         st = db_error(s, "reading a model");
         goto out;
     }
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
-        st = read_model_row(stmt, ret);
+        st = read_model_with_blob(stmt, ret);
     else if (rc == SQLITE_DONE)
         st = tb_error(TB_NOT_FOUND, "no model with id %lld (timbre-train models list shows them)", (long long)id);
     else

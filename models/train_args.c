@@ -95,6 +95,9 @@ static void usage(FILE *f) {
             "  --report FILE          write the evaluation as JSON\n"
             "  --predict FILE --out FILE\n"
             "                         label an unlabelled table: writes track_id,genre[,popularity]\n"
+            "                         with the models just trained; without --data, with the\n"
+            "                         versions --db (a database or a snapshot directory) serves,\n"
+            "                         pinned else published, reading and writing in chunks\n"
             "  --proba                with --predict: add one p_GENRE column per genre\n"
             "  --log-level L          debug | info | warn | error (default info)\n"
             "  -h, --help\n",
@@ -457,8 +460,9 @@ int tb_train_parse_args(int argc, char **argv, cli *c) {
         tb_log(TB_LOG_ERROR, "unexpected argument '%s' (see --help)", argv[optind]);
         return -1;
     }
-    if (!c->data) {
-        tb_log(TB_LOG_ERROR, "--data is required (see --help)");
+    if (!c->data && !c->predict) {
+        tb_log(TB_LOG_ERROR, "--data is required (see --help), or --predict FILE --out FILE to label with the "
+                             "models --db serves");
         return -1;
     }
     if (strcmp(c->task, "genre") && strcmp(c->task, "popularity") && strcmp(c->task, "recommend") &&

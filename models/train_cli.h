@@ -26,6 +26,9 @@ int tb_train_versions_main(int argc, char **argv);
  * it; dir NULL: the default beside the database. */
 tb_status tb_train_snapshot(tb_store *store, const char *db, const char *dir);
 
+/* --predict without --data: labels with what --db serves, streaming (train_label.c). */
+tb_status tb_train_label_stream(const cli *c);
+
 /* 0: run; 1: help was printed (exit 0); -1: bad arguments, logged (exit 2). */
 int tb_train_parse_args(int argc, char **argv, cli *c);
 /* Per-feature weights from "name=w,name=w" (unnamed features keep 1). */

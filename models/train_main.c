@@ -89,6 +89,10 @@ int main(int argc, char **argv) {
         return pr > 0 ? 0 : 2;
     if (c.ds_opt.features)
         c.opt.popularity_feature = 0; /* an explicit list is the whole list */
+    if (!c.data) { /* --predict alone: no training */
+        tb_status st = tb_train_label_stream(&c);
+        return st == TB_OK ? 0 : fail(st);
+    }
 
     int all = strcmp(c.task, "all") == 0;
     int want_genre = all || strcmp(c.task, "genre") == 0, want_pop = all || strcmp(c.task, "popularity") == 0;

@@ -573,6 +573,17 @@ tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds
     return TB_OK;
 }
 
+tb_status tb_trainer_predict_raw(const tb_predictor *p, const double *raw, size_t n, int threads, double *out) {
+    size_t *rows = tb_malloc_n(n ? n : 1, sizeof *rows);
+    if (!rows)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        rows[i] = i;
+    tb_status st = predict_rows(p, raw, rows, n, threads, out, NULL);
+    free(rows);
+    return st;
+}
+
 /* ---------- catalog ---------- */
 
 static int cmp_track_row(const void *a, const void *b) {

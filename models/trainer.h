@@ -118,6 +118,9 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
 
 /* Predicts every row of `ds` with `p`; out has ds->n_rows × n_outputs values (caller frees).
  * Inputs the table lacks count as missing in every row; *ret_absent says how many (may be NULL). */
+/* Predicts n rows of raw inputs (pipeline order, n × n_features) into out (n × n_outputs), twins
+ * applied: what the server would answer for each. */
+tb_status tb_trainer_predict_raw(const tb_predictor *p, const double *raw, size_t n, int threads, double *out);
 tb_status tb_trainer_predict_dataset(const tb_predictor *p, const tb_dataset *ds, int threads, double **ret_out,
                                      size_t *ret_absent);
 

@@ -6,7 +6,8 @@ database and a snapshot directory; a real timbre-serve serves the directory.
 - kill -9 of the trainer at 20 random moments of a multi-task publish: the served snapshot is
   entirely the old set or entirely the new one, the databases pass integrity_check.
 - pin under load switches the served version with zero failed requests; unpin switches back.
-- prune keeps N versions per task and the file shrinks; a snapshot whose checksum is off is refused."""
+- prune keeps N versions per task and the file shrinks; a snapshot whose checksum is off is refused.
+- --predict without --data labels a table with the served versions, as the training run would."""
 import gzip
 import hashlib
 import http.client
@@ -148,7 +149,8 @@ def kill_checks(a, data, db, snaps, rounds=20):
         served_before = served_versions(current(snaps)[0])
         db_before = served_versions(db)
         proc = start_trainer(a, data, db, snaps)
-        time.sleep(rng.uniform(0.0, 1.1) * publish)  # somewhere in the publish: tasks, catalog, snapshot, pointer
+        # Spread over the publish (tasks, catalog, commit, snapshot, pointer) and a little past it.
+        time.sleep((i + rng.random()) / rounds * 1.2 * publish)
         proc.send_signal(signal.SIGKILL)
         proc.stderr.close()
         proc.wait()
@@ -162,8 +164,9 @@ def kill_checks(a, data, db, snaps, rounds=20):
         check(served in (served_before, stored), f"kill {i}: the served set is entirely the old one or entirely the "
                                                  f"new one: {served_before} -> {served} (database {stored})")
         outcomes["old" if served == served_before else "new"] += 1
+        outcomes["committed"] = outcomes.get("committed", 0) + (stored != db_before)
     print(f"kill -9 at {rounds} moments of a {publish * 1000:.0f} ms publish: served set old {outcomes['old']}, "
-          f"new {outcomes['new']}")
+          f"new {outcomes['new']}; the database's transaction had committed in {outcomes.get('committed', 0)}")
     check(outcomes["old"] and outcomes["new"], f"the kills landed on both sides of the pointer's move: {outcomes}")
 
 
@@ -248,6 +251,38 @@ def prune_checks(a, db, snaps):
     check(integrity(db) == "ok", "integrity_check after prune")
 
 
+def label_checks(a, small, tmp):
+    """--predict without --data labels with the served versions: the same file the training run's
+    own --predict writes, from the database or its snapshot directory; bad input leaves no file."""
+    db, snaps = os.path.join(tmp, "label.db"), os.path.join(tmp, "label-snaps")
+    during, after, from_snap = (os.path.join(tmp, f"{n}.csv") for n in ("during", "after", "from-snap"))
+    r = train(a, small, db, snaps, "--predict", small, "--out", during, "--proba")
+    check(r.returncode == 0, f"training with --predict: {r.stderr[-300:]}")
+    for source, out in ((db, after), (snaps, from_snap)):
+        r = subprocess.run([a.trainer, "--db", source, "--predict", small, "--out", out, "--proba", "--log-level", "warn"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0 and open(out).read() == open(during).read(),
+              f"labelling from {os.path.basename(source)} without --data equals the training run's own: {r.stderr[-300:]}")
+    bad = os.path.join(tmp, "bad.csv")
+    with open(small) as f:
+        head, first = f.readline(), f.readline()
+    cols = head.strip().split(",")
+    row = first.strip().split(",")
+    row[cols.index("tempo")] = "fast"
+    with open(bad, "w") as f:
+        f.write(head + first + ",".join(row) + "\n")
+    out = os.path.join(tmp, "bad-out.csv")
+    r = subprocess.run([a.trainer, "--db", db, "--predict", bad, "--out", out], capture_output=True, text=True)
+    check(r.returncode == 1 and "bad.csv:3" in r.stderr and "'fast'" in r.stderr and not os.path.exists(out),
+          f"a bad cell: exit 1 naming the line and the value, no output file: {r.returncode} {r.stderr[-300:]}")
+    empty = os.path.join(tmp, "empty.db")
+    with sqlite3.connect(empty) as con:
+        con.execute("VACUUM")
+    r = subprocess.run([a.trainer, "--db", os.path.join(tmp, "nothing.db"), "--predict", small, "--out", out],
+                       capture_output=True, text=True)
+    check(r.returncode == 1 and "no such database" in r.stderr, f"no database: a clear error: {r.stderr[-300:]}")
+
+
 def corrupt_checks(a, snaps, tmp):
     bad = os.path.join(tmp, "bad-snaps")
     shutil.copytree(snaps, bad)
@@ -290,6 +325,7 @@ def run(a, src, tmp):
     kill_checks(a, big, os.path.join(tmp, "kill.db"), os.path.join(tmp, "kill-snaps"))
     prune_checks(a, db, snaps)
     corrupt_checks(a, snaps, tmp)
+    label_checks(a, small, tmp)
     print(f"{test_http.PASSED} passed, {test_http.FAILED} failed")
     return 1 if test_http.FAILED else 0
 
