@@ -110,6 +110,66 @@ static void test_migration_from_1(const char *path) {
     tb_test_remove_db(path);
 }
 
+/* What each task serves (pins over published), removal rules, prune's count, and the copy a
+ * snapshot holds: only the served rows, marked published, with the pins. */
+static void test_pins_prune_and_served_copy(const char *path) {
+    tb_store *s = NULL;
+    tb_test_remove_db(path);
+    CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
+    int64_t ids[5];
+    int version;
+    for (int i = 0; i < 4; i++) {
+        tb_model_record m = record("genre", "genre-rf", "blob");
+        CHECK(tb_store_publish_model(s, &m, &ids[i], &version) == TB_OK && version == i + 1);
+    }
+    tb_model_record p = record("popularity", "popularity-rf", "blob-p");
+    CHECK(tb_store_publish_model(s, &p, &ids[4], &version) == TB_OK);
+    int64_t served[TB_N_TASKS];
+    int pinned[TB_N_TASKS];
+    CHECK(tb_store_served(s, served, pinned) == TB_OK && served[0] == ids[3] && !pinned[0] && served[2] == ids[4] &&
+          served[1] == -1 && served[3] == -1);
+    CHECK(tb_store_pin(s, "genre", ids[1]) == TB_OK);
+    CHECK(tb_store_served(s, served, pinned) == TB_OK && served[0] == ids[1] && pinned[0]);
+    CHECK_ERR(tb_store_pin(s, "popularity", ids[1]), TB_INVALID, "not popularity");
+    CHECK_ERR(tb_store_pin(s, "nonsense", ids[1]), TB_INVALID, "no task");
+    CHECK(tb_store_pin(s, "genre", 999) == TB_NOT_FOUND);
+    CHECK_ERR(tb_store_remove_model(s, ids[1]), TB_INVALID, "published, pinned or absent"); /* pinned */
+    CHECK_ERR(tb_store_remove_model(s, ids[3]), TB_INVALID, "published, pinned or absent"); /* published */
+    char fp[128];
+    CHECK(tb_store_format_fingerprint(served, fp, sizeof fp) == TB_OK);
+    char copy[600];
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    tb_test_remove_db(copy);
+    CHECK(tb_store_write_served(s, served, copy) == TB_OK);
+    size_t removed = 99;
+    CHECK(tb_store_prune(s, 1, &removed) == TB_OK && removed == 2); /* v1 and v3 of genre; v2 pinned, v4 published */
+    tb_model_record *list;
+    size_t n;
+    CHECK(tb_store_list_models(s, 0, &list, &n) == TB_OK && n == 3);
+    for (size_t i = 0; i < n; i++)
+        tb_model_record_clear(&list[i]);
+    free(list);
+    CHECK(tb_store_unpin(s, "genre") == TB_OK);
+    CHECK(tb_store_unpin(s, "genre") == TB_NOT_FOUND);
+    CHECK(tb_store_remove_model(s, ids[1]) == TB_OK);
+    CHECK(tb_store_vacuum(s) == TB_OK);
+    tb_store_close(s);
+    /* The copy: two rows, both published, genre v2 among them, and its pin. */
+    tb_store *c = NULL;
+    CHECK(tb_store_open(copy, TB_STORE_SNAPSHOT, &c) == TB_OK);
+    char fp_copy[128];
+    CHECK(tb_store_published_fingerprint(c, fp_copy, sizeof fp_copy) == TB_OK);
+    CHECK_STR(fp_copy, fp);
+    CHECK(tb_store_served(c, served, pinned) == TB_OK && served[0] == ids[1] && pinned[0]);
+    CHECK(tb_store_list_models(c, 0, &list, &n) == TB_OK && n == 2);
+    for (size_t i = 0; i < n; i++)
+        tb_model_record_clear(&list[i]);
+    free(list);
+    tb_store_close(c);
+    tb_test_remove_db(copy);
+    tb_test_remove_db(path);
+}
+
 /* Regression: two trainers creating one new database raced, the version read outside the write
  * lock: one ran migration 0001 again and failed ("table models already exists"). Forked
  * processes, as two timbre-train runs would be; each round a fresh file. */
@@ -225,8 +285,9 @@ int main(void) {
     sqlite3_close(db);
     CHECK_ERR(tb_store_open(path, TB_STORE_READ_ONLY, &s), TB_VERSION, "not a Timbre database");
     tb_test_remove_db(path);
-    CHECK(tb_schema_version() == 3);
+    CHECK(tb_schema_version() == 4);
     test_index_and_catalog(path);
+    test_pins_prune_and_served_copy(path);
     test_migration_from_1(path);
     return tb_test_done();
 }
