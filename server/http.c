@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "access_log.h"
+#include "api_keys.h"
 #include "clients.h"
 #include "clock.h"
 #include "framing.h"
@@ -52,6 +53,7 @@ struct tb_http {
     int access_log;
     tb_limits limits;
     struct tb_userdb *userdb;
+    const tb_api_keys *api_keys;
     unsigned max_header_bytes;
     double shed_after_s;     /* 0: never shed */
     tb_client_addr trusted[TB_MAX_TRUSTED_PROXIES];
@@ -203,6 +205,23 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     }
     if (m == TB_ROUTE_NO_PATH)
         return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
+    req->scopes = TB_SCOPE_PREDICT | TB_SCOPE_WRITE | TB_SCOPE_ADMIN;
+    if (h->api_keys && m == TB_ROUTE_FOUND && req->route->scope != TB_SCOPE_NONE) {
+        const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+        req->scopes = tb_api_keys_scopes(h->api_keys, key);
+        if (!req->scopes) {
+            req->route = NULL;
+            return tb_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+                                  key ? "unknown API key" : "this server needs an API key: send it as X-API-Key");
+        }
+        if (!(req->scopes & req->route->scope)) {
+            const char *need = req->route->scope == TB_SCOPE_WRITE   ? "write"
+                               : req->route->scope == TB_SCOPE_ADMIN ? "admin"
+                                                                     : "predict";
+            req->route = NULL;
+            return tb_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden", NULL, "this API key lacks the %s scope", need);
+        }
+    }
     if (m == TB_ROUTE_NO_METHOD) {
         memcpy(req->allow, allow, sizeof allow);
         return tb_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
@@ -369,6 +388,7 @@ tb_status tb_http_start(const tb_http_options *opt, tb_server_state *state, tb_h
     h->limits = opt->limits;
     h->max_header_bytes = opt->max_header_bytes;
     h->userdb = opt->userdb;
+    h->api_keys = opt->api_keys;
     h->shed_after_s = opt->shed_after_ms * 1e-3;
     for (size_t i = 0; i < opt->n_trusted_proxies && i < TB_MAX_TRUSTED_PROXIES; i++)
         if (tb_client_addr_parse(opt->trusted_proxies[i], strlen(opt->trusted_proxies[i]), &h->trusted[h->n_trusted]) == 0)

@@ -26,6 +26,7 @@ typedef struct tb_http_options {
     unsigned slice_us;        /* request threads' scheduler slice request (server/slice.h); 0: the kernel's */
     tb_limits limits;
     struct tb_userdb *userdb; /* saved tastes (--user-db); NULL without. Not owned */
+    const struct tb_api_keys *api_keys; /* --api-keys; NULL: every route open. Not owned */
 } tb_http_options;
 
 typedef struct tb_http tb_http;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_keys.h"
 #include "http.h"
 #include "limits.h"
 #include "log.h"
@@ -28,7 +29,8 @@ static void usage(FILE *f) {
                "                    [--max-batch-rows N] [--max-k N] [--sched-slice-us N]\n"
                "                    [--request-timeout S] [--drain-timeout S] [--shed-after-ms N]\n"
                "                    [--rate-limit R] [--rate-burst N] [--trusted-proxy ADDR]...\n"
-               "                    [--user-db FILE] [--max-tastes N]\n"
+               "                    [--user-db FILE] [--max-tastes N] [--api-keys FILE]\n"
+               "       timbre-serve --new-api-key predict[,write][,admin]\n"
                "\n"
                "  --db PATH            a model database file, or a snapshot directory written by\n"
                "                       timbre-train (its CURRENT snapshot, opened read-only and\n"
@@ -78,6 +80,11 @@ static void usage(FILE *f) {
                "                       missing); each is owned by the secret its first save\n"
                "                       returns. Without it, saving is off (404)\n"
                "  --max-tastes N       tastes the user database keeps (default 10000)\n"
+               "  --api-keys FILE      require an X-API-Key on every route but health checks, the\n"
+               "                       page and /openapi.json; FILE holds 'SCOPES HASH' lines\n"
+               "                       (scopes predict, write, admin), never the keys (default:\n"
+               "                       no keys, every route open)\n"
+               "  --new-api-key SCOPES print a new random key and its line for that file, and exit\n"
                "  --watch S            every S seconds, reload when the database holds a newly\n"
                "                       published model (SIGHUP reloads at any time)\n");
 }
@@ -181,7 +188,7 @@ static int newly_published(tb_http *http, const char *last_failed, char *fp) {
 int main(int argc, char **argv) {
     enum { O_DB = 256, O_LISTEN, O_THREADS, O_MAXCONN, O_PERIP, O_TIMEOUT, O_LOG, O_PORTFILE, O_CORS, O_NO_ACCESS, O_WATCH, O_HEADER, O_BODY, O_BATCH_BODY,
            O_BATCH_ROWS, O_MAX_K, O_SLICE, O_REQ_TIMEOUT, O_DRAIN, O_SHED, O_RATE, O_BURST, O_PROXY, O_USER_DB,
-           O_MAX_TASTES };
+           O_MAX_TASTES, O_API_KEYS, O_NEW_KEY };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB}, {"listen", required_argument, 0, O_LISTEN},
         {"threads", required_argument, 0, O_THREADS}, {"max-connections", required_argument, 0, O_MAXCONN},
@@ -195,10 +202,11 @@ int main(int argc, char **argv) {
         {"drain-timeout", required_argument, 0, O_DRAIN}, {"shed-after-ms", required_argument, 0, O_SHED},
         {"rate-limit", required_argument, 0, O_RATE}, {"rate-burst", required_argument, 0, O_BURST},
         {"trusted-proxy", required_argument, 0, O_PROXY}, {"user-db", required_argument, 0, O_USER_DB},
-        {"max-tastes", required_argument, 0, O_MAX_TASTES},
+        {"max-tastes", required_argument, 0, O_MAX_TASTES}, {"api-keys", required_argument, 0, O_API_KEYS},
+        {"new-api-key", required_argument, 0, O_NEW_KEY},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
-    const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL, *user_db = NULL;
+    const char *db = "timbre.db", *listen = "127.0.0.1:8080", *port_file = NULL, *user_db = NULL, *api_keys_path = NULL;
     unsigned watch_s = 0, drain_s = TB_DEFAULT_DRAIN_TIMEOUT_S;
     const char *proxies[TB_MAX_TRUSTED_PROXIES];
     double burst = 0;
@@ -336,6 +344,13 @@ int main(int argc, char **argv) {
             break;
         }
         case O_USER_DB: user_db = optarg; break;
+        case O_API_KEYS: api_keys_path = optarg; break;
+        case O_NEW_KEY:
+            if (tb_api_keys_new(optarg, stdout) != TB_OK) {
+                tb_log(TB_LOG_ERROR, "%s", tb_error_message());
+                return 2;
+            }
+            return 0;
         case O_MAX_TASTES:
             if (parse_uint("--max-tastes", optarg, 100000000, &v) || v == 0) {
                 tb_log(TB_LOG_ERROR, "--max-tastes must be from 1 to 100000000");
@@ -406,16 +421,21 @@ int main(int argc, char **argv) {
         tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
     describe(state, "serving");
     tb_userdb *users = NULL;
-    if (user_db && (st = tb_userdb_open(user_db, &users)) != TB_OK) {
+    tb_api_keys *keys = NULL;
+    if ((user_db && (st = tb_userdb_open(user_db, &users)) != TB_OK) ||
+        (api_keys_path && (st = tb_api_keys_load(api_keys_path, &keys)) != TB_OK)) {
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         tb_server_state_free(state);
+        tb_userdb_close(users);
         return 1;
     }
     hopt.userdb = users;
+    hopt.api_keys = keys;
     tb_http *http = NULL;
     if ((st = tb_http_start(&hopt, state, &http)) != TB_OK) { /* the server owns state from here */
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         tb_userdb_close(users);
+        tb_api_keys_free(keys);
         return 1;
     }
     if (port_file) {
@@ -424,6 +444,7 @@ int main(int argc, char **argv) {
             tb_log(TB_LOG_ERROR, "cannot write --port-file %s", port_file);
             tb_http_stop(http);
             tb_userdb_close(users);
+            tb_api_keys_free(keys);
             return 1;
         }
     }
@@ -458,5 +479,6 @@ int main(int argc, char **argv) {
         tb_log(TB_LOG_INFO, "drained: every connection closed");
     tb_http_stop(http);
     tb_userdb_close(users);
+    tb_api_keys_free(keys);
     return 0;
 }

@@ -119,7 +119,7 @@ enum MHD_Result tb_reply_preflight(tb_request *req, const char *methods) {
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS, methods);
-    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-API-Key");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     req->bytes = 0;
     return queue(req, MHD_HTTP_NO_CONTENT, resp);

@@ -37,6 +37,7 @@ typedef struct tb_request {
     unsigned retry_after;  /* seconds for a Retry-After header, 0 for none */
     const struct tb_loop *loop; /* its draining flag */
     struct tb_userdb *userdb;   /* saved tastes (--user-db), NULL without */
+    unsigned scopes;            /* what the request's API key grants (all when keys are off) */
     unsigned status;       /* HTTP status sent, for the access log */
     size_t bytes;          /* response body bytes, for the access log */
     double start;          /* monotonic seconds at the first callback */

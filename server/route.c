@@ -8,26 +8,26 @@
 #include "limits.h"
 
 const tb_route tb_routes[] = {
-    {"GET", "/", tb_handle_page, TB_BODY_NONE, 0},
-    {"GET", "/healthz", tb_handle_healthz, TB_BODY_NONE, 1},
-    {"GET", "/readyz", tb_handle_readyz, TB_BODY_NONE, 1},
-    {"GET", "/openapi.json", tb_handle_openapi, TB_BODY_NONE, 0},
-    {"GET", "/metrics", tb_handle_metrics, TB_BODY_NONE, 1},
-    {"GET", "/v1/models", tb_handle_models, TB_BODY_NONE, 0},
-    {"POST", "/v1/genre", tb_handle_genre, TB_BODY_BATCH, 0},
-    {"POST", "/v1/genre/set", tb_handle_genre_set, TB_BODY_BATCH, 0},
-    {"POST", "/v1/popularity", tb_handle_popularity, TB_BODY_BATCH, 0},
-    {"POST", "/v1/recommend", tb_handle_recommend, TB_BODY_SINGLE, 0},
-    {"POST", "/v1/taste", tb_handle_taste, TB_BODY_BATCH, 0}, /* up to 1,000 ratings: the batch body limit */
-    {"GET", "/v1/taste/{name}", tb_handle_taste_get, TB_BODY_NONE, 0},
-    {"DELETE", "/v1/taste/{name}", tb_handle_taste_delete, TB_BODY_NONE, 0},
-    {"GET", "/v1/tracks", tb_handle_tracks_search, TB_BODY_NONE, 0},
-    {"GET", "/v1/tracks/{id}", tb_handle_track, TB_BODY_NONE, 0},
-    {"GET", "/v2/health/live", tb_handle_v2_live, TB_BODY_NONE, 1},
-    {"GET", "/v2/health/ready", tb_handle_v2_ready, TB_BODY_NONE, 1},
-    {"GET", "/v2/models/{name}", tb_handle_v2_model, TB_BODY_NONE, 0},
-    {"GET", "/v2/models/{name}/ready", tb_handle_v2_model_ready, TB_BODY_NONE, 0},
-    {"POST", "/v2/models/{name}/infer", tb_handle_v2_infer, TB_BODY_BATCH, 0},
+    {"GET", "/", tb_handle_page, TB_BODY_NONE, 0, TB_SCOPE_NONE},
+    {"GET", "/healthz", tb_handle_healthz, TB_BODY_NONE, 1, TB_SCOPE_NONE},
+    {"GET", "/readyz", tb_handle_readyz, TB_BODY_NONE, 1, TB_SCOPE_NONE},
+    {"GET", "/openapi.json", tb_handle_openapi, TB_BODY_NONE, 0, TB_SCOPE_NONE},
+    {"GET", "/metrics", tb_handle_metrics, TB_BODY_NONE, 1, TB_SCOPE_ADMIN},
+    {"GET", "/v1/models", tb_handle_models, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/genre", tb_handle_genre, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/genre/set", tb_handle_genre_set, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/popularity", tb_handle_popularity, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/recommend", tb_handle_recommend, TB_BODY_SINGLE, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/taste", tb_handle_taste, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT}, /* up to 1,000 ratings: the batch body limit */
+    {"GET", "/v1/taste/{name}", tb_handle_taste_get, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"DELETE", "/v1/taste/{name}", tb_handle_taste_delete, TB_BODY_NONE, 0, TB_SCOPE_WRITE},
+    {"GET", "/v1/tracks", tb_handle_tracks_search, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"GET", "/v1/tracks/{id}", tb_handle_track, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"GET", "/v2/health/live", tb_handle_v2_live, TB_BODY_NONE, 1, TB_SCOPE_NONE},
+    {"GET", "/v2/health/ready", tb_handle_v2_ready, TB_BODY_NONE, 1, TB_SCOPE_NONE},
+    {"GET", "/v2/models/{name}", tb_handle_v2_model, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"GET", "/v2/models/{name}/ready", tb_handle_v2_model_ready, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v2/models/{name}/infer", tb_handle_v2_infer, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
 };
 const size_t tb_n_routes = sizeof tb_routes / sizeof tb_routes[0];
 

@@ -13,12 +13,21 @@ typedef enum MHD_Result (*tb_handler)(struct tb_request *req);
 /* Which body a route takes; its size limit is the operator's (tb_limits). */
 typedef enum tb_body_kind { TB_BODY_NONE, TB_BODY_SINGLE, TB_BODY_BATCH } tb_body_kind;
 
+/* What an API key must grant to call a route (--api-keys; without it every route is open). */
+typedef enum tb_scope {
+    TB_SCOPE_NONE = 0,    /* health checks, the page, the API document: never a key */
+    TB_SCOPE_PREDICT = 1, /* predictions, recommendations, models, tracks */
+    TB_SCOPE_WRITE = 2,   /* saving and deleting tastes */
+    TB_SCOPE_ADMIN = 4,   /* /metrics */
+} tb_scope;
+
 typedef struct tb_route {
     const char *method;
     const char *path;     /* "/v1/genre", or "/v1/tracks/{id}" */
     tb_handler handler;
     tb_body_kind body;
     int probe; /* health checks and metrics: never rate-limited or shed, so monitors see the truth */
+    tb_scope scope;
 } tb_route;
 
 extern const tb_route tb_routes[];

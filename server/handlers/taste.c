@@ -179,6 +179,8 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
                       char secret[TB_SECRET_TEXT_BYTES]) {
     if (!req->userdb)
         return no_user_db(req, "save_as");
+    if (!(req->scopes & TB_SCOPE_WRITE))
+        return tb_input_reject(req, MHD_HTTP_FORBIDDEN, "forbidden", "save_as", "this API key lacks the write scope");
     cJSON *fj = cJSON_CreateObject();
     cJSON_AddNumberToObject(fj, "cv_r2", fit->cv_r2);
     cJSON_AddNumberToObject(fj, "lambda", fit->lambda);

@@ -262,6 +262,7 @@ def run(a, data, tmp):
         rc = stop_server(proc)
         check(rc == 0, f"SIGTERM exits 0 (got {rc})")
     taste_limit_checks(a, db, tmp)
+    api_key_checks(a, db, tmp)
     access_log_checks(proc.log_path)
 
     twins_checks(a, paths, header, predict_rows, tmp)
@@ -365,7 +366,7 @@ def cors_and_openapi_checks(c):
     s, b, h = c.request("OPTIONS", "/v1/genre", headers={"Origin": "http://app.example",
                                                         "Access-Control-Request-Method": "POST"})
     check(s == 204 and h.get("Access-Control-Allow-Methods") == "POST, OPTIONS"
-          and h.get("Access-Control-Allow-Headers") == "Content-Type"
+          and h.get("Access-Control-Allow-Headers") == "Content-Type, Authorization, X-API-Key"
           and h.get("Access-Control-Allow-Origin") == "http://app.example" and h.get("Allow") == "POST, OPTIONS",
           f"preflight {s} {dict(h)}")
     s, b, h = c.request("OPTIONS", "/v1/tracks/abc")
@@ -1082,6 +1083,56 @@ def taste_limit_checks(a, db, tmp):
               f"without --user-db saving is off, saying how to enable it: {s} {b}")
     finally:
         stop_server(proc)
+
+
+def new_key(a, scopes):
+    out = subprocess.run([a.server, "--new-api-key", scopes], capture_output=True, text=True, check=True).stdout
+    key = out.split("not kept anywhere): ")[1].split()[0]
+    line = out.split("--api-keys file: ")[1].strip()
+    return key, line
+
+
+def api_key_checks(a, db, tmp):
+    """--api-keys: hashed keys with scopes, sent as X-API-Key; health checks never need one."""
+    (pk, pline), (fk, fline) = new_key(a, "predict"), new_key(a, "predict,write,admin")
+    keys = os.path.join(tmp, "api-keys")
+    with open(keys, "w") as f:
+        f.write(f"# two keys\n{pline}\n{fline}  # the operator's\n")
+    check(pk not in open(keys).read() and fk not in open(keys).read(), "the keys file holds hashes, not keys")
+    proc, port = start_server(a.server, db, tmp, ("--api-keys", keys, "--user-db", os.path.join(tmp, "u-keys.db"),
+                                                  "--no-access-log"))
+    check(port is not None, "server with --api-keys")
+    if port is None:
+        return
+    c = Client(port)
+    vectors, ids, _ = index_from_db(db)
+    body = {"ratings": [{"track_id": t, "rating": float(i % 5)} for i, t in enumerate(ids[10:30])], "save_as": "k-1"}
+    try:
+        for path in ("/healthz", "/readyz", "/openapi.json", "/v2/health/live"):
+            check(c.request("GET", path)[0] == 200, f"{path} needs no key")
+        s, b, _ = c.request("GET", "/v1/models")
+        check(is_error(s, b, "unauthorized", 401) and "X-API-Key" in b["error"]["message"], f"no key: 401 {s} {b}")
+        s, b, _ = c.request("GET", "/v1/models", headers={"X-API-Key": "tbk_" + "0" * 64})
+        check(is_error(s, b, "unauthorized", 401), f"an unknown key: 401 {s} {b}")
+        check(c.request("GET", "/v1/models", headers={"X-API-Key": pk})[0] == 200, "a predict key reads the models")
+        s, b, _ = c.request("GET", "/metrics", headers={"X-API-Key": pk})
+        check(is_error(s, b, "forbidden", 403), f"/metrics with a predict key: 403 {s} {b}")
+        check(c.request("GET", "/metrics", headers={"X-API-Key": fk})[0] == 200, "an admin key reads /metrics")
+        s, b, _ = c.post("/v1/taste", body, headers={"X-API-Key": pk})
+        check(is_error(s, b, "forbidden", 403, "save_as"), f"saving a taste with a predict key: 403 {s} {b}")
+        s, b, _ = c.post("/v1/taste", body, headers={"X-API-Key": fk})
+        secret = b.get("secret") if s == 200 else None
+        check(s == 200 and secret, f"saving with a write key {s}")
+        s, b, _ = c.request("DELETE", "/v1/taste/k-1", headers={"X-API-Key": pk, "Authorization": f"Bearer {secret}"})
+        check(is_error(s, b, "forbidden", 403), f"deleting with a predict key: 403 {s} {b}")
+        s, _, _ = c.request("DELETE", "/v1/taste/k-1", headers={"X-API-Key": fk, "Authorization": f"Bearer {secret}"})
+        check(s == 204, f"the owner with a write key deletes it: {s}")
+    finally:
+        check(stop_server(proc) == 0, "exit 0")
+    with open(keys, "w") as f:
+        f.write(f"{pline}\npredict,root {'ab' * 32}\n")
+    r = subprocess.run([a.server, "--db", db, "--api-keys", keys], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "api-keys" in r.stderr and ":2:" in r.stderr, f"a bad keys file names the line: {r.stderr}")
 
 
 def track_checks(c, db):
