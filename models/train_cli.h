@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "recommend.h"
 #include "store.h"
@@ -26,6 +27,8 @@ int tb_train_versions_main(int argc, char **argv);
  * it; dir NULL: the default beside the database. */
 tb_status tb_train_snapshot(tb_store *store, const char *db, const char *dir);
 
+/* Writes one CSV field, quoted as RFC 4180 asks when it holds a comma, quote or line break. */
+void tb_train_put_csv_field(FILE *f, const char *s);
 /* --predict without --data: labels with what --db serves, streaming (train_label.c). */
 tb_status tb_train_label_stream(const cli *c);
 

@@ -97,20 +97,6 @@ static void labeler_clear(labeler *L) {
     free(L->out);
 }
 
-static void put_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* One record's inputs into row `at` of each labeler. */
 static tb_status fill_row(labeler *L, size_t n_l, char **fields, size_t n, long date_col, size_t at, const char *path,
                           size_t line) {
@@ -135,7 +121,7 @@ static tb_status fill_row(labeler *L, size_t n_l, char **fields, size_t n, long 
 
 static void write_rows(FILE *f, labeler *L, size_t n_l, int genre_at, int proba, char **ids, size_t n) {
     for (size_t r = 0; r < n; r++) {
-        put_field(f, ids[r]);
+        tb_train_put_csv_field(f, ids[r]);
         const double *gp = NULL;
         for (size_t l = 0; l < n_l; l++) {
             size_t k = L[l].p->model->n_outputs;
@@ -144,7 +130,7 @@ static void write_rows(FILE *f, labeler *L, size_t n_l, int genre_at, int proba,
                 int32_t best;
                 tb_argmax_rows(gp, 1, k, &best);
                 fputc(',', f);
-                put_field(f, L[l].p->class_names[best]);
+                tb_train_put_csv_field(f, L[l].p->class_names[best]);
             } else {
                 fprintf(f, ",%.17g", L[l].out[r]);
             }
@@ -213,7 +199,7 @@ tb_status tb_train_label_stream(const cli *c) {
                 char col[300];
                 snprintf(col, sizeof col, "p_%s", L[genre_at].p->class_names[k]);
                 fputc(',', f);
-                put_field(f, col);
+                tb_train_put_csv_field(f, col);
             }
         fputc('\n', f);
     }

@@ -462,8 +462,7 @@ tb_status tb_train_write_report(const char *path, cJSON *report) {
     return st;
 }
 
-/* CSV field with RFC 4180 quoting when needed. */
-static void put_csv_field(FILE *f, const char *s) {
+void tb_train_put_csv_field(FILE *f, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
@@ -507,12 +506,12 @@ tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size
                 fputs(",", f);
                 char col[300];
                 snprintf(col, sizeof col, "p_%s", genre->class_names[k]);
-                put_csv_field(f, col);
+                tb_train_put_csv_field(f, col);
             }
         fputc('\n', f);
         for (size_t r = 0; r < ds->n_rows; r++) {
             char buf[32];
-            put_csv_field(f, tb_dataset_id(ds, r, buf));
+            tb_train_put_csv_field(f, tb_dataset_id(ds, r, buf));
             const double *gp = NULL;
             for (size_t i = 0; i < n_results; i++) {
                 if (results[i].target == TB_TARGET_GENRE) {
@@ -521,7 +520,7 @@ tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size
                     int32_t best;
                     tb_argmax_rows(gp, 1, k, &best);
                     fputc(',', f);
-                    put_csv_field(f, results[i].predictor->class_names[best]);
+                    tb_train_put_csv_field(f, results[i].predictor->class_names[best]);
                 } else {
                     fprintf(f, ",%.17g", pred[i][r]);
                 }

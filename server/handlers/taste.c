@@ -325,12 +325,16 @@ done:
     return o ? tb_reply_json(req, MHD_HTTP_OK, o) : req->result;
 }
 
-enum MHD_Result tb_handle_taste_get(tb_request *req) {
+/* The {name} of a taste route, and a user database to find it in; replies and returns 1 if not. */
+static int named_taste(tb_request *req) {
     if (!valid_name(req->param))
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "name",
-                              "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
-    if (!req->userdb)
-        return no_user_db(req, "name"), req->result;
+        return tb_input_bad(req, "name", "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
+    return req->userdb ? 0 : no_user_db(req, "name");
+}
+
+enum MHD_Result tb_handle_taste_get(tb_request *req) {
+    if (named_taste(req))
+        return req->result;
     char *ratings = NULL, *fit = NULL, *updated = NULL;
     tb_status st = tb_userdb_get(req->userdb, req->param, bearer(req), &ratings, &fit, &updated);
     if (st != TB_OK)
@@ -347,11 +351,8 @@ enum MHD_Result tb_handle_taste_get(tb_request *req) {
 }
 
 enum MHD_Result tb_handle_taste_delete(tb_request *req) {
-    if (!valid_name(req->param))
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "name",
-                              "a taste name is 1 to 64 letters, digits, '.', '_' or '-'");
-    if (!req->userdb)
-        return no_user_db(req, "name"), req->result;
+    if (named_taste(req))
+        return req->result;
     tb_status st = tb_userdb_delete(req->userdb, req->param, bearer(req));
     if (st != TB_OK)
         return reject_status(req, st, "name"), req->result;
