@@ -487,7 +487,7 @@ static int cmp_mass(const void *a, const void *b) {
 static void gbdt_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
     (void)task;
     if (p->max_leaves == 0)
-        p->max_leaves = n_outputs <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see README */
+        p->max_leaves = n_outputs <= GBDT_SKETCH_AUTO ? 31 : 127; /* measured: see docs/performance.md */
     if (p->learning_rate == 0.0)
         p->learning_rate = 0.1;
     if (p->early_stopping == TB_EARLY_STOPPING_AUTO)

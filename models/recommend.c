@@ -89,7 +89,7 @@ static tb_status learn_embedding(const tb_split_rows *split, const tb_track_rows
     params.threads = opt->threads;
     params.aux_weight = 0.0;
     if (params.n_hidden == 0) { /* measured on spotify_tracks_114k: a wide trunk and a narrow last
-                                   layer embed best (README, "Learned embeddings") */
+                                   layer embed best (docs/performance.md, "Learned embeddings") */
         static const size_t widths[] = {512, 256, 64};
         params.n_hidden = 3;
         memcpy(params.hidden, widths, sizeof widths);
