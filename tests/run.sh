@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs missing packages, then builds and tests twice — a release build
-# and an AddressSanitizer + UndefinedBehaviorSanitizer debug build — both with -Werror.
+# and an AddressSanitizer + UndefinedBehaviorSanitizer debug build — both with -Werror (which the
+# project's default options leave off, for users' newer compilers).
 # Ends with one line "tests: N passed, N failed, N skipped".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,8 +43,8 @@ PY
   skipped=$((skipped + n_skip))
   return $rc
 }
-run_build build-release --buildtype=release || status=1
-run_build build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+run_build build-release --buildtype=release -Dwerror=true || status=1
+run_build build-asan --buildtype=debug -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
   -Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all || status=1
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status
