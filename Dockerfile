@@ -17,7 +17,6 @@ RUN apt-get update -q \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin timbre \
  && mkdir -p /data && chown timbre /data
 COPY --from=build /opt/timbre/bin/ /usr/local/bin/
-COPY deploy/sync-snapshot.sh /usr/local/bin/timbre-sync-snapshot
 USER timbre
 VOLUME /data
 EXPOSE 8080
