@@ -21,7 +21,7 @@ old=$(mktemp -d /tmp/timbre-ab-XXXXXX)
 trap 'git -C "$bench_root" worktree remove --force "$old/src" >/dev/null 2>&1 || true; rm -rf "$old"' EXIT
 git -C "$bench_root" worktree add --detach "$old/src" "$rev" >/dev/null 2>&1
 meson setup "$old/build" "$old/src" --buildtype=release >/dev/null
-ninja -C "$old/build" server/timbre-serve >&2
+ninja -C "$old/build" server/timbre-serve models/timbre-train >&2
 echo "A: $(git -C "$bench_root" rev-parse --short "$rev") ($old/build), B: the working tree ($build)" >&2
-exec /usr/bin/python3 "$here/ab.py" --music-genre "$mg" --trainer "$build/models/timbre-train" \
-  --a "$old/build/server/timbre-serve" --b "$build/server/timbre-serve" "${args[@]}"
+/usr/bin/python3 "$here/ab.py" --music-genre "$mg" --trainer-a "$old/build/models/timbre-train" \
+  --trainer-b "$build/models/timbre-train" --a "$old/build/server/timbre-serve" --b "$build/server/timbre-serve" "${args[@]}"
