@@ -218,3 +218,18 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
     *ret_imputed = imputed;
     return 0;
 }
+
+int tb_input_alpha(tb_request *req, const cJSON *root, double *alpha) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "alpha");
+    *alpha = TB_DEFAULT_ALPHA;
+    if (!a)
+        return 0;
+    double v = cJSON_IsNumber(a) ? a->valuedouble : NAN;
+    if (!(v > 0.0 && v < 1.0)) {
+        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "alpha",
+                       "alpha must be a number strictly between 0 and 1 (0.1 asks for 90%% coverage)");
+        return 1;
+    }
+    *alpha = v;
+    return 0;
+}

@@ -29,4 +29,7 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
 /* A "track_id" value: a non-empty string within TB_MAX_TRACK_ID_BYTES. */
 int tb_input_track_id(tb_request *req, const cJSON *id);
 
+/* "alpha" of a request (default TB_DEFAULT_ALPHA): a number in (0, 1), else a 400 reply and 1. */
+int tb_input_alpha(tb_request *req, const cJSON *root, double *alpha);
+
 #endif

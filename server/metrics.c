@@ -204,6 +204,9 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state) {
     if (state->popularity)
         model_line(&t, "popularity", state->popularity->kind, state->popularity->name, state->popularity->version,
                    (long long)state->popularity->id);
+    if (state->multilabel)
+        model_line(&t, "multilabel", state->multilabel->kind, state->multilabel->name, state->multilabel->version,
+                   (long long)state->multilabel->id);
     if (state->recommend)
         model_line(&t, "recommend", state->recommend->kind, state->recommend->name, state->recommend->version,
                    (long long)state->recommend->id);

@@ -15,21 +15,6 @@
 #include "handlers.h"
 #include "rng.h"
 
-int tb_input_alpha(struct tb_request *req, const cJSON *root, double *alpha) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "alpha");
-    *alpha = TB_DEFAULT_ALPHA;
-    if (!a)
-        return 0;
-    double v = cJSON_IsNumber(a) ? a->valuedouble : NAN;
-    if (!(v > 0.0 && v < 1.0)) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "alpha",
-                       "alpha must be a number strictly between 0 and 1 (0.1 asks for 90%% coverage)");
-        return 1;
-    }
-    *alpha = v;
-    return 0;
-}
-
 static int bool_option(struct tb_request *req, const cJSON *root, const char *key, int *out) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, key);
     *out = 0;

@@ -19,17 +19,16 @@ enum MHD_Result tb_handle_models(struct tb_request *req);
 /* page.c */
 enum MHD_Result tb_handle_page(struct tb_request *req);
 extern const char tb_index_html[];
-/* predict.c */
+/* common.c */
 struct tb_served_model;
 /* The fields every prediction reply ends with: track_id (when given), imputed (consumed), model. */
 void tb_add_common(cJSON *o, const struct tb_served_model *m, cJSON *imputed, const char *track_id);
+/* predict.c */
 enum MHD_Result tb_handle_genre(struct tb_request *req);
 enum MHD_Result tb_handle_popularity(struct tb_request *req);
 
 /* conformal.c */
 enum MHD_Result tb_handle_genre_set(struct tb_request *req);
-/* "alpha" of a request (default TB_DEFAULT_ALPHA): a number in (0, 1), else a 400 reply and 1. */
-int tb_input_alpha(struct tb_request *req, const cJSON *root, double *alpha);
 /* kserve.c (Open Inference Protocol) */
 enum MHD_Result tb_handle_v2_live(struct tb_request *req);
 enum MHD_Result tb_handle_v2_ready(struct tb_request *req);

@@ -21,18 +21,6 @@ static int model_or_503(struct tb_request *req, const tb_served_model *m, const 
     return 1;
 }
 
-/* Keys are literals and names live in the served state the request holds, so replies reference
- * them (cJSON's *CS and Reference forms) instead of copying: a third of a reply's allocations. */
-void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
-    if (track_id[0])
-        cJSON_AddStringToObject(o, "track_id", track_id);
-    cJSON_AddItemToObjectCS(o, "imputed", imputed);
-    cJSON *model = cJSON_CreateObject();
-    cJSON_AddItemToObjectCS(o, "model", model);
-    cJSON_AddItemToObjectCS(model, "name", cJSON_CreateStringReference(m->name));
-    cJSON_AddItemToObjectCS(model, "version", tb_json_number((double)m->version)); /* cJSON prints with sprintf + sscanf */
-}
-
 /* The (at most `limit`) genres whose probability is at least `at_least`, most probable first (ties
  * to the lower class index, the argmax rule), into order (limit slots); returns how many. */
 static size_t rank_genres(const double *proba, size_t k, double at_least, size_t limit, size_t *order) {

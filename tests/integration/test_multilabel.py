@@ -177,6 +177,11 @@ def watch_checks(a, paths, tmp):
             seen.append(reloads(port))
         time.sleep(4)
         seen.append(reloads(port))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/metrics")
+        info = [ln for ln in conn.getresponse().read().decode().splitlines() if ln.startswith("timbre_model_info")]
+        # Regression: /metrics listed genre, popularity and recommend, not the multilabel model /v1/models shows.
+        check(any('task="multilabel"' in ln for ln in info) and len(info) == 4, f"/metrics names all four: {info}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
