@@ -8,7 +8,7 @@ bash "$root/deploy/install-deps.sh"
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" --buildtype=release ${PREFIX:+--prefix="$PREFIX"} >/dev/null
 fi
-ninja -C "$build" models/timbre-train server/timbre-serve timbre.service >&2
+ninja -C "$build" trainer/timbre-train server/timbre-serve timbre.service >&2
 if [ -n "${PREFIX:-}" ]; then
   meson install -C "$build" --no-rebuild >&2
 fi

@@ -17,10 +17,10 @@ except Exception: print(0)' "$db")
 fi
 if [ "$published" = 0 ] || [ "${TIMBRE_RETRAIN:-0}" = 1 ]; then
   data=$(bash tests/find-data.sh spotify_tracks_114k.csv.gz)
-  "$bin/models/timbre-train" --data "$data" --db "$db" --report "${db%.db}-report.json"
+  "$bin/trainer/timbre-train" --data "$data" --db "$db" --report "${db%.db}-report.json"
 else
   echo "run: $db already holds published models (TIMBRE_RETRAIN=1 trains again)" >&2
   # A database from an older Timbre: migrate it (and write its first snapshot) instead of refusing.
-  "$bin/models/timbre-train" models --db "$db" snapshot
+  "$bin/trainer/timbre-train" models --db "$db" snapshot
 fi
 exec "$bin/server/timbre-serve" --db "$db" --listen "${TIMBRE_LISTEN:-127.0.0.1:8080}"

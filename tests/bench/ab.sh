@@ -16,12 +16,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 mg=$(bench_data music_genre_50k.csv.gz)
-bench_build models/timbre-train server/timbre-serve
+bench_build trainer/timbre-train server/timbre-serve
 old=$(mktemp -d /tmp/timbre-ab-XXXXXX)
 trap 'git -C "$bench_root" worktree remove --force "$old/src" >/dev/null 2>&1 || true; rm -rf "$old"' EXIT
 git -C "$bench_root" worktree add --detach "$old/src" "$rev" >/dev/null 2>&1
 meson setup "$old/build" "$old/src" --buildtype=release >/dev/null
-ninja -C "$old/build" server/timbre-serve models/timbre-train >&2
+old_train=models/timbre-train               # where the trainer was built before trainer/ existed
+[ -d "$old/src/trainer" ] && old_train=trainer/timbre-train
+ninja -C "$old/build" server/timbre-serve "$old_train" >&2
 echo "A: $(git -C "$bench_root" rev-parse --short "$rev") ($old/build), B: the working tree ($build)" >&2
-/usr/bin/python3 "$here/ab.py" --music-genre "$mg" --trainer-a "$old/build/models/timbre-train" \
-  --trainer-b "$build/models/timbre-train" --a "$old/build/server/timbre-serve" --b "$build/server/timbre-serve" "${args[@]}"
+/usr/bin/python3 "$here/ab.py" --music-genre "$mg" --trainer-a "$old/build/$old_train" \
+  --trainer-b "$build/trainer/timbre-train" --a "$old/build/server/timbre-serve" --b "$build/server/timbre-serve" "${args[@]}"

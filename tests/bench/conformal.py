@@ -66,7 +66,7 @@ def timbre(args, tmp, name, train_csv, test_csv, feats, task, flags=()):
     tag = "-".join([task] + [f.strip("-").replace("/", "_") for f in flags if not f.startswith("/")])
     report = os.path.join(tmp, f"{name}-{tag}.json")
     db = os.path.join(tmp, f"{name}-{tag}.db")
-    subprocess.run([os.path.join(args.build, "models/timbre-train"), "--data", train_csv, "--test", test_csv,
+    subprocess.run([os.path.join(args.build, "trainer/timbre-train"), "--data", train_csv, "--test", test_csv,
                     "--task", task, "--features", ",".join(feats), "--threads", str(args.threads), "--db", db,
                     "--report", report, "--log-level", "warn", *flags], check=True, stderr=subprocess.DEVNULL)
     return json.load(open(report))

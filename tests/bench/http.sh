@@ -9,5 +9,5 @@ source "$here/setup.sh"
 command -v wrk >/dev/null || bench_install wrk
 bench_need "fastapi, uvicorn, sklearn, pandas" python3-fastapi python3-uvicorn python3-sklearn python3-pandas
 mg=$(bench_data music_genre_50k.csv.gz)
-bench_build models/timbre-train server/timbre-serve tests/timbre-bare-mhd-bench
+bench_build trainer/timbre-train server/timbre-serve tests/timbre-bare-mhd-bench
 exec /usr/bin/python3 "$here/http/run.py" --music-genre "$mg" --build "$build" "$@"

@@ -28,7 +28,7 @@ from tables import MG_AUDIO, music_genre_split, numeric  # noqa: E402
 
 def timbre(args, tmp, name, cmd):
     db, report = os.path.join(tmp, f"{name}.db"), os.path.join(tmp, f"{name}.json")
-    subprocess.run([os.path.join(args.build, "models/timbre-train"), *cmd, "--db", db, "--report", report,
+    subprocess.run([os.path.join(args.build, "trainer/timbre-train"), *cmd, "--db", db, "--report", report,
                     "--threads", str(args.threads), "--log-level", "warn"], check=True, stderr=subprocess.DEVNULL)
     return json.load(open(report))
 

@@ -9,5 +9,5 @@ source "$here/setup.sh"
 bench_need "sklearn, pandas" python3-sklearn python3-pandas
 mg=$(bench_data music_genre_50k.csv.gz)
 st=$(bench_data spotify_tracks_114k.csv.gz)
-bench_build models/timbre-train
+bench_build trainer/timbre-train
 exec /usr/bin/python3 "$here/mlp.py" --music-genre "$mg" --tracks "$st" --build "$build" "$@"

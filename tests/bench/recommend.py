@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="timbre-rec-")
     db, report = os.path.join(tmp, "rec.db"), os.path.join(tmp, "report.json")
-    subprocess.run([os.path.join(args.build, "models/timbre-train"), "--data", args.tracks, "--task", "recommend",
+    subprocess.run([os.path.join(args.build, "trainer/timbre-train"), "--data", args.tracks, "--task", "recommend",
                     "--db", db, "--report", report, "--threads", str(args.threads), "--log-level", "warn"],
                    check=True)
     rep = json.load(open(report))

@@ -9,5 +9,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"
 bench_need "faiss, numpy" python3-faiss python3-numpy
 st=$(bench_data spotify_tracks_114k.csv.gz)
-bench_build models/timbre-train tests/timbre-recommend-bench
+bench_build trainer/timbre-train tests/timbre-recommend-bench
 exec /usr/bin/python3 "$here/recommend.py" --tracks "$st" --build "$build" "$@"

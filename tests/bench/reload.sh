@@ -9,5 +9,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"
 command -v wrk >/dev/null || bench_install wrk
 mg=$(bench_data music_genre_50k.csv.gz)
-bench_build models/timbre-train server/timbre-serve
+bench_build trainer/timbre-train server/timbre-serve
 exec /usr/bin/python3 "$here/http/reload.py" --music-genre "$mg" --build "$build" "$@"

@@ -75,7 +75,7 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="timbre-replicas-")
     db, shared = os.path.join(tmp, "work.db"), os.path.join(tmp, "shared")
-    train = [os.path.join(args.build, "models/timbre-train"), "--data", args.music_genre, "--db", db, "--snapshots",
+    train = [os.path.join(args.build, "trainer/timbre-train"), "--data", args.music_genre, "--db", db, "--snapshots",
              shared, "--log-level", "warn", "--task", "genre"]
     subprocess.run(train, check=True)
     ports, snaps, procs = [free_port() for _ in range(3)], [], []

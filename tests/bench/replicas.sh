@@ -11,5 +11,5 @@ source "$here/setup.sh"
 command -v wrk >/dev/null || bench_install wrk
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || bench_install nginx-light
 mg=$(bench_data music_genre_50k.csv.gz)
-bench_build models/timbre-train server/timbre-serve
+bench_build trainer/timbre-train server/timbre-serve
 exec /usr/bin/python3 "$here/replicas.py" --music-genre "$mg" --build "$build" --sync "$bench_root/deploy/sync-snapshot.sh" "$@"

@@ -6,5 +6,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"
 bench_need "sklearn, pandas" python3-sklearn python3-pandas
 data=$(bench_data music_genre_50k.csv.gz)
-bench_build models/timbre-train
-exec /usr/bin/python3 "$here/rf_vs_sklearn.py" --data "$data" --trainer "$build/models/timbre-train" "$@"
+bench_build trainer/timbre-train
+exec /usr/bin/python3 "$here/rf_vs_sklearn.py" --data "$data" --trainer "$build/trainer/timbre-train" "$@"

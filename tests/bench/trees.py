@@ -73,7 +73,7 @@ def timbre_row(kind, args, train_csv, test_csv, features, tmp, extra):
     for f in (db, db + "-wal", db + "-shm"):
         if os.path.exists(f):
             os.remove(f)
-    cmd = [os.path.join(args.build, "models/timbre-train"), "--data", train_csv, "--test", test_csv, "--task", "genre",
+    cmd = [os.path.join(args.build, "trainer/timbre-train"), "--data", train_csv, "--test", test_csv, "--task", "genre",
            "--model", kind, "--threads", str(args.threads), "--db", db, "--report", report, "--log-level", "warn",
            "--features", ",".join(features), "--calibration-fraction", "0", *extra]
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)

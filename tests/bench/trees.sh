@@ -8,5 +8,5 @@ source "$here/setup.sh"
 bench_need "sklearn, pandas, xgboost" python3-sklearn python3-pandas python3-xgboost
 mg=$(bench_data music_genre_50k.csv.gz)
 st=$(bench_data spotify_tracks_114k.csv.gz)
-bench_build models/timbre-train tests/timbre-predict-bench
+bench_build trainer/timbre-train tests/timbre-predict-bench
 exec /usr/bin/python3 "$here/trees.py" --music-genre "$mg" --tracks "$st" --build "$build" "$@"

@@ -29,7 +29,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=30)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="timbre-reload-")
-    db, train = os.path.join(tmp, "timbre.db"), os.path.join(args.build, "models/timbre-train")
+    db, train = os.path.join(tmp, "timbre.db"), os.path.join(args.build, "trainer/timbre-train")
     subprocess.run([train, "--data", args.music_genre, "--db", db, "--log-level", "warn"], check=True)
     port = free_port()
     server = subprocess.Popen([os.path.join(args.build, "server/timbre-serve"), "--db", db, "--listen",

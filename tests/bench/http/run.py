@@ -94,7 +94,7 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="timbre-http-")
     db, peer_model = os.path.join(tmp, "timbre.db"), os.path.join(tmp, "peer.pkl")
-    subprocess.run([os.path.join(args.build, "models/timbre-train"), "--data", args.music_genre, "--db", db,
+    subprocess.run([os.path.join(args.build, "trainer/timbre-train"), "--data", args.music_genre, "--db", db,
                     "--log-level", "warn"], check=True)
     subprocess.run(["/usr/bin/python3", os.path.join(HERE, "train_peer.py"), args.music_genre, peer_model,
                     os.path.dirname(HERE)], check=True)
