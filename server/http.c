@@ -26,7 +26,7 @@
 #include "framing.h"
 #include "log.h"
 #include "loop.h"
-#include "metrics.h"
+#include "prometheus.h"
 #include "reply.h"
 #include "request.h"
 #include "route.h"

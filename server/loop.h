@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "clients.h"
-#include "metrics.h"
+#include "prometheus.h"
 #include "status.h"
 
 typedef struct tb_loop_options {

@@ -1,7 +1,7 @@
 /* GET /metrics: Prometheus text exposition (server/metrics.c). */
 #include <stdlib.h>
 
-#include "../metrics.h"
+#include "../prometheus.h"
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"

@@ -1,8 +1,8 @@
 /* Request metrics for GET /metrics (Prometheus text format): requests by route and status,
  * latency histograms per route, requests in flight, loaded models, process memory. Lock-free:
  * every request thread records into atomic counters. */
-#ifndef TB_SERVER_METRICS_H
-#define TB_SERVER_METRICS_H
+#ifndef TB_SERVER_PROMETHEUS_H
+#define TB_SERVER_PROMETHEUS_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
-/* Prometheus metrics. */
-#include "metrics.h"
+/* Prometheus counters. */
+#include "prometheus.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
