@@ -24,7 +24,12 @@
     X(INTERNAL, 500, "internal", "internal error")                                    \
     X(UNAUTHORIZED, 401, "unauthorized", "credentials required")                      \
     X(FORBIDDEN, 403, "forbidden", "credentials do not grant this")                   \
-    X(FULL, 507, "storage_full", "storage limit reached")
+    X(FULL, 507, "storage_full", "storage limit reached")                             \
+    X(RATE_LIMITED, 429, "rate_limited", "over the client's rate limit")             \
+    X(HEADERS_TOO_LARGE, 431, "headers_too_large", "request headers too large")       \
+    X(BAD_FRAMING, 400, "bad_framing", "ambiguous request framing")                   \
+    X(OVERLOADED, 503, "overloaded", "overloaded: retry shortly")                     \
+    X(DRAINING, 503, "draining", "shutting down")
 
 typedef enum tb_status {
 #define TB_STATUS_ENUM(name, http, code, msg) TB_##name,

@@ -24,14 +24,14 @@ enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one) {
     if (tb_input_only_keys(req, root, keys, ""))
         goto done;
     if (!cJSON_IsArray(instances) || n < 1 || (size_t)n > req->limits->max_batch_rows) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "instances",
+        tb_reply_fail(req, TB_INVALID, "instances",
                        "\"instances\" must be an array of 1 to %zu request objects", req->limits->max_batch_rows);
         goto done;
     }
     out = cJSON_CreateObject();
     predictions = cJSON_AddArrayToObject(out, "predictions");
     if (!predictions) {
-        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
         goto done;
     }
     int i = 0;

@@ -119,7 +119,7 @@ static int is_json_content_type(const char *ct) {
 }
 
 static enum MHD_Result too_large(tb_request *req) {
-    return tb_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+    return tb_reply_fail(req, TB_LIMIT, NULL,
                           "request body exceeds the limit of %zu bytes", req->max_body);
 }
 
@@ -141,14 +141,14 @@ static int connection_checks(const tb_http *h, struct MHD_Connection *conn, cons
     if (bad) {
         req->closing = 1;
         tb_metrics_count(h->metrics, TB_EVENT_FRAMING);
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_framing", NULL,
+        tb_reply_fail(req, TB_BAD_FRAMING, NULL,
                        "ambiguous request framing: %s (RFC 9112); the connection is closed", bad);
         return 1;
     }
     const union MHD_ConnectionInfo *size = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (size && size->header_size > h->max_header_bytes) {
         req->closing = 1;
-        tb_reply_error(req, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", NULL,
+        tb_reply_fail(req, TB_HEADERS_TOO_LARGE, NULL,
                        "request line and headers hold %zu bytes, over the limit of %u (--max-header-bytes)",
                        size->header_size, h->max_header_bytes);
         return 1;
@@ -187,7 +187,7 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
             req->retry_after = retry;
             req->route = NULL;
             tb_metrics_count(h->metrics, TB_EVENT_RATE_LIMITED);
-            return tb_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", NULL,
+            return tb_reply_fail(req, TB_RATE_LIMITED, NULL,
                                   "this client is over its rate limit (--rate-limit); retry after %u s", retry);
         }
     }
@@ -195,7 +195,7 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
         /* A CORS preflight (or a client asking what a path takes): the path's methods. */
         req->route = NULL;
         if (m == TB_ROUTE_NO_PATH)
-            return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
+            return tb_reply_fail(req, TB_NOT_FOUND, NULL, "no route %.200s", url);
         size_t n = strlen(allow); /* no row takes OPTIONS: the path's methods */
         if (n + sizeof ", OPTIONS" <= sizeof req->allow) { /* the table's method lists are short */
             memcpy(req->allow, allow, n);
@@ -204,14 +204,14 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
         return tb_reply_preflight(req, req->allow);
     }
     if (m == TB_ROUTE_NO_PATH)
-        return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %.200s", url);
+        return tb_reply_fail(req, TB_NOT_FOUND, NULL, "no route %.200s", url);
     req->scopes = TB_SCOPE_PREDICT | TB_SCOPE_WRITE | TB_SCOPE_ADMIN;
     if (h->api_keys && m == TB_ROUTE_FOUND && req->route->scope != TB_SCOPE_NONE) {
         const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
         req->scopes = tb_api_keys_scopes(h->api_keys, key);
         if (!req->scopes) {
             req->route = NULL;
-            return tb_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+            return tb_reply_fail(req, TB_UNAUTHORIZED, NULL,
                                   key ? "unknown API key" : "this server needs an API key: send it as X-API-Key");
         }
         if (!(req->scopes & req->route->scope)) {
@@ -219,12 +219,12 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
                                : req->route->scope == TB_SCOPE_ADMIN ? "admin"
                                                                      : "predict";
             req->route = NULL;
-            return tb_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden", NULL, "this API key lacks the %s scope", need);
+            return tb_reply_fail(req, TB_FORBIDDEN, NULL, "this API key lacks the %s scope", need);
         }
     }
     if (m == TB_ROUTE_NO_METHOD) {
         memcpy(req->allow, allow, sizeof allow);
-        return tb_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+        return tb_reply_fail(req, TB_METHOD, NULL,
                               "%.16s is not allowed on %.200s (allowed: %s)", method, url, allow);
     }
     req->max_body = req->route->body == TB_BODY_BATCH    ? h->limits.max_batch_body
@@ -232,12 +232,12 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
                                                          : 0;
     if (req->max_body == 0) {
         if (declared > 0)
-            return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "%s %s takes no request body",
+            return tb_reply_fail(req, TB_INVALID, NULL, "%s %s takes no request body",
                                   method, req->route->path);
         return MHD_YES;
     }
     if (!is_json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return tb_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
+        return tb_reply_fail(req, TB_MEDIA_TYPE, NULL,
                               "send the body as Content-Type: application/json");
     if (declared > req->max_body) {
         /* Read and drop a body of moderate size, then answer (limits.h says why). */
@@ -326,14 +326,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (h->shed_after_s > 0 && !req->route->probe && tb_loop_queued_seconds() > h->shed_after_s) {
         req->retry_after = 1;
         tb_metrics_count(h->metrics, TB_EVENT_SHED_OVERLOAD);
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+        return tb_reply_fail(req, TB_OVERLOADED, NULL,
                               "the server is overloaded (this request waited %.0f ms, over --shed-after-ms %.0f); "
                               "retry shortly",
                               tb_loop_queued_seconds() * 1e3, h->shed_after_s * 1e3);
     }
     enum MHD_Result r = req->route->handler(req);
     if (!req->replied)
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "handler sent no reply");
+        return tb_reply_fail(req, TB_INTERNAL, NULL, "handler sent no reply");
     return r;
 }
 

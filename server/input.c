@@ -13,13 +13,13 @@
 #include "reply.h"
 #include "utf8.h"
 
-int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message) {
-    tb_reply_error(req, status, code, field, "%s", message);
+int tb_input_fail(tb_request *req, tb_status st, const char *field, const char *message) {
+    tb_reply_fail(req, st, field, "%s", message);
     return 1;
 }
 
 int tb_input_bad(tb_request *req, const char *field, const char *message) {
-    return tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, message);
+    return tb_input_fail(req, TB_INVALID, field, message);
 }
 
 /* Quadratic, so callers bound the key count first (TB_MAX_KEYS). */
@@ -38,7 +38,7 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
         return tb_input_bad(req, NULL, "request body is empty: expected a JSON object");
     size_t bad = tb_utf8_invalid_at(req->body, req->body_len); /* else replies would quote invalid text */
     if (bad < req->body_len) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+        tb_reply_fail(req, TB_INVALID, NULL,
                        "request body is not valid UTF-8 (byte %zu): JSON text must be UTF-8", bad);
         return 1;
     }
@@ -47,7 +47,7 @@ int tb_input_parse_object(tb_request *req, cJSON **ret_root) {
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t offset = at && at >= req->body && at <= req->body + req->body_len ? (size_t)(at - req->body) : 0;
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "malformed JSON near byte %zu", offset);
+        tb_reply_fail(req, TB_INVALID, NULL, "malformed JSON near byte %zu", offset);
         return 1;
     }
     while (end && end < req->body + req->body_len && strchr(" \t\r\n", *end))
@@ -73,12 +73,12 @@ int tb_input_check_object(tb_request *req, const cJSON *obj) {
     if (!cJSON_IsObject(obj))
         return tb_input_bad(req, NULL, "a request must be a JSON object");
     if (cJSON_GetArraySize(obj) > TB_MAX_KEYS) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+        tb_reply_fail(req, TB_INVALID, NULL,
                        "the request object has more keys than the limit of %d", TB_MAX_KEYS);
         return 1;
     }
     if (has_duplicate_keys(obj, &dup)) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", dup, "key '%.64s' appears twice", dup);
+        tb_reply_fail(req, TB_INVALID, dup, "key '%.64s' appears twice", dup);
         return 1;
     }
     return 0;
@@ -92,7 +92,7 @@ int tb_input_only_keys(tb_request *req, const cJSON *obj, const char *const *all
         if (!ok) {
             char field[128];
             snprintf(field, sizeof field, "%s%.64s", where, c->string);
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", field, "unknown key '%.64s'", c->string);
+            tb_reply_fail(req, TB_INVALID, field, "unknown key '%.64s'", c->string);
             return 1;
         }
     }
@@ -114,7 +114,7 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
     if (cJSON_IsNumber(item)) {
         if (!isfinite(item->valuedouble) || fabs(item->valuedouble) > FLT_MAX) {
             /* Features are stored and compared as float32: beyond it a value would turn infinite. */
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name,
+            tb_reply_fail(req, TB_INVALID, name,
                            "feature '%s' is not a finite number within float32's range (|x| <= 3.4e38)", name);
             return 1;
         }
@@ -126,7 +126,7 @@ static int feature_value(tb_request *req, const cJSON *item, double *v) {
         if (st == TB_OK)
             return 0;
     }
-    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name, "feature '%s' must be a number", name);
+    tb_reply_fail(req, TB_INVALID, name, "feature '%s' must be a number", name);
     return 1;
 }
 
@@ -141,13 +141,13 @@ static int fill_features(tb_request *req, const cJSON *features, const tb_pipeli
         if (j < 0) {
             if (!strict)
                 continue;
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", c->string,
+            tb_reply_fail(req, TB_INVALID, c->string,
                            "unknown feature '%s' (this model takes %zu features; see GET /v1/models)", c->string,
                            pl->n_features);
             return 1;
         }
         if (seen[j]++) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", c->string, "feature '%.64s' appears twice",
+            tb_reply_fail(req, TB_INVALID, c->string, "feature '%.64s' appears twice",
                            c->string);
             return 1;
         }
@@ -178,7 +178,7 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
         if (!cJSON_IsObject(features))
             return tb_input_bad(req, "features", "\"features\" must be an object of feature name to number");
         if (cJSON_GetArraySize(features) > TB_MAX_KEYS) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "features",
+            tb_reply_fail(req, TB_INVALID, "features",
                            "\"features\" has more keys than the limit of %d", TB_MAX_KEYS);
             return 1;
         }
@@ -197,7 +197,7 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
         tb_track_clear(&track);
         if (!cJSON_IsObject(stored)) {
             cJSON_Delete(stored);
-            tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "corrupt", "track_id",
+            tb_reply_fail(req, TB_CORRUPT, "track_id",
                            "stored features of this track are not a JSON object");
             return 1;
         }
@@ -209,7 +209,7 @@ int tb_input_features(tb_request *req, const cJSON *root, const tb_pipeline *pl,
     }
     cJSON *imputed = cJSON_CreateArray();
     if (!imputed) {
-        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
         return 1;
     }
     for (size_t j = 0; j < pl->n_features; j++)
@@ -226,7 +226,7 @@ int tb_input_alpha(tb_request *req, const cJSON *root, double *alpha) {
         return 0;
     double v = cJSON_IsNumber(a) ? a->valuedouble : NAN;
     if (!(v > 0.0 && v < 1.0)) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "alpha",
+        tb_reply_fail(req, TB_INVALID, "alpha",
                        "alpha must be a number strictly between 0 and 1 (0.1 asks for 90%% coverage)");
         return 1;
     }

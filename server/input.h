@@ -9,7 +9,7 @@
 #include "request.h"
 
 /* Sends an error reply and returns 1, so a check reads `if (...) return tb_input_bad(...)`. */
-int tb_input_reject(tb_request *req, unsigned status, const char *code, const char *field, const char *message);
+int tb_input_fail(tb_request *req, tb_status st, const char *field, const char *message);
 /* The same as a 400 "bad_request". */
 int tb_input_bad(tb_request *req, const char *field, const char *message);
 

@@ -64,12 +64,13 @@ enum MHD_Result tb_reply_json(tb_request *req, unsigned http_status, cJSON *body
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
     if (!text)
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
     return send_text(req, http_status, text);
 }
 
-enum MHD_Result tb_reply_error(tb_request *req, unsigned http_status, const char *code, const char *field,
-                               const char *fmt, ...) {
+enum MHD_Result tb_reply_fail(tb_request *req, tb_status st, const char *field, const char *fmt, ...) {
+    unsigned http_status = (unsigned)tb_status_http(st);
+    const char *code = tb_status_code(st);
     char message[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -146,6 +147,5 @@ enum MHD_Result tb_reply_text(tb_request *req, unsigned http_status, const char 
 
 enum MHD_Result tb_reply_status(tb_request *req, tb_status st) {
     const char *msg = tb_error_message();
-    return tb_reply_error(req, (unsigned)tb_status_http(st), tb_status_code(st), tb_error_field(), "%s",
-                          msg[0] ? msg : tb_strerror(st));
+    return tb_reply_fail(req, st, tb_error_field(), "%s", msg[0] ? msg : tb_strerror(st));
 }

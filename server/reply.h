@@ -13,9 +13,10 @@ struct tb_request;
 
 /* Sends `body` (consumed: deleted here) with `http_status`. */
 enum MHD_Result tb_reply_json(struct tb_request *req, unsigned http_status, cJSON *body);
-/* Sends the error object. `code` e.g. "bad_request"; field may be NULL. */
-enum MHD_Result tb_reply_error(struct tb_request *req, unsigned http_status, const char *code, const char *field,
-                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The one error reply: {"error": {"code", "message", "field"?}} (V2 routes: {"error": message}),
+ * its HTTP status and code from the status list (core/status.h); field may be NULL. */
+enum MHD_Result tb_reply_fail(struct tb_request *req, tb_status st, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* 204 answer to a CORS preflight: methods allowed on the path (the Allow header is req->allow). */
 enum MHD_Result tb_reply_preflight(struct tb_request *req, const char *methods);
 /* 200 with a static JSON text (not copied: it must outlive the response). */

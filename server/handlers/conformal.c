@@ -21,7 +21,7 @@ static int bool_option(struct tb_request *req, const cJSON *root, const char *ke
     if (!b)
         return 0;
     if (!cJSON_IsBool(b)) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", key, "%s must be true or false", key);
+        tb_reply_fail(req, TB_INVALID, key, "%s must be true or false", key);
         return 1;
     }
     *out = cJSON_IsTrue(b);
@@ -35,7 +35,7 @@ static int randomizer(struct tb_request *req, const cJSON *root, double *u) {
     if (s) {
         double v = cJSON_IsNumber(s) ? s->valuedouble : NAN;
         if (!(v >= 0 && v <= 9007199254740992.0 && v == floor(v))) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "seed", "seed must be a non-negative integer");
+            tb_reply_fail(req, TB_INVALID, "seed", "seed must be a non-negative integer");
             return 1;
         }
         seed = (uint64_t)v;
@@ -73,20 +73,20 @@ static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
         else if (strcmp(name, "raps") == 0)
             method = TB_SET_RAPS;
         else {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "method", "method must be \"lac\", \"aps\" or \"raps\"");
+            tb_reply_fail(req, TB_INVALID, "method", "method must be \"lac\", \"aps\" or \"raps\"");
             goto done;
         }
     }
     if (randomized) {
         if (method != TB_SET_APS) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "randomized", "randomized applies to method \"aps\"");
+            tb_reply_fail(req, TB_INVALID, "randomized", "randomized applies to method \"aps\"");
             goto done;
         }
         method = TB_SET_APS_RANDOMIZED;
         if (randomizer(req, root, &u))
             goto done;
     } else if (cJSON_GetObjectItemCaseSensitive(root, "seed")) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "seed", "seed goes with \"randomized\": true");
+        tb_reply_fail(req, TB_INVALID, "seed", "seed goes with \"randomized\": true");
         goto done;
     }
     double raw[TB_PREDICTOR_MAX_INPUTS];
@@ -99,7 +99,7 @@ static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
     if (!proba || !class_q || !in_set || !order) {
         free(proba), free(class_q), free(in_set), free(order);
         cJSON_Delete(imputed);
-        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
         goto done;
     }
     tb_predictor_predict(p, raw, proba);
@@ -152,9 +152,9 @@ done:
 enum MHD_Result tb_handle_genre_set(struct tb_request *req) {
     const tb_served_model *m = req->state->genre;
     if (!m)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published genre model is loaded");
+        return tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published genre model is loaded");
     if (!m->predictor->calibration)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+        return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "the published genre model has no calibration (trained with --calibration-fraction 0)");
     return tb_run_single_or_batch(req, genre_set_one);
 }

@@ -15,10 +15,10 @@ enum MHD_Result tb_handle_healthz(struct tb_request *req) {
 enum MHD_Result tb_handle_readyz(struct tb_request *req) {
     const tb_server_state *s = req->state;
     if (req->loop && tb_loop_draining(req->loop))
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "draining", NULL,
+        return tb_reply_fail(req, TB_DRAINING, NULL,
                               "the server is shutting down: it finishes the requests it has and takes no more");
     if (!s->genre && !s->popularity && !s->recommend && !s->multilabel)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+        return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published model is loaded (train one with timbre-train)");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ready");

@@ -28,7 +28,7 @@ static const tb_served_model *find_model(const tb_server_state *s, const char *n
 static const tb_served_model *model_or_404(struct tb_request *req) {
     const tb_served_model *m = find_model(req->state, req->param);
     if (!m)
-        tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no model named '%.100s' (try genre or popularity)",
+        tb_reply_fail(req, TB_NOT_FOUND, NULL, "no model named '%.100s' (try genre or popularity)",
                        req->param);
     return m;
 }
@@ -148,7 +148,7 @@ static double *input_tensor(struct tb_request *req, const cJSON *root, size_t d,
     size_t n = (size_t)rows, at = 0;
     double *x = malloc(n * d * sizeof *x);
     if (!x) {
-        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
         return NULL;
     }
     if (!cJSON_IsArray(data) || flatten(data, x, n * d, &at, 0) != (long)(n * d)) {
@@ -191,7 +191,7 @@ enum MHD_Result tb_handle_v2_infer(struct tb_request *req) {
     if (!out) {
         free(x);
         cJSON_Delete(root);
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
     }
     /* Inputs arrive raw in model order; the same value conventions as /v1 (-1 = unknown tempo...). */
     for (size_t i = 0; i < n; i++) {

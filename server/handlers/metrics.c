@@ -9,6 +9,6 @@
 enum MHD_Result tb_handle_metrics(struct tb_request *req) {
     char *text = tb_metrics_render(req->metrics, req->state);
     if (!text)
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
     return tb_reply_text(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
 }

@@ -11,6 +11,6 @@
 enum MHD_Result tb_handle_page(struct tb_request *req) {
     char *copy = strdup(tb_index_html);
     if (!copy)
-        return tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        return tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
     return tb_reply_text(req, MHD_HTTP_OK, "text/html; charset=utf-8", copy);
 }

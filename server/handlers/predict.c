@@ -17,7 +17,7 @@
 static int model_or_503(struct tb_request *req, const tb_served_model *m, const char *task) {
     if (m)
         return 0;
-    tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL, "no published %s model is loaded", task);
+    tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published %s model is loaded", task);
     return 1;
 }
 
@@ -53,7 +53,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     int sets = ml && cJSON_IsTrue(ml);
     const tb_served_model *m = sets ? req->state->multilabel : req->state->genre;
     if (!m) {
-        tb_input_reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", sets ? "multilabel" : NULL,
+        tb_input_fail(req, TB_UNAVAILABLE, sets ? "multilabel" : NULL,
                         sets ? "no published multi-label genre model is loaded (train one with timbre-train "
                                "--multilabel)"
                              : "no published genre model is loaded");
@@ -70,7 +70,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         free(proba);
         free(order);
         cJSON_Delete(imputed);
-        tb_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
         return NULL;
     }
     size_t twins = tb_predictor_predict(p, raw, proba);
@@ -121,15 +121,15 @@ static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
     if (!failed && mj) {
         const char *name = cJSON_IsString(mj) ? mj->valuestring : "";
         if (!a)
-            failed = tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method", "interval_method goes with alpha");
+            failed = tb_input_fail(req, TB_INVALID, "interval_method", "interval_method goes with alpha");
         else if (strcmp(name, "absolute") == 0)
             method = TB_INTERVAL_ABSOLUTE;
         else if (strcmp(name, "normalized") != 0)
-            failed = tb_input_reject(req, MHD_HTTP_BAD_REQUEST, "bad_request", "interval_method",
+            failed = tb_input_fail(req, TB_INVALID, "interval_method",
                             "interval_method must be \"normalized\" or \"absolute\"");
     }
     if (!failed && a && !m->predictor->calibration)
-        failed = tb_input_reject(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "alpha",
+        failed = tb_input_fail(req, TB_UNAVAILABLE, "alpha",
                         "the published popularity model has no calibration (trained with --calibration-fraction 0)");
     if (!failed)
         failed = tb_input_features(req, root, m->predictor->pipeline, raw, &imputed, track_id);

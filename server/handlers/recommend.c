@@ -59,7 +59,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     if (kj) {
         double v = cJSON_IsNumber(kj) ? kj->valuedouble : NAN;
         if (!(v >= 1 && v <= (double)req->limits->max_k && v == floor(v))) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %zu",
+            tb_reply_fail(req, TB_INVALID, "k", "k must be an integer from 1 to %zu",
                            req->limits->max_k);
             return 1;
         }
@@ -73,7 +73,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     if (genres) {
         int n = cJSON_GetArraySize(genres);
         if (!cJSON_IsArray(genres) || n < 1 || n > TB_MAX_GENRE_FILTER) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "genres",
+            tb_reply_fail(req, TB_INVALID, "genres",
                            "genres must be an array of 1 to %d genre names", TB_MAX_GENRE_FILTER);
             return 1;
         }
@@ -82,7 +82,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
             long id = cJSON_IsString(g) ? tb_catalog_genre(f->c, g->valuestring) : -1;
             if (id < 0) {
                 if (cJSON_IsString(g))
-                    tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "genres",
+                    tb_reply_fail(req, TB_INVALID, "genres",
                                    "unknown genre '%.64s' (the catalog has %zu genres)", g->valuestring,
                                    f->c->n_genres);
                 else
@@ -189,7 +189,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     if (n_top < 0) {
         free(top);
         cJSON_Delete(imputed);
-        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_input_fail(req, TB_NOMEM, NULL, "out of memory");
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
@@ -212,7 +212,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
 
 enum MHD_Result tb_handle_recommend(struct tb_request *req) {
     if (!req->state->recommend)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+        return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published recommendation index is loaded (train one with timbre-train --task "
                               "recommend)");
     return tb_run_single_or_batch(req, recommend_one);

@@ -133,7 +133,7 @@ static int parse_ratings(tb_request *req, const cJSON *list, const tb_served_ind
         if (row < 0) {
             char msg[200];
             snprintf(msg, sizeof msg, "unknown track '%.128s'", id->valuestring);
-            return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", field, msg);
+            return tb_input_fail(req, TB_NOT_FOUND, field, msg);
         }
         snprintf(field, sizeof field, "ratings[%zu].rating", n);
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 1e6)
@@ -165,11 +165,11 @@ static const char *bearer(const tb_request *req) {
 static int reject_status(tb_request *req, tb_status st, const char *field) {
     if (st == TB_UNAVAILABLE)
         req->retry_after = 1;
-    return tb_input_reject(req, (unsigned)tb_status_http(st), tb_status_code(st), field, tb_error_message());
+    return tb_input_fail(req, st, field, tb_error_message());
 }
 
 static int no_user_db(tb_request *req, const char *field) {
-    return tb_input_reject(req, MHD_HTTP_NOT_FOUND, "not_found", field,
+    return tb_input_fail(req, TB_NOT_FOUND, field,
                            "saved tastes need a user database: start timbre-serve with --user-db FILE");
 }
 
@@ -180,7 +180,7 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
     if (!req->userdb)
         return no_user_db(req, "save_as");
     if (!(req->scopes & TB_SCOPE_WRITE))
-        return tb_input_reject(req, MHD_HTTP_FORBIDDEN, "forbidden", "save_as", "this API key lacks the write scope");
+        return tb_input_fail(req, TB_FORBIDDEN, "save_as", "this API key lacks the write scope");
     cJSON *fj = cJSON_CreateObject();
     cJSON_AddNumberToObject(fj, "cv_r2", fit->cv_r2);
     cJSON_AddNumberToObject(fj, "lambda", fit->lambda);
@@ -204,7 +204,7 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
 enum MHD_Result tb_handle_taste(tb_request *req) {
     const tb_served_index *x = req->state->recommend;
     if (!x)
-        return tb_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+        return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published recommendation index is loaded (a taste is fitted on its embeddings)");
     static const char *const keys[] = {"ratings", "k", "save_as", NULL};
     cJSON *root = NULL;
@@ -222,7 +222,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     const cJSON *save = cJSON_GetObjectItemCaseSensitive(root, "save_as");
     int count = cJSON_GetArraySize(list);
     if (!cJSON_IsArray(list) || count < TB_TASTE_MIN_RATINGS || count > TB_MAX_TASTE_RATINGS) {
-        tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "ratings",
+        tb_reply_fail(req, TB_INVALID, "ratings",
                        "ratings must be an array of %d to %d {\"track_id\", \"rating\"} objects", TB_TASTE_MIN_RATINGS,
                        TB_MAX_TASTE_RATINGS);
         goto done;
@@ -230,7 +230,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     if (kj) {
         double v = cJSON_IsNumber(kj) ? kj->valuedouble : NAN;
         if (!(v >= 1 && v <= (double)req->limits->max_k && v == floor(v))) {
-            tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "k", "k must be an integer from 1 to %zu",
+            tb_reply_fail(req, TB_INVALID, "k", "k must be an integer from 1 to %zu",
                            req->limits->max_k);
             goto done;
         }
@@ -248,7 +248,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
     q = malloc(dim * sizeof *q);
     top = malloc(k * sizeof *top);
     if (!rows || !rated || !ratings || !X || !q || !top) {
-        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_input_fail(req, TB_NOMEM, NULL, "out of memory");
         goto done;
     }
     if (parse_ratings(req, list, x, rows, ratings, &n))
@@ -273,7 +273,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
         n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top);
     }
     if (n_top < 0) {
-        tb_input_reject(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out_of_memory", NULL, "out of memory");
+        tb_input_fail(req, TB_NOMEM, NULL, "out of memory");
         goto done;
     }
     char secret[TB_SECRET_TEXT_BYTES] = "";

@@ -29,11 +29,11 @@ cJSON *tb_track_json(const tb_catalog *c, size_t t) {
 enum MHD_Result tb_handle_track(struct tb_request *req) {
     const tb_catalog *c = req->state->catalog;
     if (strlen(req->param) > TB_MAX_TRACK_ID_BYTES)
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "track_id",
+        return tb_reply_fail(req, TB_INVALID, "track_id",
                               "track id is longer than the limit of %d bytes", TB_MAX_TRACK_ID_BYTES);
     long t = tb_catalog_find(c, req->param);
     if (t < 0)
-        return tb_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "track_id", "no track with id '%.100s'", req->param);
+        return tb_reply_fail(req, TB_NOT_FOUND, "track_id", "no track with id '%.100s'", req->param);
     cJSON *o = tb_track_json(c, (size_t)t);
     /* The stored raw features too, as the trainer recorded them. */
     tb_track stored;
@@ -65,24 +65,24 @@ enum MHD_Result tb_handle_tracks_search(struct tb_request *req) {
     search_args a = {0};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
     if (a.unknown)
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", a.unknown,
+        return tb_reply_fail(req, TB_INVALID, a.unknown,
                               "unknown query parameter '%.64s' (this route takes q and limit)", a.unknown);
     if (!a.q || !a.q[0])
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "q",
+        return tb_reply_fail(req, TB_INVALID, "q",
                               "give the text to search for as ?q=TEXT (track name or artist)");
     size_t qlen = strlen(a.q);
     if (qlen > TB_MAX_SEARCH_BYTES)
-        return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "q", "q is longer than the limit of %d bytes",
+        return tb_reply_fail(req, TB_INVALID, "q", "q is longer than the limit of %d bytes",
                               TB_MAX_SEARCH_BYTES);
     for (size_t i = 0; i < qlen; i++)
         if ((unsigned char)a.q[i] < 0x20)
-            return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "q", "q holds a control character");
+            return tb_reply_fail(req, TB_INVALID, "q", "q holds a control character");
     long limit = TB_DEFAULT_SEARCH_LIMIT;
     if (a.limit) {
         char *end;
         limit = strtol(a.limit, &end, 10);
         if (end == a.limit || *end || limit < 1 || limit > TB_MAX_SEARCH_LIMIT)
-            return tb_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "limit",
+            return tb_reply_fail(req, TB_INVALID, "limit",
                                   "limit must be an integer from 1 to %d", TB_MAX_SEARCH_LIMIT);
     }
     const tb_catalog *c = req->state->catalog;

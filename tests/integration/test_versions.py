@@ -149,8 +149,12 @@ def kill_checks(a, data, db, snaps, rounds=20):
         served_before = served_versions(current(snaps)[0])
         db_before = served_versions(db)
         proc = start_trainer(a, data, db, snaps)
-        # Spread over the publish (tasks, catalog, commit, snapshot, pointer) and a little past it.
-        time.sleep((i + rng.random()) / rounds * 1.2 * publish)
+        if i % 4 == 3:  # the moment the pointer has moved: the publish's tail
+            for line in proc.stderr:
+                if "snapshot:" in line:
+                    break
+        else:  # spread over the publish: tasks, catalog, commit, snapshot file, pointer
+            time.sleep((i + rng.random()) / rounds * publish)
         proc.send_signal(signal.SIGKILL)
         proc.stderr.close()
         proc.wait()
