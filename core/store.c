@@ -697,37 +697,12 @@ tb_status tb_store_format_fingerprint(const int64_t ids[TB_N_TASKS], char *buf, 
     return TB_OK;
 }
 
-tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size) {
-    sqlite3_stmt *stmt = NULL;
-    tb_status st = TB_OK;
-    int64_t ids[TB_N_TASKS] = {-1, -1, -1, -1};
+tb_status tb_store_served_fingerprint(tb_store *s, char *buf, size_t size) {
+    int64_t ids[TB_N_TASKS];
+    int pinned[TB_N_TASKS];
     buf[0] = '\0';
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, "SELECT task, id FROM models WHERE published = 1", -1, &stmt, NULL) != SQLITE_OK) {
-        st = db_error(s, "reading the published models");
-        goto out;
-    }
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *task = (const char *)sqlite3_column_text(stmt, 0);
-        int t = 0;
-        while (t < TB_N_TASKS && strcmp(tb_store_tasks[t], task ? task : "") != 0)
-            t++;
-        if (t == TB_N_TASKS) {
-            st = tb_error(TB_VERSION, "%s: a published model of unknown task '%s': upgrade Timbre", s->path,
-                          task ? task : "");
-            goto out;
-        }
-        ids[t] = sqlite3_column_int64(stmt, 1);
-    }
-    if (rc != SQLITE_DONE)
-        st = db_error(s, "reading the published models");
-    else
-        st = tb_store_format_fingerprint(ids, buf, size);
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
-    return st;
+    tb_status st = tb_store_served(s, ids, pinned);
+    return st == TB_OK ? tb_store_format_fingerprint(ids, buf, size) : st;
 }
 
 /* --- versions: what each task serves, pins, removal ------------------------------------------ */
@@ -769,16 +744,19 @@ out:
     return st;
 }
 
-/* Runs one statement with up to two integer and one text parameter; the changed row count. */
+/* Runs one statement whose parameters are `text` (?1, when not NULL) then the integer `a` (the next
+ * one, when the statement has it); *ret_changes gets the changed row count. */
 static tb_status exec_bound(tb_store *s, const char *sql, const char *text, int64_t a, int *ret_changes,
                             const char *what) {
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
     if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
         return db_error(s, what);
+    int at = 1;
     if (text)
-        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)a);
+        sqlite3_bind_text(stmt, at++, text, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(stmt) >= at)
+        sqlite3_bind_int64(stmt, at, (sqlite3_int64)a);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         st = db_error(s, what);
     else if (ret_changes)
@@ -810,19 +788,21 @@ tb_status tb_store_pin(tb_store *s, const char *task, int64_t model_id) {
 tb_status tb_store_unpin(tb_store *s, const char *task) {
     int changes = 0;
     pthread_mutex_lock(&s->lock);
-    tb_status st = exec_bound(s, "DELETE FROM pins WHERE task = ?1 AND ?2 = ?2", task, 0, &changes, "unpinning");
+    tb_status st = exec_bound(s, "DELETE FROM pins WHERE task = ?1", task, 0, &changes, "unpinning");
     pthread_mutex_unlock(&s->lock);
     if (st == TB_OK && changes == 0)
         return tb_error(TB_NOT_FOUND, "%s is not pinned", task);
     return st;
 }
 
-/* Deletes a model row and its index rows; refuses one that is published or pinned. Under the lock. */
+/* Deletes a model row and its index rows; refuses one that is published or pinned. Under the lock,
+ * inside a step: the index rows go first (they reference the model), and for a model that may not
+ * go the last delete changes nothing, the error makes the caller roll the whole step back. */
 static tb_status remove_model(tb_store *s, int64_t id) {
-    static const char *const sql[] = {"DELETE FROM index_rows WHERE ?1 IS NULL AND model_id = ?2",
-                                      "DELETE FROM index_vectors WHERE ?1 IS NULL AND model_id = ?2",
-                                      "DELETE FROM tastes WHERE ?1 IS NULL AND index_model_id = ?2",
-                                      "DELETE FROM models WHERE ?1 IS NULL AND id = ?2 AND published = 0 AND "
+    static const char *const sql[] = {"DELETE FROM index_rows WHERE model_id = ?1",
+                                      "DELETE FROM index_vectors WHERE model_id = ?1",
+                                      "DELETE FROM tastes WHERE index_model_id = ?1",
+                                      "DELETE FROM models WHERE id = ?1 AND published = 0 AND "
                                       "id NOT IN (SELECT model_id FROM pins)"};
     int changes = 0;
     tb_status st = TB_OK;
@@ -927,6 +907,17 @@ out:
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);
     return st;
+}
+
+tb_status tb_store_get_served(tb_store *s, const char *task, tb_model_record *ret) {
+    int64_t ids[TB_N_TASKS];
+    int pinned[TB_N_TASKS], t = task_index(task);
+    tb_status st = tb_store_served(s, ids, pinned);
+    if (st != TB_OK)
+        return st;
+    if (t < 0 || ids[t] < 0)
+        return tb_error(TB_NOT_FOUND, "%s: no %s model is published or pinned", s->path, task);
+    return tb_store_get_model(s, ids[t], ret);
 }
 
 /* --- snapshots -------------------------------------------------------------------------------- */

@@ -68,9 +68,9 @@ extern const char *const tb_store_tasks[TB_N_TASKS]; /* genre, multilabel, popul
  * for the database's side and the server's, so the two compare equal exactly when they serve the
  * same models. TB_INVALID when it does not fit in size bytes. */
 tb_status tb_store_format_fingerprint(const int64_t ids[TB_N_TASKS], char *buf, size_t size);
-/* The database's published set as tb_store_format_fingerprint writes it: changes exactly when a
- * model is published. For watching the database. */
-tb_status tb_store_published_fingerprint(tb_store *s, char *buf, size_t size);
+/* What the database serves (tb_store_served) as tb_store_format_fingerprint writes it: changes
+ * exactly when a model is published, pinned or unpinned. For watching the database. */
+tb_status tb_store_served_fingerprint(tb_store *s, char *buf, size_t size);
 /* Every model row without blobs (blob_len holds the blob's size), newest first; published_only filters. Caller frees each
  * record (tb_model_record_clear) and the array. */
 tb_status tb_store_list_models(tb_store *s, int published_only, tb_model_record **ret, size_t *ret_n);
@@ -91,6 +91,9 @@ tb_status tb_store_pin(tb_store *s, const char *task, int64_t model_id);
 tb_status tb_store_unpin(tb_store *s, const char *task);
 /* One model row with its blob (TB_NOT_FOUND when absent); caller clears it. */
 tb_status tb_store_get_model(tb_store *s, int64_t id, tb_model_record *ret);
+/* The model `task` serves (pinned, else published), blob included; TB_NOT_FOUND when none. What a
+ * server loads, from a database or a snapshot alike. */
+tb_status tb_store_get_served(tb_store *s, const char *task, tb_model_record *ret);
 /* Deletes a model version and its index; TB_INVALID for one published, pinned or absent. */
 tb_status tb_store_remove_model(tb_store *s, int64_t id);
 /* Per task, deletes every version past the `keep` newest that is neither published nor pinned;

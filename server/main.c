@@ -81,7 +81,7 @@ static int reload(tb_http *http, const char *db, const char *why) {
     return 1;
 }
 
-/* The served models' ids as tb_store_published_fingerprint writes them, and the database's now. */
+/* The served models' ids as tb_store_served_fingerprint writes them, and the database's now. */
 typedef struct watch_check {
     char serving[256], stored[256];
     int failed;
@@ -100,7 +100,7 @@ static void fingerprints(const tb_server_state *s, void *ctx) {
     const int64_t ids[TB_N_TASKS] = {s->genre ? s->genre->id : -1, s->multilabel ? s->multilabel->id : -1,
                                      s->popularity ? s->popularity->id : -1, s->recommend ? s->recommend->id : -1};
     w->failed = tb_store_format_fingerprint(ids, w->serving, sizeof w->serving) != TB_OK ||
-                tb_store_published_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
+                tb_store_served_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
 }
 
 /* Whether the database's published models differ from the ones being served and from a set that
@@ -122,19 +122,16 @@ int main(int argc, char **argv) {
     if (parsed)
         return parsed > 0 ? 0 : 2;
     tb_http_options hopt = cfg.http;
-    const char *db = cfg.db, *listen = cfg.listen, *port_file = cfg.port_file, *user_db = cfg.user_db,
-               *api_keys_path = cfg.api_keys;
-    unsigned watch_s = cfg.watch_s, drain_s = cfg.drain_s;
-    int slice_given = cfg.slice_given;
+    const char *db = cfg.db;
     unsigned long v;
     char host[64];
-    if (parse_listen(listen, host, &v)) {
-        tb_log(TB_LOG_ERROR, "--listen '%s': expected ADDRESS:PORT such as 127.0.0.1:8080 or [::1]:8080", listen);
+    if (parse_listen(cfg.listen, host, &v)) {
+        tb_log(TB_LOG_ERROR, "--listen '%s': expected ADDRESS:PORT such as 127.0.0.1:8080 or [::1]:8080", cfg.listen);
         return 2;
     }
     hopt.host = host;
     hopt.port = (uint16_t)v;
-    if (!slice_given && hopt.slice_us && tb_seccomp_filtered()) {
+    if (!cfg.slice_given && hopt.slice_us && tb_seccomp_filtered()) {
         tb_log(TB_LOG_INFO, "a seccomp filter is in place: the request threads keep the kernel's scheduler slice "
                             "(--sched-slice-us asks anyway)");
         hopt.slice_us = 0;
@@ -162,8 +159,8 @@ int main(int argc, char **argv) {
     describe(state, "serving");
     tb_userdb *users = NULL;
     tb_api_keys *keys = NULL;
-    if ((user_db && (st = tb_userdb_open(user_db, &users)) != TB_OK) ||
-        (api_keys_path && (st = tb_api_keys_load(api_keys_path, &keys)) != TB_OK)) {
+    if ((cfg.user_db && (st = tb_userdb_open(cfg.user_db, &users)) != TB_OK) ||
+        (cfg.api_keys && (st = tb_api_keys_load(cfg.api_keys, &keys)) != TB_OK)) {
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         tb_server_state_free(state);
         tb_userdb_close(users);
@@ -178,10 +175,10 @@ int main(int argc, char **argv) {
         tb_api_keys_free(keys);
         return 1;
     }
-    if (port_file) {
-        FILE *f = fopen(port_file, "w");
+    if (cfg.port_file) {
+        FILE *f = fopen(cfg.port_file, "w");
         if (!f || fprintf(f, "%u\n", tb_http_port(http)) < 0 || fclose(f) != 0) {
-            tb_log(TB_LOG_ERROR, "cannot write --port-file %s", port_file);
+            tb_log(TB_LOG_ERROR, "cannot write --port-file %s", cfg.port_file);
             tb_http_stop(http);
             tb_userdb_close(users);
             tb_api_keys_free(keys);
@@ -189,12 +186,12 @@ int main(int argc, char **argv) {
         }
     }
     tb_log(TB_LOG_INFO, "listening on %s port %u with %u threads%s", host, tb_http_port(http), hopt.threads,
-           watch_s ? "; watching the database for new models" : "");
+           cfg.watch_s ? "; watching the database for new models" : "");
     char last_failed[256] = "", fp[256];
     for (;;) {
         int sig;
-        if (watch_s) {
-            struct timespec wait = {(time_t)watch_s, 0};
+        if (cfg.watch_s) {
+            struct timespec wait = {(time_t)cfg.watch_s, 0};
             sig = sigtimedwait(&signals, NULL, &wait);
             if (sig < 0) {
                 if (errno == EAGAIN && newly_published(http, last_failed, fp) &&
@@ -210,11 +207,11 @@ int main(int argc, char **argv) {
             continue;
         }
         tb_log(TB_LOG_INFO, "received %s: no longer listening; finishing the requests already received (at most %u s)",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_s);
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_s);
         break;
     }
-    if (!tb_http_drain(http, drain_s))
-        tb_log(TB_LOG_WARN, "--drain-timeout (%u s) reached: closing the connections still open", drain_s);
+    if (!tb_http_drain(http, cfg.drain_s))
+        tb_log(TB_LOG_WARN, "--drain-timeout (%u s) reached: closing the connections still open", cfg.drain_s);
     else
         tb_log(TB_LOG_INFO, "drained: every connection closed");
     tb_http_stop(http);

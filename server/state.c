@@ -47,7 +47,7 @@ tb_server_state *tb_server_state_free(tb_server_state *s) {
 /* Loads the published model of `task`; *ret stays NULL when none is published. */
 static tb_status load_task(tb_store *store, const char *task, tb_task expected, tb_served_model **ret) {
     tb_model_record rec;
-    tb_status st = tb_store_get_published(store, task, &rec);
+    tb_status st = tb_store_get_served(store, task, &rec);
     if (st == TB_NOT_FOUND)
         return TB_OK;
     if (st != TB_OK)
@@ -87,7 +87,7 @@ static tb_status load_task(tb_store *store, const char *task, tb_task expected, 
 /* Loads the published recommendation index, if any, and ties its rows to the catalog. */
 static tb_status load_index(tb_store *store, const tb_catalog *catalog, tb_served_index **ret) {
     tb_model_record rec;
-    tb_status st = tb_store_get_published(store, "recommend", &rec);
+    tb_status st = tb_store_get_served(store, "recommend", &rec);
     if (st == TB_NOT_FOUND)
         return TB_OK;
     if (st != TB_OK)

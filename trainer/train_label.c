@@ -61,13 +61,18 @@ static tb_status open_source(const char *db, tb_store **ret) {
     return tb_store_open(path, TB_STORE_SNAPSHOT, ret);
 }
 
-static tb_status load_served(tb_store *store, int64_t id, tb_predictor **ret) {
+/* The model `task` serves, as a predictor; *loaded 0 (and TB_OK) when it serves none. */
+static tb_status load_served(tb_store *store, const char *task, tb_predictor **ret, int *loaded) {
     tb_model_record m;
-    tb_status st = tb_store_get_model(store, id, &m);
+    tb_status st = tb_store_get_served(store, task, &m);
+    *loaded = 0;
+    if (st == TB_NOT_FOUND)
+        return TB_OK;
     if (st != TB_OK)
         return st;
     st = tb_predictor_load(m.blob, m.blob_len, ret);
-    tb_log(TB_LOG_INFO, "labelling with %s version %d (model %lld)", m.name, m.version, (long long)id);
+    *loaded = st == TB_OK;
+    tb_log(TB_LOG_INFO, "labelling with %s version %d (model %lld)", m.name, m.version, (long long)m.id);
     tb_model_record_clear(&m);
     return st;
 }
@@ -98,7 +103,7 @@ static void labeler_clear(labeler *L) {
 }
 
 /* One record's inputs into row `at` of each labeler. */
-static tb_status fill_row(labeler *L, size_t n_l, char **fields, size_t n, long date_col, size_t at, const char *path,
+static tb_status fill_row(labeler *L, size_t n_l, char **fields, long date_col, size_t at, const char *path,
                           size_t line) {
     for (size_t l = 0; l < n_l; l++) {
         size_t d = L[l].p->pipeline->n_features;
@@ -115,7 +120,6 @@ static tb_status fill_row(labeler *L, size_t n_l, char **fields, size_t n, long 
             L[l].raw[at * d + j] = v;
         }
     }
-    (void)n;
     return TB_OK;
 }
 
@@ -154,15 +158,11 @@ tb_status tb_train_label_stream(const cli *c) {
     char **header = NULL, **ids = NULL, tmp[4096];
     FILE *f = NULL;
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", c->out, (long)getpid());
-    int64_t served[TB_N_TASKS];
-    int pinned[TB_N_TASKS];
+    int loaded = 0;
     tb_status st = open_source(c->db, &store);
-    if (st == TB_OK)
-        st = tb_store_served(store, served, pinned);
-    /* tb_store_tasks: genre, multilabel, popularity, recommend */
-    if (st == TB_OK && want_genre && served[0] >= 0 && (st = load_served(store, served[0], &L[n_l].p)) == TB_OK)
+    if (st == TB_OK && want_genre && (st = load_served(store, "genre", &L[n_l].p, &loaded)) == TB_OK && loaded)
         genre_at = (int)n_l++;
-    if (st == TB_OK && want_pop && served[2] >= 0 && (st = load_served(store, served[2], &L[n_l].p)) == TB_OK)
+    if (st == TB_OK && want_pop && (st = load_served(store, "popularity", &L[n_l].p, &loaded)) == TB_OK && loaded)
         n_l++;
     if (st == TB_OK && n_l == 0)
         st = tb_error(TB_NOT_FOUND, "%s serves no %s model to label with (train one, or give --data)", c->db,
@@ -222,7 +222,7 @@ tb_status tb_train_label_stream(const cli *c) {
             if (!(ids[in_chunk] = strdup(id_col >= 0 ? fields[id_col] : idbuf)))
                 st = tb_error(TB_NOMEM, "out of memory");
             else
-                st = fill_row(L, n_l, fields, n, date_col, in_chunk, c->predict, line);
+                st = fill_row(L, n_l, fields, date_col, in_chunk, c->predict, line);
             in_chunk += st == TB_OK;
             rows += st == TB_OK;
         }

@@ -237,6 +237,32 @@ def pin_checks(a, db, snaps, tmp, body):
     check(bad.returncode == 1 and "published, pinned or absent" in bad.stderr, f"rm of the published version refused")
 
 
+def pin_on_database_file_checks(a, db, snaps, tmp):
+    """Regression: a server given the database file (not the snapshot directory) kept serving the
+    published version of a pinned task while /v1/models called it pinned."""
+    proc, port = start_server(a.server, db, tmp, ("--watch", "1", "--no-access-log"))
+    check(port is not None, "server on the database file")
+    if port is None:
+        return
+    try:
+        latest, _ = genre_of(port)
+        with sqlite3.connect(db) as con:
+            older = con.execute("SELECT MIN(id) FROM models WHERE task = 'genre'").fetchone()[0]
+        check(models_cmd(a, db, snaps, "pin", "genre", str(older)).returncode == 0, "pin on the database")
+        deadline, got = time.monotonic() + 10, None
+        while time.monotonic() < deadline and (got := genre_of(port)) != (older, True):
+            time.sleep(0.2)
+        check(got == (older, True), f"a server on the database file serves the pinned version: {got}, want "
+                                    f"{(older, True)}")
+        check(models_cmd(a, db, snaps, "unpin", "genre").returncode == 0, "unpin on the database")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (got := genre_of(port)) != (latest, False):
+            time.sleep(0.2)
+        check(got == (latest, False), f"...and the published one once unpinned: {got}")
+    finally:
+        check(stop_server(proc) == 0, "exit 0")
+
+
 def prune_checks(a, db, snaps):
     size_before = os.path.getsize(db)
     files_before = [f for f in os.listdir(snaps) if f.startswith("snapshot-")]
@@ -279,9 +305,6 @@ def label_checks(a, small, tmp):
     r = subprocess.run([a.trainer, "--db", db, "--predict", bad, "--out", out], capture_output=True, text=True)
     check(r.returncode == 1 and "bad.csv:3" in r.stderr and "'fast'" in r.stderr and not os.path.exists(out),
           f"a bad cell: exit 1 naming the line and the value, no output file: {r.returncode} {r.stderr[-300:]}")
-    empty = os.path.join(tmp, "empty.db")
-    with sqlite3.connect(empty) as con:
-        con.execute("VACUUM")
     r = subprocess.run([a.trainer, "--db", os.path.join(tmp, "nothing.db"), "--predict", small, "--out", out],
                        capture_output=True, text=True)
     check(r.returncode == 1 and "no such database" in r.stderr, f"no database: a clear error: {r.stderr[-300:]}")
@@ -326,6 +349,7 @@ def run(a, src, tmp):
     read_only_checks(a, snaps, tmp)
     body = json.dumps({"features": {"danceability": 0.6, "energy": 0.7, "tempo": 120.0, "loudness": -6.0}})
     pin_checks(a, db, snaps, tmp, body)
+    pin_on_database_file_checks(a, db, snaps, tmp)
     kill_checks(a, big, os.path.join(tmp, "kill.db"), os.path.join(tmp, "kill-snaps"))
     prune_checks(a, db, snaps)
     corrupt_checks(a, snaps, tmp)

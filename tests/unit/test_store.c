@@ -158,7 +158,7 @@ static void test_pins_prune_and_served_copy(const char *path) {
     tb_store *c = NULL;
     CHECK(tb_store_open(copy, TB_STORE_SNAPSHOT, &c) == TB_OK);
     char fp_copy[128];
-    CHECK(tb_store_published_fingerprint(c, fp_copy, sizeof fp_copy) == TB_OK);
+    CHECK(tb_store_served_fingerprint(c, fp_copy, sizeof fp_copy) == TB_OK);
     CHECK_STR(fp_copy, fp);
     CHECK(tb_store_served(c, served, pinned) == TB_OK && served[0] == ids[1] && pinned[0]);
     CHECK(tb_store_list_models(c, 0, &list, &n) == TB_OK && n == 2);
