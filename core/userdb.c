@@ -1,14 +1,14 @@
-/* Saved tastes in their own SQLite file; secrets and hashes from libsodium. */
+/* Saved tastes in their own SQLite file; secrets from core/secret.c. */
 #include "userdb.h"
 
 #include <pthread.h>
-#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "migrate.h"
+#include "secret.h"
 
 struct tb_userdb {
     sqlite3 *db;
@@ -32,13 +32,13 @@ tb_userdb *tb_userdb_close(tb_userdb *u) {
 }
 
 tb_status tb_userdb_open(const char *path, tb_userdb **ret) {
-    if (sodium_init() < 0)
-        return tb_error(TB_INTERNAL, "libsodium failed to initialize");
+    tb_status st = tb_secret_init();
+    if (st != TB_OK)
+        return st;
     tb_userdb *u = calloc(1, sizeof *u);
     if (!u)
         return tb_error(TB_NOMEM, "out of memory");
     pthread_mutex_init(&u->lock, NULL);
-    tb_status st = TB_OK;
     if (sqlite3_open_v2(path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         st = tb_error(TB_IO, "%s: cannot open the user database: %s", path, u->db ? sqlite3_errmsg(u->db) : "no memory");
@@ -62,26 +62,15 @@ fail:
     return st;
 }
 
-static void hash_secret(const char *secret, unsigned char out[32]) {
-    crypto_generichash(out, 32, (const unsigned char *)secret, strlen(secret), NULL, 0);
-}
-
-/* Whether `secret` hashes to the stored 32 bytes, in constant time. */
-static int secret_matches(const char *secret, const void *stored, int stored_len) {
-    unsigned char h[32];
-    hash_secret(secret, h);
-    return stored_len == 32 && sodium_memcmp(h, stored, 32) == 0;
-}
-
 /* Reads the name's stored hash into h (found 1, absent 0, error -1). Under the lock. */
-static int stored_hash(tb_userdb *u, const char *name, unsigned char h[32]) {
+static int stored_hash(tb_userdb *u, const char *name, unsigned char h[TB_SECRET_BYTES]) {
     sqlite3_stmt *stmt = NULL;
     int found = -1;
     if (sqlite3_prepare_v2(u->db, "SELECT secret_hash FROM tastes WHERE name = ?1", -1, &stmt, NULL) == SQLITE_OK) {
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
         int rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == 32) {
-            memcpy(h, sqlite3_column_blob(stmt, 0), 32);
+        if (rc == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == TB_SECRET_BYTES) {
+            memcpy(h, sqlite3_column_blob(stmt, 0), TB_SECRET_BYTES);
             found = 1;
         } else if (rc == SQLITE_DONE) {
             found = 0;
@@ -93,7 +82,7 @@ static int stored_hash(tb_userdb *u, const char *name, unsigned char h[32]) {
 
 /* The owner check shared by read, replace and delete. Under the lock. */
 static tb_status authorize(tb_userdb *u, const char *name, const char *secret, int *ret_found) {
-    unsigned char h[32];
+    unsigned char h[TB_SECRET_BYTES];
     int found = stored_hash(u, name, h);
     if (found < 0)
         return db_fail(u, "reading a taste");
@@ -103,7 +92,7 @@ static tb_status authorize(tb_userdb *u, const char *name, const char *secret, i
     if (!secret || !secret[0])
         return tb_error(TB_UNAUTHORIZED, "taste '%s' belongs to the holder of its secret: send it as "
                                          "Authorization: Bearer <secret>", name);
-    if (!secret_matches(secret, h, 32))
+    if (!tb_secret_matches(secret, h))
         return tb_error(TB_FORBIDDEN, "that secret does not own taste '%s'", name);
     return TB_OK;
 }
@@ -133,7 +122,7 @@ tb_status tb_userdb_save(tb_userdb *u, const char *name, const char *secret, con
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
     int found = 0;
-    unsigned char h[32];
+    unsigned char h[TB_SECRET_BYTES];
     ret_secret[0] = '\0';
     pthread_mutex_lock(&u->lock);
     if (sqlite3_exec(u->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -151,12 +140,9 @@ tb_status tb_userdb_save(tb_userdb *u, const char *name, const char *secret, con
                           n);
             goto rollback;
         }
-        unsigned char raw[32];
-        randombytes_buf(raw, sizeof raw);
-        memcpy(ret_secret, "tbs_", 4);
-        sodium_bin2hex(ret_secret + 4, TB_SECRET_TEXT_BYTES - 4, raw, sizeof raw);
-        sodium_memzero(raw, sizeof raw);
-        hash_secret(ret_secret, h);
+        if ((st = tb_secret_new("tbs_", ret_secret)) != TB_OK)
+            goto rollback;
+        tb_secret_hash(ret_secret, h);
     }
     const char *sql = found ? "UPDATE tastes SET index_name = ?2, index_version = ?3, ratings = ?4, fit = ?5, "
                               "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?1"
@@ -172,7 +158,7 @@ tb_status tb_userdb_save(tb_userdb *u, const char *name, const char *secret, con
     sqlite3_bind_text(stmt, 4, ratings_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 5, fit_json, -1, SQLITE_STATIC);
     if (!found)
-        sqlite3_bind_blob(stmt, 6, h, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 6, h, TB_SECRET_BYTES, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE || sqlite3_exec(u->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         st = db_fail(u, "saving a taste");
         goto rollback;
@@ -181,7 +167,7 @@ tb_status tb_userdb_save(tb_userdb *u, const char *name, const char *secret, con
     goto out;
 rollback:
     sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
-    sodium_memzero(ret_secret, TB_SECRET_TEXT_BYTES);
+    tb_secret_wipe(ret_secret, TB_SECRET_TEXT_BYTES);
     ret_secret[0] = '\0';
 out:
     sqlite3_finalize(stmt);

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "secret.h"
 #include "status.h"
 
-#define TB_SECRET_TEXT_BYTES 69 /* "tbs_" + 64 hex digits + NUL */
 
 typedef struct tb_userdb tb_userdb;
 

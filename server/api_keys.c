@@ -1,12 +1,14 @@
-/* API keys: hashes and scopes; libsodium for the randomness, the hash and the comparison. */
+/* API keys: hashes and scopes; the secrets themselves are core/secret.c's. */
 #include "api_keys.h"
 
-#include <sodium.h>
+#include <sodium.h> /* hex codec of the keys file */
 #include <stdlib.h>
 #include <string.h>
 
+#include "secret.h"
+
 typedef struct entry {
-    unsigned char hash[32];
+    unsigned char hash[TB_SECRET_BYTES];
     unsigned scopes;
 } entry;
 
@@ -36,13 +38,9 @@ static int parse_scopes(const char *text, size_t len, unsigned *ret) {
     return mask ? 0 : -1;
 }
 
-static void hash_key(const char *key, unsigned char out[32]) {
-    crypto_generichash(out, 32, (const unsigned char *)key, strlen(key), NULL, 0);
-}
-
 tb_api_keys *tb_api_keys_free(tb_api_keys *k) {
     if (k) {
-        sodium_memzero(k->keys, k->n * sizeof *k->keys);
+        tb_secret_wipe(k->keys, k->n * sizeof *k->keys);
         free(k->keys);
         free(k);
     }
@@ -50,8 +48,8 @@ tb_api_keys *tb_api_keys_free(tb_api_keys *k) {
 }
 
 tb_status tb_api_keys_load(const char *path, tb_api_keys **ret) {
-    if (sodium_init() < 0)
-        return tb_error(TB_INTERNAL, "libsodium failed to initialize");
+    if (tb_secret_init() != TB_OK)
+        return TB_INTERNAL;
     FILE *f = fopen(path, "r");
     if (!f)
         return tb_error(TB_IO, "--api-keys %s: cannot read it", path);
@@ -74,7 +72,7 @@ tb_status tb_api_keys_load(const char *path, tb_api_keys **ret) {
         if (k->n == TB_MAX_API_KEYS)
             st = tb_error(TB_LIMIT, "--api-keys %s: more than %d keys", path, TB_MAX_API_KEYS);
         else if (parse_scopes(p, scope_len, &scopes) != 0 || hex_len != 64 ||
-                 sodium_hex2bin(k->keys[k->n].hash, 32, hash_at, hex_len, NULL, &bin_len, NULL) != 0 || bin_len != 32)
+                 sodium_hex2bin(k->keys[k->n].hash, TB_SECRET_BYTES, hash_at, hex_len, NULL, &bin_len, NULL) != 0 || bin_len != TB_SECRET_BYTES)
             st = tb_error(TB_PARSE, "--api-keys %s:%u: expected 'SCOPES HASH' (scopes predict, write, admin; the "
                                     "64-hex-digit hash timbre-serve --new-api-key prints)", path, no);
         else
@@ -94,30 +92,27 @@ tb_status tb_api_keys_load(const char *path, tb_api_keys **ret) {
 unsigned tb_api_keys_scopes(const tb_api_keys *k, const char *key) {
     if (!key || !key[0])
         return 0;
-    unsigned char h[32];
-    hash_key(key, h);
+    unsigned char h[TB_SECRET_BYTES];
+    tb_secret_hash(key, h);
     unsigned scopes = 0;
     for (size_t i = 0; i < k->n; i++) /* no early exit: the time says nothing of which key matched */
-        scopes |= sodium_memcmp(h, k->keys[i].hash, 32) == 0 ? k->keys[i].scopes : 0;
+        scopes |= tb_secret_hash_equal(h, k->keys[i].hash) ? k->keys[i].scopes : 0;
     return scopes;
 }
 
 tb_status tb_api_keys_new(const char *scopes, FILE *f) {
     unsigned mask;
-    if (sodium_init() < 0)
-        return tb_error(TB_INTERNAL, "libsodium failed to initialize");
     if (parse_scopes(scopes, strlen(scopes), &mask) != 0)
         return tb_error(TB_INVALID, "--new-api-key '%s': scopes are a comma list of predict, write, admin", scopes);
-    unsigned char raw[32], h[32];
-    char key[4 + 65], hex[65];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(key, "tbk_", 4);
-    sodium_bin2hex(key + 4, sizeof key - 4, raw, sizeof raw);
-    hash_key(key, h);
+    unsigned char h[TB_SECRET_BYTES];
+    char key[TB_SECRET_TEXT_BYTES], hex[2 * TB_SECRET_BYTES + 1];
+    tb_status st = tb_secret_new("tbk_", key);
+    if (st != TB_OK)
+        return st;
+    tb_secret_hash(key, h);
     sodium_bin2hex(hex, sizeof hex, h, sizeof h);
     fprintf(f, "key (give it to the client; it is not kept anywhere): %s\nline for the --api-keys file: %s %s\n", key,
             scopes, hex);
-    sodium_memzero(raw, sizeof raw);
-    sodium_memzero(key, sizeof key);
+    tb_secret_wipe(key, sizeof key);
     return TB_OK;
 }

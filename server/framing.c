@@ -58,8 +58,7 @@ static enum MHD_Result visit(void *cls, enum MHD_ValueKind kind, const char *key
     return s->problem ? MHD_NO : MHD_YES;
 }
 
-const char *tb_framing_check(struct MHD_Connection *conn, const char *url, const char *version) {
-    (void)url; /* already %-decoded by libmicrohttpd: the handlers judge it */
+const char *tb_framing_check(struct MHD_Connection *conn, const char *version) {
     seen s = {0, 0, 0, NULL};
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND, visit, &s);
     if (s.problem)

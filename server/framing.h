@@ -8,6 +8,6 @@
 /* NULL when the request's framing is unambiguous; else why not (a static string). Checked on a
  * request's first callback: the answer to a bad one is a 400 and a closed connection, as the
  * bytes after it cannot be trusted to start a request. */
-const char *tb_framing_check(struct MHD_Connection *conn, const char *url, const char *version);
+const char *tb_framing_check(struct MHD_Connection *conn, const char *version);
 
 #endif

@@ -133,11 +133,10 @@ static tb_client_addr rate_client(const tb_http *h, struct MHD_Connection *conn)
     return tb_client_from_forwarded(&peer, xff, h->trusted, h->n_trusted);
 }
 
-/* Checks that need no route: framing (400 and close), header size (431 and close), the client's
- * rate (429). Returns 1 when it replied. */
-static int connection_checks(const tb_http *h, struct MHD_Connection *conn, const char *url, const char *version,
-                             tb_request *req) {
-    const char *bad = tb_framing_check(conn, url, version);
+/* Checks that need no route and close the connection: framing (400), header size (431). Returns 1
+ * when it replied. */
+static int connection_checks(const tb_http *h, struct MHD_Connection *conn, const char *version, tb_request *req) {
+    const char *bad = tb_framing_check(conn, version);
     if (bad) {
         req->closing = 1;
         tb_metrics_count(h->metrics, TB_EVENT_FRAMING);
@@ -170,7 +169,7 @@ static enum MHD_Result first_call(const tb_http *h, struct MHD_Connection *conn,
     }
     cors_origin(h->cors_origins, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), req->cors_origin,
                 sizeof req->cors_origin);
-    if (connection_checks(h, conn, url, version, req))
+    if (connection_checks(h, conn, version, req))
         return req->result;
     const char *len_header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = len_header ? strtoull(len_header, NULL, 10) : 0;

@@ -198,11 +198,10 @@ static void admit(worker *w, int fd, const struct sockaddr *sa, socklen_t len) {
     tl_added = 0;
     /* libmicrohttpd closes fd itself on failure; after a start notification its close
      * notification has undone the counts, otherwise they are undone here. */
-    if (MHD_add_connection(w->daemon, fd, sa, len) != MHD_YES || !tl_added) {
-        if (!tl_added) {
-            atomic_fetch_sub_explicit(&l->open, 1, memory_order_relaxed);
-            tb_clients_disconnect(l->opt.clients, &a);
-        }
+    (void)MHD_add_connection(w->daemon, fd, sa, len);
+    if (!tl_added) {
+        atomic_fetch_sub_explicit(&l->open, 1, memory_order_relaxed);
+        tb_clients_disconnect(l->opt.clients, &a);
     }
 }
 
@@ -259,7 +258,6 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         w->conns = c;
         w->n_conns++;
         tl_added = 1;
-        tb_metrics_connections(l->opt.metrics, 1);
         return;
     }
     tb_conn *c = *socket_context;
@@ -276,7 +274,6 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     }
     atomic_fetch_sub_explicit(&l->open, 1, memory_order_relaxed);
     tb_clients_disconnect(l->opt.clients, &c->addr);
-    tb_metrics_connections(l->opt.metrics, -1);
     free(c);
     *socket_context = NULL;
 }
@@ -324,10 +321,10 @@ static void time_out(worker *w, tb_conn *c) {
  * completes; past the deadline, unless its reply is already queued, it is timed out. */
 static void sweep(worker *w, double now) {
     unsigned limit = w->loop->opt.request_timeout_s;
-    for (tb_conn *c = w->conns; c; c = c->next) {
+    for (tb_conn *c = limit ? w->conns : NULL; c; c = c->next) { /* no deadline: nothing to watch */
         if (c->timed_out)
             continue;
-        if (c->done != c->seen_done || (limit && !c->since)) {
+        if (c->done != c->seen_done || !c->since) {
             unsigned long long bytes = bytes_received(c->fd);
             if (c->done != c->seen_done) {
                 c->seen_done = c->done;
@@ -338,7 +335,7 @@ static void sweep(worker *w, double now) {
             }
             continue;
         }
-        if (limit && now - c->since >= limit &&
+        if (now - c->since >= limit &&
             !MHD_get_connection_info(c->mhd, MHD_CONNECTION_INFO_HTTP_STATUS)) /* NULL: no reply queued */
             time_out(w, c);
     }
@@ -485,6 +482,8 @@ tb_status tb_loop_start(const tb_loop_options *opt, tb_loop **ret) {
 }
 
 uint16_t tb_loop_port(const tb_loop *l) { return l->port; }
+
+long tb_loop_connections(const tb_loop *l) { return atomic_load_explicit(&l->open, memory_order_relaxed); }
 
 int tb_loop_draining(const tb_loop *l) { return atomic_load_explicit(&l->draining, memory_order_relaxed); }
 

@@ -34,6 +34,8 @@ typedef struct tb_loop tb_loop;
 tb_status tb_loop_start(const tb_loop_options *opt, tb_loop **ret);
 /* The port actually bound. */
 uint16_t tb_loop_port(const tb_loop *l);
+/* Connections admitted and not yet closed (any thread). */
+long tb_loop_connections(const tb_loop *l);
 /* 1 once tb_loop_drain has begun (any thread). */
 int tb_loop_draining(const tb_loop *l);
 /* Stops listening (new connections are refused by the kernel), lets every request already

@@ -2,7 +2,6 @@
  * checks and the --help text, so a new flag is one row. */
 #include "options.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "api_keys.h"
+#include "clients.h"
 #include "log.h"
 
 typedef enum kind {
@@ -148,9 +148,8 @@ static int special(const row *r, const char *arg, tb_serve_config *c) {
         snprintf(c->cors + used, sizeof c->cors - used, "%s%s", used ? "," : "", arg);
         c->http.cors_origins = c->cors;
     } else if (strcmp(r->name, "trusted-proxy") == 0) {
-        unsigned char probe[16];
-        if (c->http.n_trusted_proxies == TB_MAX_TRUSTED_PROXIES ||
-            (inet_pton(AF_INET, arg, probe) != 1 && inet_pton(AF_INET6, arg, probe) != 1)) {
+        tb_client_addr probe; /* the parser the server reads them with */
+        if (c->http.n_trusted_proxies == TB_MAX_TRUSTED_PROXIES || tb_client_addr_parse(arg, strlen(arg), &probe) != 0) {
             tb_log(TB_LOG_ERROR, "--trusted-proxy '%s': give a numeric address such as 10.0.0.5 (at most %d)", arg,
                    TB_MAX_TRUSTED_PROXIES);
             return -1;

@@ -29,7 +29,6 @@ struct tb_metrics {
     atomic_llong in_flight;
     atomic_ullong reloads[2]; /* failed, ok */
     atomic_ullong events[TB_N_EVENTS];
-    atomic_llong connections;
 };
 
 tb_metrics *tb_metrics_new(void) {
@@ -50,10 +49,6 @@ void tb_metrics_count_reload(tb_metrics *m, int ok) {
 
 void tb_metrics_count(tb_metrics *m, tb_metric_event e) {
     atomic_fetch_add_explicit(&m->events[e], 1, memory_order_relaxed);
-}
-
-void tb_metrics_connections(tb_metrics *m, int delta) {
-    atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
 }
 
 void tb_metrics_start(tb_metrics *m) { atomic_fetch_add_explicit(&m->in_flight, 1, memory_order_relaxed); }
@@ -132,7 +127,7 @@ static void model_line(text *t, const char *task, const char *kind, const char *
     put(t, "\",version=\"%d\",id=\"%lld\"} 1\n", version, id);
 }
 
-char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state) {
+char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state, long open_connections) {
     text t = {malloc(16384), 0, 16384, 0};
     if (!t.buf)
         return NULL;
@@ -180,7 +175,7 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state) {
         (long long)atomic_load_explicit(&m->in_flight, memory_order_relaxed));
     put(&t, "# HELP timbre_connections_open Client connections open.\n"
             "# TYPE timbre_connections_open gauge\ntimbre_connections_open %lld\n",
-        (long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
+        (long long)open_connections);
 #define EVENT(e) atomic_load_explicit(&m->events[e], memory_order_relaxed)
     put(&t, "# HELP timbre_connections_refused_total Connections refused at accept, by reason.\n"
             "# TYPE timbre_connections_refused_total counter\n"

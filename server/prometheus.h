@@ -29,13 +29,11 @@ typedef enum tb_metric_event {
     TB_N_EVENTS
 } tb_metric_event;
 void tb_metrics_count(tb_metrics *m, tb_metric_event e);
-/* Open connections: +1 when one is admitted, -1 when it closes. */
-void tb_metrics_connections(tb_metrics *m, int delta);
 
 /* A reload attempt and its outcome. */
 void tb_metrics_count_reload(tb_metrics *m, int ok);
 
 /* The exposition text (caller frees), with the state's loaded models. NULL when out of memory. */
-char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state);
+char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state, long open_connections);
 
 #endif

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 
@@ -307,7 +306,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
         cJSON_AddStringToObject(o, "saved_as", save->valuestring);
     if (secret[0]) { /* shown this once: only its hash is kept */
         cJSON_AddStringToObject(o, "secret", secret);
-        sodium_memzero(secret, sizeof secret);
+        tb_secret_wipe(secret, TB_SECRET_TEXT_BYTES);
     }
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", x->name);
