@@ -64,6 +64,8 @@ static void blend_predict_block(const void *impl, const double *x, size_t n, dou
         mix_partner(b, x + i * d, out + i * b->k);
 }
 
+extern const tb_model_ops tb_gbdt_ops;
+
 static int forest_kind(const char *kind) { return strcmp(kind, "rf") == 0 || strcmp(kind, "extra") == 0; }
 
 /* A family that can stand beside boosting: registered, neither boosting itself nor a blend. */
@@ -73,11 +75,30 @@ static tb_status check_partner(const char *kind) {
     return TB_OK;
 }
 
-static size_t blend_n_trees(const void *impl) {
+/* Rounds boosting kept (the partner counts its own steps). */
+static size_t blend_rounds(const void *impl) {
     const blend *b = impl;
-    size_t partner = b->is_forest ? b->forest->ops->n_trees(b->forest->impl) : 0; /* an mlp counts epochs */
-    return partner + b->boost->ops->n_trees(b->boost->impl);
+    return tb_model_steps(b->boost);
 }
+
+static tb_status parse_partner(void *base, const char *arg) {
+    tb_status st = check_partner(arg);
+    if (st != TB_OK)
+        return tb_error_with_field(st, "blend-with", "--blend-with: %s", tb_error_message());
+    ((tb_train_params *)base)->blend_with = arg;
+    return TB_OK;
+}
+
+static const tb_model_ops *blend_partner(const tb_train_params *p) {
+    return tb_model_ops_find(p->blend_with ? p->blend_with : "rf");
+}
+
+static const tb_opt blend_params[] = {
+    {"blend-with", "KIND", TB_OPT_STRING, offsetof(tb_train_params, blend_with), 0, 0,
+     "the family mixed with boosting: rf (default), extra, knn,\nlinear or mlp (its own options apply; boosting takes\n"
+     "gbdt's)",
+     parse_partner, 0, "blend_with"},
+};
 
 /* Loss of the mix on the validation rows. Genres beside a partner that votes (forest, knn):
  * errors first (its near-0/1 vote shares make log-loss shun it even where it votes better),
@@ -111,8 +132,10 @@ static double mix_loss(const tb_train_data *data, const size_t *val, size_t n_va
  * boosting none) when none is asked for. */
 static void blend_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
     int class_weight = p->class_weight_balanced;
-    tb_model_resolve_params(tb_model_ops_find("gbdt"), task, n_outputs, p);
+    tb_model_resolve_params(&tb_gbdt_ops, task, n_outputs, p);
     p->class_weight_balanced = class_weight;
+    if (!p->blend_with)
+        p->blend_with = "rf";
 }
 
 static tb_status blend_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
@@ -252,11 +275,18 @@ static tb_status blend_load(tb_reader *r, tb_task task, size_t n_features, size_
 const tb_model_ops tb_blend_ops = {
     .kind = "blend",
     .format_version = BLEND_FORMAT,
+    .params_title = "blend (boosting mixed with another family):",
+    .params = blend_params,
+    .n_params = sizeof blend_params / sizeof blend_params[0],
+    .also = &tb_gbdt_ops,
+    .partner = blend_partner,
+    .steps = "rounds",
+    .steps_bound = offsetof(tb_train_params, n_rounds),
     .resolve = blend_resolve,
     .train = blend_train,
     .predict = blend_predict,
     .predict_block = blend_predict_block,
-    .n_trees = blend_n_trees,
+    .n_steps = blend_rounds,
     .save = blend_save,
     .load = blend_load,
     .free = blend_free,

@@ -67,6 +67,7 @@ static tb_status standardized_load(tb_reader *r, size_t n_features, size_t dim, 
 
 static const tb_embedder_ops standardized_ops = {
     .kind = "standardized",
+    .weighted = 1,
     .embed = standardized_embed,
     .save = standardized_save,
     .load = standardized_load,
@@ -97,6 +98,7 @@ static tb_status mlp_load(tb_reader *r, size_t n_features, size_t dim, void **re
 
 static const tb_embedder_ops mlp_ops = {
     .kind = "mlp",
+    .learned = 1,
     .embed = mlp_embed,
     .save = mlp_save,
     .load = mlp_load,
@@ -122,6 +124,15 @@ tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, tb_model *model, tb_embedde
 }
 
 static const tb_embedder_ops *const embedder_kinds[] = {&standardized_ops, &mlp_ops};
+
+const tb_embedder_ops *tb_embedder_ops_find(const char *kind) {
+    for (size_t i = 0; i < sizeof embedder_kinds / sizeof embedder_kinds[0]; i++)
+        if (strcmp(embedder_kinds[i]->kind, kind) == 0)
+            return embedder_kinds[i];
+    return NULL;
+}
+
+const char *tb_embedder_kinds(void) { return "standardized, mlp"; }
 
 /* ---------- the embedder ---------- */
 
@@ -210,10 +221,7 @@ tb_status tb_embedder_load(const void *blob, size_t len, tb_embedder **ret) {
         return st;
     if ((st = tb_read_str(&r, &kind, 32, "embedding kind")) != TB_OK)
         return st;
-    const tb_embedder_ops *ops = NULL;
-    for (size_t i = 0; i < sizeof embedder_kinds / sizeof embedder_kinds[0]; i++)
-        if (strcmp(embedder_kinds[i]->kind, kind) == 0)
-            ops = embedder_kinds[i];
+    const tb_embedder_ops *ops = tb_embedder_ops_find(kind);
     if (!ops) {
         st = tb_error(TB_VERSION, "embedding kind '%s' is unknown to this binary", kind);
         goto fail;

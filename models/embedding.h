@@ -19,6 +19,8 @@
 
 typedef struct tb_embedder_ops {
     const char *kind;
+    int learned;  /* 1: trained (a genre network; the mlp's options apply), 0: fitted by the pipeline */
+    int weighted; /* 1: takes per-feature weights */
     /* x: the pipeline's output (n_features values); out: dim values, not yet normalized. */
     void (*embed)(const void *impl, const double *x, double *out);
     void (*save)(const void *impl, tb_writer *w);
@@ -42,6 +44,9 @@ tb_status tb_embedder_standardized_new(tb_pipeline *pipeline, const double *weig
 struct tb_model;
 tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, struct tb_model *model, tb_embedder **ret);
 tb_embedder *tb_embedder_free(tb_embedder *e);
+/* The embedder registered under kind, or NULL; the list of kinds, for messages. */
+const tb_embedder_ops *tb_embedder_ops_find(const char *kind);
+const char *tb_embedder_kinds(void);
 
 /* raw: the pipeline's n_features raw values (NaN = missing, imputed); out: dim floats of unit
  * length (all zero when the embedding is the zero vector). No allocation for d, dim <= 256. */

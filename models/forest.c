@@ -271,14 +271,34 @@ static void extra_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
     forest_resolve(p, 1);
 }
 
+static const tb_opt forest_params[] = {
+    TB_PARAM("trees", "N", TB_OPT_SIZE, n_trees, 1, FOREST_MAX_TREES, 0, "trees", "trees in the forest (default 100)"),
+    TB_PARAM_MAX_DEPTH,
+    TB_PARAM("min-samples-leaf", "N", TB_OPT_SIZE, min_samples_leaf, 1, 1e9, 0, "min_samples_leaf",
+             "fewest training rows in a leaf (default 1)"),
+    TB_PARAM("max-features", "X", TB_OPT_DOUBLE, max_features, 0, 1e6, TB_OPT_MIN_OPEN, "max_features",
+             "features tried per split: a fraction in (0,1] or a count\n(default sqrt(d) for genre, d/3 for popularity; 0 in\n"
+             "the report)"),
+    TB_PARAM_CLASS_WEIGHT,
+    TB_PARAM("bootstrap", NULL, TB_OPT_ON, bootstrap, 0, 0, 0, "bootstrap",
+             "sample rows with replacement for each tree (rf does by\ndefault, extra does not)"),
+    TB_PARAM("no-bootstrap", NULL, TB_OPT_OFF, bootstrap, 0, 0, 0, NULL, "do not"),
+};
+
+#define FOREST_PARAMS                                                                    \
+    .params_title = "rf, extra (random forest, extremely randomized trees):", .params = forest_params, \
+    .n_params = sizeof forest_params / sizeof forest_params[0], .steps = "trees",                       \
+    .steps_bound = offsetof(tb_train_params, n_trees)
+
 const tb_model_ops tb_forest_ops = {
     .kind = "rf",
     .format_version = FOREST_FORMAT,
+    FOREST_PARAMS,
     .resolve = rf_resolve,
     .train = forest_train,
     .predict = forest_predict,
     .predict_block = forest_predict_block,
-    .n_trees = forest_n_trees,
+    .n_steps = forest_n_trees,
     .save = forest_save,
     .load = forest_load,
     .free = forest_free,
@@ -287,11 +307,12 @@ const tb_model_ops tb_forest_ops = {
 const tb_model_ops tb_extra_ops = {
     .kind = "extra",
     .format_version = FOREST_FORMAT,
+    FOREST_PARAMS,
     .resolve = extra_resolve,
     .train = extra_train,
     .predict = forest_predict,
     .predict_block = forest_predict_block,
-    .n_trees = forest_n_trees,
+    .n_steps = forest_n_trees,
     .save = forest_save,
     .load = forest_load,
     .free = forest_free,

@@ -159,8 +159,15 @@ static tb_status knn_load(tb_reader *r, tb_task task, size_t n_features, size_t 
     return TB_OK;
 }
 
+static const tb_opt knn_params[] = {
+    TB_PARAM("neighbors", "N", TB_OPT_SIZE, n_neighbors, 1, KNN_MAX_K, 0, "neighbors", "neighbours that vote (15)"),
+};
+
 const tb_model_ops tb_knn_ops = {
     .kind = "knn",
+    .params_title = "knn (k nearest neighbours):",
+    .params = knn_params,
+    .n_params = sizeof knn_params / sizeof knn_params[0],
     .format_version = KNN_FORMAT,
     .resolve = knn_resolve,
     .train = knn_train,

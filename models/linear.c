@@ -277,8 +277,18 @@ static tb_status linear_load(tb_reader *r, tb_task task, size_t n_features, size
     return TB_OK;
 }
 
+static const tb_opt linear_params[] = {
+    TB_PARAM("l2", "X", TB_OPT_DOUBLE, l2, 0, 1e12, TB_OPT_MIN_OPEN, "l2",
+             "L2 penalty (1; scikit-learn's 1/C for logistic, alpha\nfor ridge)"),
+    TB_PARAM("l1", "X", TB_OPT_DOUBLE, l1, 0, 1e12, TB_OPT_MIN_OPEN, "l1",
+             "popularity becomes the lasso, scikit-learn's\nLasso(alpha=X); the genre model keeps its L2 penalty"),
+};
+
 const tb_model_ops tb_linear_ops = {
     .kind = "linear",
+    .params_title = "linear (logistic and ridge regression):",
+    .params = linear_params,
+    .n_params = sizeof linear_params / sizeof linear_params[0],
     .format_version = LINEAR_FORMAT,
     .resolve = linear_resolve,
     .train = linear_train,

@@ -573,10 +573,10 @@ static void init_params(mlp *m, tb_rng *rng) {
  * after 10 epochs without gain, 16 quantile bins. */
 static void mlp_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
     (void)task, (void)n_outputs;
-    if (p->n_hidden == 0) {
-        p->hidden[0] = 256;
-        p->hidden[1] = 128;
-        p->n_hidden = 2;
+    if (p->hidden.n == 0) {
+        p->hidden.v[0] = 256;
+        p->hidden.v[1] = 128;
+        p->hidden.n = 2;
     }
     if (p->batch_size == 0)
         p->batch_size = 256;
@@ -591,13 +591,13 @@ static void mlp_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
 }
 
 static tb_status check_params(const tb_train_data *data, const tb_train_params *p) {
-    if (p->n_hidden == 0 || p->n_hidden > TB_MLP_MAX_LAYERS)
-        return tb_error_with_field(TB_INVALID, "hidden", "%zu hidden layers: choose 1 to %d", p->n_hidden,
+    if (p->hidden.n == 0 || p->hidden.n > TB_MLP_MAX_LAYERS)
+        return tb_error_with_field(TB_INVALID, "hidden", "%zu hidden layers: choose 1 to %d", p->hidden.n,
                                    TB_MLP_MAX_LAYERS);
-    for (size_t l = 0; l < p->n_hidden; l++)
-        if (p->hidden[l] == 0 || p->hidden[l] > MLP_MAX_WIDTH)
+    for (size_t l = 0; l < p->hidden.n; l++)
+        if (p->hidden.v[l] == 0 || p->hidden.v[l] > MLP_MAX_WIDTH)
             return tb_error_with_field(TB_INVALID, "hidden", "a hidden layer of %zu units: choose 1 to %d",
-                                       p->hidden[l], MLP_MAX_WIDTH);
+                                       p->hidden.v[l], MLP_MAX_WIDTH);
     if (!(p->dropout >= 0.0 && p->dropout < 1.0))
         return tb_error_with_field(TB_INVALID, "dropout", "dropout %g is not in [0, 1)", p->dropout);
     if (!(p->learning_rate > 0.0 && p->learning_rate <= 1.0))
@@ -630,8 +630,8 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     int classify = data->task != TB_TASK_REGRESS, multi = p->aux_weight > 0.0;
     m->task = data->task;
     m->d = data->d;
-    m->n_layers = p->n_hidden;
-    memcpy(m->width + 1, p->hidden, p->n_hidden * sizeof *p->hidden);
+    m->n_layers = p->hidden.n;
+    memcpy(m->width + 1, p->hidden.v, p->hidden.n * sizeof *p->hidden.v);
     m->k = classify || multi ? data->n_classes : 0;
     m->threshold = 0.5;
     m->has_reg = !classify || multi;
@@ -935,15 +935,45 @@ static tb_status mlp_load(tb_reader *r, tb_task task, size_t n_features, size_t 
 
 static size_t mlp_epochs(const void *impl) { return ((const mlp *)impl)->epochs_run; }
 
+static const tb_opt mlp_params[] = {
+    TB_PARAM("hidden", "N,N,...", TB_OPT_SIZE_LIST, hidden, 1, MLP_MAX_WIDTH, 0, "hidden",
+             "hidden layer widths, 1 to 4 layers (256,128)"),
+    TB_PARAM("dropout", "X", TB_OPT_DOUBLE, dropout, 0, 1, TB_OPT_MAX_OPEN, "dropout",
+             "share of hidden units dropped while training (0.1)"),
+    TB_PARAM("batch-size", "N", TB_OPT_SIZE, batch_size, 1, 65536, 0, "batch_size", "rows per mini-batch (256)"),
+    TB_PARAM("learning-rate", "X", TB_OPT_DOUBLE, learning_rate, 0, 1, TB_OPT_MIN_OPEN, "learning_rate",
+             "AdamW step (0.001)"),
+    TB_PARAM("weight-decay", "X", TB_OPT_DOUBLE, weight_decay, 0, 1, TB_OPT_MAX_OPEN, "weight_decay",
+             "AdamW decoupled weight decay (0.0001)"),
+    TB_PARAM("epochs", "N", TB_OPT_SIZE, epochs, 1, MLP_MAX_EPOCHS, 0, "epochs_max",
+             "passes over the data, an upper bound (200); early\nstopping keeps the best"),
+    TB_PARAM("early-stopping", "N", TB_OPT_SIZE, early_stopping, 0, 100000, 0, "early_stopping",
+             "stop after N epochs without validation gain (10); 0 = off"),
+    TB_PARAM("numeric-bins", "N", TB_OPT_INT, numeric_bins, 0, MLP_MAX_BINS, 0, "numeric_bins",
+             "each numeric input also enters as a piecewise-linear\ncode over N training-quantile bins; 0 = raw values only (16)"),
+    TB_PARAM("multitask", "W", TB_OPT_DOUBLE, aux_weight, 0, 1e6, TB_OPT_MIN_OPEN, "multitask_weight",
+             "one trunk, a genre and a popularity head trained together;\nW weighs the other head's loss (popularity is "
+             "then not an\ninput)"),
+};
+
+static double mlp_threshold(const void *impl) { return ((const mlp *)impl)->threshold; }
+
 const tb_model_ops tb_mlp_ops = {
     .kind = "mlp",
     .early_stops = 1,
+    .multitask = 1,
+    .params_title = "mlp (neural network with categorical embeddings):",
+    .params = mlp_params,
+    .n_params = sizeof mlp_params / sizeof mlp_params[0],
+    .steps = "epochs",
+    .steps_bound = offsetof(tb_train_params, epochs),
+    .threshold = mlp_threshold,
     .format_version = MLP_FORMAT,
     .multilabel = 1,
     .resolve = mlp_resolve,
     .train = mlp_train,
     .predict = mlp_predict,
-    .n_trees = mlp_epochs,
+    .n_steps = mlp_epochs,
     .save = mlp_save,
     .load = mlp_load,
     .free = mlp_free,
@@ -951,10 +981,6 @@ const tb_model_ops tb_mlp_ops = {
 
 size_t tb_mlp_embedding_dim(const tb_model *m) {
     return m->ops == &tb_mlp_ops ? ((const mlp *)m->impl)->width[((const mlp *)m->impl)->n_layers] : 0;
-}
-
-double tb_mlp_threshold(const tb_model *m) {
-    return m->ops == &tb_mlp_ops ? ((const mlp *)m->impl)->threshold : 0.5;
 }
 
 void tb_mlp_embed(const tb_model *model, const double *x, double *out) {

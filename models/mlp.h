@@ -13,8 +13,4 @@ size_t tb_mlp_embedding_dim(const tb_model *m);
  * (tb_mlp_embedding_dim values). No allocation; thread-safe. */
 void tb_mlp_embed(const tb_model *m, const double *x, double *out);
 
-/* Multilabel: the probability from which a genre joins the predicted set, tuned for micro-F1 on
- * the validation share (0.5 for other models). */
-double tb_mlp_threshold(const tb_model *m);
-
 #endif

@@ -118,6 +118,10 @@ void tb_model_resolve_params(const tb_model_ops *ops, tb_task task, size_t n_out
         ops->resolve(p, task, n_outputs);
 }
 
+size_t tb_model_steps(const tb_model *m) { return m->ops->n_steps ? m->ops->n_steps(m->impl) : 0; }
+
+double tb_model_threshold(const tb_model *m) { return m->ops->threshold ? m->ops->threshold(m->impl) : 0.5; }
+
 tb_model *tb_model_free(tb_model *m) {
     if (!m)
         return NULL;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "opt_table.h"
 #include "progress.h"
 #include "status.h"
 
@@ -75,8 +76,7 @@ typedef struct tb_train_params {
     double l1;               /* > 0: regression is the lasso, scikit-learn's Lasso(alpha = l1) */
     /* neural network (mlp) */
 #define TB_MLP_MAX_LAYERS 4
-    size_t hidden[TB_MLP_MAX_LAYERS]; /* widths of the hidden layers; n_hidden 0 = 256, 128 */
-    size_t n_hidden;
+    tb_size_list hidden;     /* widths of the hidden layers (at most TB_MLP_MAX_LAYERS); none = 256, 128 */
     double dropout;          /* 0.1: share of hidden units dropped while training */
     size_t batch_size;       /* 0 = 256 */
     size_t epochs;           /* 0 = 200: an upper bound when early stopping is on */
@@ -95,12 +95,38 @@ typedef struct tb_train_params {
 
 void tb_train_params_default(tb_train_params *p);
 
-typedef struct tb_model_ops {
+/* A row of a family's parameter table (see tb_model_ops.params). */
+#define TB_PARAM(flag, arg, type, field, min, max, open, key, help) \
+    {flag, arg, type, offsetof(tb_train_params, field), min, max, help, NULL, open, key}
+/* Rows several families share, word for word. */
+#define TB_PARAM_MAX_DEPTH TB_PARAM("max-depth", "N", TB_OPT_SIZE, max_depth, 0, 10000, 0, "max_depth", \
+                                    "deepest split of a tree; 0 = unlimited (default 0)")
+#define TB_PARAM_CLASS_WEIGHT                                                                               \
+    TB_PARAM("class-weight", NULL, TB_OPT_ON, class_weight_balanced, 0, 0, 0, "class_weight_balanced",     \
+             "genre: weigh classes by n / (genres x n_genre) (forests do by\ndefault, boosting does not)"), \
+        TB_PARAM("no-class-weight", NULL, TB_OPT_OFF, class_weight_balanced, 0, 0, 0, NULL, "do not")
+
+typedef struct tb_model_ops tb_model_ops;
+struct tb_model_ops {
     const char *kind;         /* "rf" */
     uint16_t format_version;  /* of this family's section of the blob */
     int handles_missing;      /* 1: takes NaN inputs and routes them itself (no imputation) */
     int multilabel;           /* 1: trains and loads TB_TASK_MULTILABEL models */
     int early_stops;          /* 1: takes tb_train_data.val_rows as its early-stopping hold-out */
+    int multitask;            /* 1: with params.aux_weight > 0 it learns a second head on one trunk */
+    /* The parameters it reads, as rows into tb_train_params: timbre-train's flags, their ranges
+     * and help, and the names the report gives them (families may share one table: rf, extra). */
+    const char *params_title; /* heading of those flags in --help */
+    const tb_opt *params;
+    size_t n_params;
+    const struct tb_model_ops *also; /* a family whose parameters it takes too (blend: gbdt's) */
+    /* Optional: the family a model trained with p mixes in (blend: its partner), whose parameters
+     * the report shows beside. */
+    const struct tb_model_ops *(*partner)(const tb_train_params *p);
+    /* What training counts, for the progress bar and the report: "trees", "rounds" or "epochs"
+     * (NULL: nothing); the count is bounded by the size_t parameter at steps_bound. */
+    const char *steps;
+    size_t steps_bound;
     /* Optional: replaces the "family default" markers of p (0, -1, TB_EARLY_STOPPING_AUTO) with
      * the values this family trains with, so the defaults live in one place; train then gets
      * resolved parameters (tb_model_train calls it). */
@@ -111,13 +137,15 @@ typedef struct tb_model_ops {
     /* Optional: n rows at once (x: n × n_features, out: n × n_outputs), bit-identical to calling
      * predict row by row, but free to reorder the work for cache locality. */
     void (*predict_block)(const void *impl, const double *x, size_t n, double *out);
-    /* Trees in the ensemble (after early stopping, for boosting). */
-    size_t (*n_trees)(const void *impl);
+    /* Steps the trained model kept: trees of a forest, rounds after early stopping, epochs run. */
+    size_t (*n_steps)(const void *impl);
+    /* Optional, multilabel: the probability from which a label joins the predicted set (0.5). */
+    double (*threshold)(const void *impl);
     void (*save)(const void *impl, tb_writer *w);
     /* Must validate every count and index against the reader before trusting it. */
     tb_status (*load)(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl);
     void (*free)(void *impl);
-} tb_model_ops;
+};
 
 /* Owned by whoever trained or loaded it; tb_model_free releases it. */
 typedef struct tb_model {
@@ -144,6 +172,9 @@ tb_model *tb_model_free(tb_model *m);
 static inline void tb_model_predict(const tb_model *m, const double *x, double *out) {
     m->ops->predict(m->impl, x, out);
 }
+/* Steps the model kept (0 for a family that counts none) and its multilabel threshold (0.5). */
+size_t tb_model_steps(const tb_model *m);
+double tb_model_threshold(const tb_model *m);
 /* Predicts n rows of X (n × n_features) into out (n × n_outputs), in parallel over rows. */
 void tb_model_predict_batch(const tb_model *m, const double *X, size_t n, int threads, double *out);
 

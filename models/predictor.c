@@ -168,7 +168,7 @@ tb_status tb_predictor_load(const void *blob, size_t len, tb_predictor **ret) {
         st = tb_read_str(&sec, &names[i], PREDICTOR_MAX_LABEL, "class name");
     if (st == TB_OK && (st = tb_read_section(&r, &sec, "model section")) == TB_OK)
         st = tb_model_load(&sec, &model);
-    if (st == TB_OK && (strcmp(model->ops->kind, kind) != 0 || model->task != task))
+    if (st == TB_OK && (tb_model_ops_find(kind) != model->ops || model->task != task))
         st = tb_error(TB_CORRUPT, "model blob: header (%s) and model section (%s) disagree", kind, model->ops->kind);
     tb_calibration *cal = NULL;
     if (st == TB_OK && minor >= 1 && (st = tb_read_section(&r, &sec, "calibration section")) == TB_OK &&

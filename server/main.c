@@ -59,11 +59,14 @@ static int parse_listen(const char *s, char *host, unsigned long *port) {
 }
 
 static void describe(const tb_server_state *s, const char *what) {
-    tb_log(TB_LOG_INFO, "%s models%s%s: genre %s v%d, popularity %s v%d, recommend %s v%d (%zu catalog tracks)", what,
-           s->snapshot.file[0] ? " of " : "", s->snapshot.file,
-           s->genre ? s->genre->name : "-", s->genre ? s->genre->version : 0,
-           s->popularity ? s->popularity->name : "-", s->popularity ? s->popularity->version : 0,
-           s->recommend ? s->recommend->name : "-", s->recommend ? s->recommend->version : 0, s->catalog->n);
+    char served[512] = "";
+    for (int t = 0, used = 0; t < TB_N_TASKS && used < (int)sizeof served; t++) {
+        const tb_served *m = s->served[t];
+        used += snprintf(served + used, sizeof served - (size_t)used, "%s%s %s v%d", t ? ", " : "", tb_store_tasks[t],
+                         m ? m->name : "-", m ? m->version : 0);
+    }
+    tb_log(TB_LOG_INFO, "%s models%s%s: %s (%zu catalog tracks)", what, s->snapshot.file[0] ? " of " : "",
+           s->snapshot.file, served, s->catalog->n);
 }
 
 /* Loads and validates the database's published models off the request path, then swaps them in;
@@ -97,8 +100,9 @@ static void fingerprints(const tb_server_state *s, void *ctx) {
         return;
     }
     /* In tb_store_tasks' order: the same formatter writes both sides. */
-    const int64_t ids[TB_N_TASKS] = {s->genre ? s->genre->id : -1, s->multilabel ? s->multilabel->id : -1,
-                                     s->popularity ? s->popularity->id : -1, s->recommend ? s->recommend->id : -1};
+    int64_t ids[TB_N_TASKS];
+    for (int t = 0; t < TB_N_TASKS; t++)
+        ids[t] = s->served[t] ? s->served[t]->id : -1;
     w->failed = tb_store_format_fingerprint(ids, w->serving, sizeof w->serving) != TB_OK ||
                 tb_store_served_fingerprint(s->store, w->stored, sizeof w->stored) != TB_OK;
 }
@@ -154,7 +158,7 @@ int main(int argc, char **argv) {
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         return 1;
     }
-    if (!state->genre && !state->popularity && !state->recommend)
+    if (!tb_server_state_any(state))
         tb_log(TB_LOG_WARN, "%s holds no published model: /readyz answers 503 until one is trained", db);
     describe(state, "serving");
     tb_userdb *users = NULL;

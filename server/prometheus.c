@@ -194,17 +194,11 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state, long 
 #undef EVENT
     put(&t, "# HELP timbre_model_info Models and index loaded, by task, with their version.\n"
             "# TYPE timbre_model_info gauge\n");
-    if (state->genre)
-        model_line(&t, "genre", state->genre->kind, state->genre->name, state->genre->version, (long long)state->genre->id);
-    if (state->popularity)
-        model_line(&t, "popularity", state->popularity->kind, state->popularity->name, state->popularity->version,
-                   (long long)state->popularity->id);
-    if (state->multilabel)
-        model_line(&t, "multilabel", state->multilabel->kind, state->multilabel->name, state->multilabel->version,
-                   (long long)state->multilabel->id);
-    if (state->recommend)
-        model_line(&t, "recommend", state->recommend->kind, state->recommend->name, state->recommend->version,
-                   (long long)state->recommend->id);
+    for (int k = 0; k < TB_N_TASKS; k++) {
+        const tb_served *m = state->served[k];
+        if (m)
+            model_line(&t, m->task, m->kind, m->name, m->version, (long long)m->id);
+    }
     put(&t, "# HELP timbre_reloads_total Model reloads (SIGHUP or --watch), by outcome.\n"
             "# TYPE timbre_reloads_total counter\ntimbre_reloads_total{outcome=\"ok\"} %llu\n"
             "timbre_reloads_total{outcome=\"failed\"} %llu\n",

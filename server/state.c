@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void served_free(tb_served_model *m) {
+static void served_free(tb_served *m) {
     if (!m)
         return;
     tb_predictor_free(m->predictor);
-    free(m->task);
+    tb_embedder_free(m->embedder);
+    tb_index_free(m->index);
+    free(m->track);
     free(m->kind);
     free(m->name);
     free(m->created_at);
@@ -17,26 +19,30 @@ static void served_free(tb_served_model *m) {
     free(m);
 }
 
-static void served_index_free(tb_served_index *x) {
-    if (!x)
-        return;
-    tb_embedder_free(x->embedder);
-    tb_index_free(x->index);
-    free(x->track);
-    free(x->kind);
-    free(x->name);
-    free(x->created_at);
-    free(x->metrics);
-    free(x);
+/* Takes the record's strings over (the caller clears the rest). */
+static void take_record(tb_served *m, tb_model_record *rec, const char *task) {
+    m->task = task;
+    m->id = rec->id;
+    m->kind = rec->kind;
+    m->name = rec->name;
+    m->created_at = rec->created_at;
+    m->version = rec->version;
+    m->metrics = rec->metrics;
+    rec->kind = rec->name = rec->created_at = rec->metrics = NULL;
+}
+
+int tb_server_state_any(const tb_server_state *s) {
+    for (int t = 0; t < TB_N_TASKS; t++)
+        if (s->served[t])
+            return 1;
+    return 0;
 }
 
 tb_server_state *tb_server_state_free(tb_server_state *s) {
     if (!s)
         return NULL;
-    served_free(s->genre);
-    served_free(s->popularity);
-    served_free(s->multilabel);
-    served_index_free(s->recommend);
+    for (int t = 0; t < TB_N_TASKS; t++)
+        served_free(s->served[t]);
     tb_catalog_free(s->catalog);
     tb_store_close(s->store);
     free(s->db_path);
@@ -45,14 +51,14 @@ tb_server_state *tb_server_state_free(tb_server_state *s) {
 }
 
 /* Loads the published model of `task`; *ret stays NULL when none is published. */
-static tb_status load_task(tb_store *store, const char *task, tb_task expected, tb_served_model **ret) {
+static tb_status load_model(tb_store *store, const char *task, tb_task expected, tb_served **ret) {
     tb_model_record rec;
     tb_status st = tb_store_get_served(store, task, &rec);
     if (st == TB_NOT_FOUND)
         return TB_OK;
     if (st != TB_OK)
         return st;
-    tb_served_model *m = calloc(1, sizeof *m);
+    tb_served *m = calloc(1, sizeof *m);
     if (!m) {
         tb_model_record_clear(&rec);
         return tb_error(TB_NOMEM, "out of memory");
@@ -70,29 +76,21 @@ static tb_status load_task(tb_store *store, const char *task, tb_task expected, 
         served_free(m);
         return st;
     }
-    /* Take the strings over from the record. */
-    m->id = rec.id;
-    m->task = rec.task;
-    m->kind = rec.kind;
-    m->name = rec.name;
-    m->created_at = rec.created_at;
-    m->version = rec.version;
-    m->metrics = rec.metrics;
-    rec.task = rec.kind = rec.name = rec.created_at = rec.metrics = NULL;
+    take_record(m, &rec, task);
     tb_model_record_clear(&rec);
     *ret = m;
     return TB_OK;
 }
 
 /* Loads the published recommendation index, if any, and ties its rows to the catalog. */
-static tb_status load_index(tb_store *store, const tb_catalog *catalog, tb_served_index **ret) {
+static tb_status load_index(tb_store *store, const tb_catalog *catalog, const char *task, tb_served **ret) {
     tb_model_record rec;
-    tb_status st = tb_store_get_served(store, "recommend", &rec);
+    tb_status st = tb_store_get_served(store, task, &rec);
     if (st == TB_NOT_FOUND)
         return TB_OK;
     if (st != TB_OK)
         return st;
-    tb_served_index *x = calloc(1, sizeof *x);
+    tb_served *x = calloc(1, sizeof *x);
     float *vectors = NULL;
     char **ids = NULL;
     size_t n = 0, dim = 0;
@@ -119,16 +117,10 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, tb_serve
     if (st != TB_OK) {
         tb_error_prefix(st, "published recommendation index '%s' version %d", rec.name, rec.version);
         tb_model_record_clear(&rec);
-        served_index_free(x);
+        served_free(x);
         return st;
     }
-    x->id = rec.id;
-    x->kind = rec.kind;
-    x->name = rec.name;
-    x->created_at = rec.created_at;
-    x->version = rec.version;
-    x->metrics = rec.metrics;
-    rec.kind = rec.name = rec.created_at = rec.metrics = NULL;
+    take_record(x, &rec, task);
     tb_model_record_clear(&rec);
     *ret = x;
     return TB_OK;
@@ -156,16 +148,13 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
     int64_t served[TB_N_TASKS];
     if (st == TB_OK)
         st = tb_store_served(s->store, served, s->pinned);
-    if (st == TB_OK)
-        st = load_task(s->store, "genre", TB_TASK_CLASSIFY, &s->genre);
-    if (st == TB_OK)
-        st = load_task(s->store, "popularity", TB_TASK_REGRESS, &s->popularity);
-    if (st == TB_OK)
-        st = load_task(s->store, "multilabel", TB_TASK_MULTILABEL, &s->multilabel);
+    /* The model task each served predictor must be, in tb_store_tasks order; 0: the index. */
+    static const tb_task expected[TB_N_TASKS] = {TB_TASK_CLASSIFY, TB_TASK_MULTILABEL, TB_TASK_REGRESS, 0};
     if (st == TB_OK)
         st = tb_catalog_load(s->store, &s->catalog);
-    if (st == TB_OK)
-        st = load_index(s->store, s->catalog, &s->recommend);
+    for (int t = 0; t < TB_N_TASKS && st == TB_OK; t++)
+        st = expected[t] ? load_model(s->store, tb_store_tasks[t], expected[t], &s->served[t])
+                         : load_index(s->store, s->catalog, tb_store_tasks[t], &s->served[t]);
     if (st != TB_OK) {
         tb_server_state_free(s);
         return st;

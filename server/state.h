@@ -13,24 +13,22 @@
 #include "snapshot.h"
 #include "store.h"
 
-typedef struct tb_served_model {
-    tb_predictor *predictor;
-    int64_t id;
-    char *task, *kind, *name, *created_at;
-    int version;
-    char *metrics;    /* JSON text as stored */
-} tb_served_model;
-
-/* The published recommendation index with the embedder that makes its query vectors. */
-typedef struct tb_served_index {
-    tb_embedder *embedder;
-    tb_index *index;
-    size_t *track;    /* catalog track of each index row */
+/* What one task serves: a predictor (genre, multilabel, popularity), or the recommendation index
+ * with the embedder that makes its query vectors (recommend). */
+typedef struct tb_served {
+    const char *task; /* tb_store_tasks[i] */
     int64_t id;
     char *kind, *name, *created_at;
     int version;
     char *metrics;    /* JSON text as stored */
-} tb_served_index;
+    tb_predictor *predictor;
+    tb_embedder *embedder;
+    tb_index *index;
+    size_t *track;    /* catalog track of each index row */
+} tb_served;
+
+/* Indices of tb_server_state.served, in tb_store_tasks order. */
+enum { TB_SERVED_GENRE, TB_SERVED_MULTILABEL, TB_SERVED_POPULARITY, TB_SERVED_RECOMMEND };
 
 typedef struct tb_server_state {
     char *db_path;                /* a request that saves (a taste) opens its own writable connection;
@@ -40,10 +38,9 @@ typedef struct tb_server_state {
     int pinned[TB_N_TASKS];       /* per tb_store_tasks: the version served is pinned */
     tb_store *store;
     tb_catalog *catalog;          /* every stored track */
-    tb_served_model *genre;       /* NULL when none is published */
-    tb_served_model *popularity;
-    tb_served_model *multilabel;  /* genre sets (POST /v1/genre with "multilabel": true) */
-    tb_served_index *recommend;
+    /* Per task, indexed like tb_store_tasks (TB_SERVED_*); NULL when none is published. Every
+     * route that lists what is served (/readyz, /v1/models, /metrics) walks this one array. */
+    tb_served *served[TB_N_TASKS];
 } tb_server_state;
 
 /* db_path: a database file, or a snapshot directory (its CURRENT snapshot, checked against its
@@ -51,5 +48,7 @@ typedef struct tb_server_state {
  * the database is missing or invalid, or a published blob does not load. */
 tb_status tb_server_state_load(const char *db_path, tb_server_state **ret);
 tb_server_state *tb_server_state_free(tb_server_state *s);
+/* 1 when some task is served (what /readyz asks). */
+int tb_server_state_any(const tb_server_state *s);
 
 #endif

@@ -4,7 +4,6 @@
 
 #include "alloc.h"
 #include "clock.h"
-#include "mlp.h"
 #include "pipeline.h"
 #include "trainer.h"
 
@@ -48,11 +47,19 @@ static tb_status collect(const tb_track_rows *tr, size_t set, const uint8_t *in_
     return TB_OK;
 }
 
+/* The default: the first family that learns label sets. */
+static const char *multilabel_kind(void) {
+    for (size_t i = 0; tb_model_ops_at(i); i++)
+        if (tb_model_ops_at(i)->multilabel)
+            return tb_model_ops_at(i)->kind;
+    return NULL;
+}
+
 tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer_options *opt, tb_task_result *res) {
     const tb_dataset *ds = split->train_ds, *ts = split->test_ds ? split->test_ds : split->train_ds;
     memset(res, 0, sizeof *res);
     res->target = TB_TARGET_MULTILABEL;
-    res->kind = opt->model_kind ? opt->model_kind : "mlp";
+    res->kind = opt->model_kind ? opt->model_kind : multilabel_kind();
     if (!ds->y || !ts->y)
         return tb_error_with_field(TB_INVALID, "label", "multi-label genres need a label column");
     size_t k = ds->n_classes, d = 0;
@@ -98,7 +105,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
     if ((st = tb_model_train(res->kind, &data, &params, &model)) != TB_OK)
         goto out;
     res->train_seconds = tb_now_seconds() - t0;
-    res->threshold = tb_mlp_threshold(model);
+    res->threshold = tb_model_threshold(model);
     if ((st = tb_predictor_new(pipeline, model, ds->class_names, k, &res->predictor)) != TB_OK)
         goto out;
     pipeline = NULL;
@@ -122,8 +129,7 @@ tb_status tb_trainer_run_multilabel(const tb_split_rows *split, const tb_trainer
     tb_multilabel_metrics_compute(test.labels, proba, test.n, k, res->threshold, &res->ml);
     res->n_train = train.n;
     res->n_test = test.n;
-    res->n_trees = res->predictor->model->ops->n_trees ? res->predictor->model->ops->n_trees(res->predictor->model->impl)
-                                                       : 0;
+    res->n_steps = tb_model_steps(res->predictor->model);
 out:
     tb_pipeline_free(pipeline);
     tb_model_free(model);

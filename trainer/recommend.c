@@ -88,11 +88,11 @@ static tb_status learn_embedding(const tb_split_rows *split, const tb_track_rows
         tb_train_params_default(&params);
     params.threads = opt->threads;
     params.aux_weight = 0.0;
-    if (params.n_hidden == 0) { /* measured on spotify_tracks_114k: a wide trunk and a narrow last
+    if (params.hidden.n == 0) { /* measured on spotify_tracks_114k: a wide trunk and a narrow last
                                    layer embed best (docs/performance.md, "Learned embeddings") */
         static const size_t widths[] = {512, 256, 64};
-        params.n_hidden = 3;
-        memcpy(params.hidden, widths, sizeof widths);
+        params.hidden.n = 3;
+        memcpy(params.hidden.v, widths, sizeof widths);
     }
     if (params.numeric_bins < 0)
         params.numeric_bins = 32;
@@ -199,7 +199,8 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
             fit_rows[p++] = side[t].train_row;
     if ((st = tb_pipeline_fit(X[0], d, ret->features, fit_rows, n_pool, &pipeline)) != TB_OK)
         goto out;
-    if (opt->embedding && strcmp(opt->embedding, "mlp") == 0) {
+    const tb_embedder_ops *embedder = tb_embedder_ops_find(opt->embedding ? opt->embedding : "standardized");
+    if (embedder && embedder->learned) {
         st = learn_embedding(split, &tr, is_test, X[0], d, pipeline, opt, &ret->embedder);
         pipeline = NULL;
     } else {

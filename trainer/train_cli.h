@@ -17,6 +17,7 @@ typedef struct cli {
     const char *embedding, *feature_weights; /* recommend */
     int proba;
     int multilabel;                          /* --multilabel: the genre task learns genre sets */
+    int compare;                             /* --model all: every family, the best published */
     tb_dataset_options ds_opt;
     tb_trainer_options opt;
 } cli;
@@ -50,7 +51,7 @@ void tb_train_log_multitask(const tb_task_result *multi, const tb_task_result *s
 /* The single-task network's test metrics and training time. */
 cJSON *tb_train_single_task_json(const tb_task_result *single);
 /* --model all: the comparison table on stdout, and as JSON for the report. */
-void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n, const char *published);
+void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n);
 cJSON *tb_train_comparison_json(tb_target target, const tb_compare_row *rows, size_t n);
 void tb_train_log_conformal(const tb_task_result *r);
 tb_status tb_train_write_report(const char *path, cJSON *report);

@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
         targets[n_targets++] = TB_TARGET_POPULARITY;
     int64_t ids[2] = {0, 0};
     int versions[2] = {0, 0};
-    int compare = c.opt.model_kind && strcmp(c.opt.model_kind, "all") == 0;
+    int compare = c.compare;
     for (size_t t = 0; t < n_targets; t++) {
         if (targets[t] == TB_TARGET_MULTILABEL) {
             if ((st = tb_trainer_run_multilabel(&split, &c.opt, &results[t])) != TB_OK)
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
         } else if (compare) {
             if ((st = tb_trainer_compare(&split, targets[t], &c.opt, cmp[t], &n_cmp[t], &results[t])) != TB_OK)
                 goto out;
-            tb_train_print_comparison(targets[t], cmp[t], n_cmp[t], results[t].kind);
+            tb_train_print_comparison(targets[t], cmp[t], n_cmp[t]);
         } else if ((st = tb_trainer_run_task(&split, targets[t], &c.opt, &results[t])) != TB_OK) {
             goto out;
         } else if (c.opt.params.aux_weight > 0.0) {

@@ -65,13 +65,47 @@ static cJSON *twins_json(const tb_task_result *r) {
     return t;
 }
 
+/* One parameter under its report name, as the type of its field says. */
+static void add_param(cJSON *o, const tb_opt *row, const tb_train_params *p) {
+    const char *field = (const char *)p + row->offset;
+    switch (row->type) {
+    case TB_OPT_UINT: cJSON_AddNumberToObject(o, row->key, *(const unsigned *)field); break;
+    case TB_OPT_INT: cJSON_AddNumberToObject(o, row->key, *(const int *)field); break;
+    case TB_OPT_SIZE: cJSON_AddNumberToObject(o, row->key, (double)*(const size_t *)field); break;
+    case TB_OPT_U64: cJSON_AddNumberToObject(o, row->key, (double)*(const uint64_t *)field); break;
+    case TB_OPT_DOUBLE: cJSON_AddNumberToObject(o, row->key, *(const double *)field); break;
+    case TB_OPT_STRING: {
+        const char *v = *(const char *const *)field;
+        cJSON_AddItemToObject(o, row->key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+        break;
+    }
+    case TB_OPT_ON:
+    case TB_OPT_OFF: cJSON_AddBoolToObject(o, row->key, *(const int *)field > 0); break;
+    case TB_OPT_SIZE_LIST: {
+        const tb_size_list *list = (const tb_size_list *)field;
+        cJSON *a = cJSON_AddArrayToObject(o, row->key);
+        for (size_t i = 0; i < list->n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber((double)list->v[i]));
+        break;
+    }
+    case TB_OPT_CUSTOM: break;
+    }
+}
+
+/* Every parameter the family reads (its table, then the one it also takes), once each. */
+static void add_family_params(cJSON *o, const tb_model_ops *ops, const tb_train_params *p) {
+    for (size_t i = 0; i < ops->n_params; i++)
+        if (ops->params[i].key && !cJSON_GetObjectItemCaseSensitive(o, ops->params[i].key))
+            add_param(o, &ops->params[i], p);
+    if (ops->also)
+        add_family_params(o, ops->also, p);
+}
+
 static cJSON *params_json(const cli *c, const tb_task_result *r) {
     /* The values the family trained with, its defaults filled in by the family itself. */
-    tb_train_params resolved = c->opt.params;
     const tb_model *model = r->predictor->model;
-    tb_model_resolve_params(model->ops, model->task, model->n_outputs, &resolved);
-    const tb_train_params *p = &resolved;
-    int gbdt = strcmp(r->kind, "gbdt") == 0 || strcmp(r->kind, "blend") == 0;
+    tb_train_params p = c->opt.params;
+    tb_model_resolve_params(model->ops, model->task, model->n_outputs, &p);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", r->kind);
     const tb_pipeline *pl = r->predictor->pipeline;
@@ -80,61 +114,23 @@ static cJSON *params_json(const cli *c, const tb_task_result *r) {
         cJSON_AddNumberToObject(pca, "components", (double)pl->n_outputs);
         cJSON_AddNumberToObject(pca, "explained_variance", pl->explained);
     }
-    if (strcmp(r->kind, "knn") == 0) {
-        cJSON_AddNumberToObject(o, "neighbors", (double)p->n_neighbors);
-    } else if (strcmp(r->kind, "linear") == 0) {
-        cJSON_AddNumberToObject(o, "l2", p->l2);
-        if (p->l1 > 0.0 && r->target == TB_TARGET_POPULARITY)
-            cJSON_AddNumberToObject(o, "l1", p->l1);
-    } else if (strcmp(r->kind, "mlp") == 0) {
-        cJSON *h = cJSON_AddArrayToObject(o, "hidden");
-        for (size_t l = 0; l < p->n_hidden; l++)
-            cJSON_AddItemToArray(h, cJSON_CreateNumber((double)p->hidden[l]));
-        cJSON_AddNumberToObject(o, "dropout", p->dropout);
-        cJSON_AddNumberToObject(o, "batch_size", (double)p->batch_size);
-        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
-        cJSON_AddNumberToObject(o, "weight_decay", p->weight_decay);
-        cJSON_AddNumberToObject(o, "epochs_max", (double)p->epochs);
-        cJSON_AddNumberToObject(o, "epochs_run", (double)r->n_trees);
-        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
-        cJSON_AddNumberToObject(o, "multitask_weight", p->aux_weight);
-        cJSON_AddNumberToObject(o, "numeric_bins", p->numeric_bins);
-    } else if (gbdt) {
-        cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
-        cJSON_AddNumberToObject(o, "rounds", (double)p->n_rounds);
-        cJSON_AddNumberToObject(o, "trees_kept", (double)r->n_trees);
-        cJSON_AddNumberToObject(o, "learning_rate", p->learning_rate);
-        cJSON_AddNumberToObject(o, "max_leaves", (double)p->max_leaves);
-        cJSON_AddNumberToObject(o, "min_child_weight", p->min_child_weight);
-        cJSON_AddNumberToObject(o, "lambda", p->lambda);
-        cJSON_AddNumberToObject(o, "subsample", p->subsample);
-        cJSON_AddNumberToObject(o, "colsample", p->colsample);
-        cJSON_AddNumberToObject(o, "early_stopping", (double)p->early_stopping);
-        cJSON_AddNumberToObject(o, "validation_fraction", p->validation_fraction);
-        if (strcmp(r->kind, "blend") == 0) {
-            const char *with = p->blend_with ? p->blend_with : "rf";
-            cJSON_AddStringToObject(o, "blend_with", with);
-            if (strcmp(with, "rf") == 0 || strcmp(with, "extra") == 0)
-                cJSON_AddNumberToObject(o, "forest_trees", (double)p->n_trees);
-        }
-    } else {
-        cJSON_AddNumberToObject(o, "max_depth", (double)p->max_depth);
-        cJSON_AddNumberToObject(o, "trees", (double)p->n_trees);
-        cJSON_AddNumberToObject(o, "min_samples_leaf", (double)p->min_samples_leaf);
-        if (p->max_features > 0)
-            cJSON_AddNumberToObject(o, "max_features", p->max_features);
-        else
-            cJSON_AddStringToObject(o, "max_features", r->target == TB_TARGET_GENRE ? "sqrt" : "third");
-        cJSON_AddBoolToObject(o, "bootstrap", p->bootstrap);
+    add_family_params(o, model->ops, &p);
+    if (model->ops->steps) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_fitted", model->ops->steps);
+        cJSON_AddNumberToObject(o, key, (double)r->n_steps);
     }
-    if (r->target == TB_TARGET_GENRE && strcmp(r->kind, "knn") != 0 && strcmp(r->kind, "linear") != 0 &&
-        strcmp(r->kind, "mlp") != 0)
-        cJSON_AddStringToObject(o, "class_weight", p->class_weight_balanced > 0    ? "balanced"
-                                                   : p->class_weight_balanced == 0 ? "none"
-                                                                                   : "forest balanced, boosting none");
+    const tb_model_ops *partner = model->ops->partner ? model->ops->partner(&p) : NULL;
+    if (partner) { /* the partner resolves its own defaults */
+        tb_train_params pp = c->opt.params;
+        tb_model_resolve_params(partner, model->task, model->n_outputs, &pp);
+        cJSON *po = cJSON_AddObjectToObject(o, "partner");
+        cJSON_AddStringToObject(po, "model", partner->kind);
+        add_family_params(po, partner, &pp);
+    }
     if (r->target == TB_TARGET_GENRE)
         cJSON_AddItemToObject(o, "twins", twins_json(r));
-    cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cJSON_AddNumberToObject(o, "seed", (double)p.seed);
     cJSON_AddStringToObject(o, "data", c->data);
     if (c->test)
         cJSON_AddStringToObject(o, "test", c->test);
@@ -278,7 +274,7 @@ tb_status tb_train_publish_recommend(tb_store *store, const cli *c, const tb_rec
         return st;
     cJSON *params = cJSON_CreateObject(), *metrics = recommend_metrics(r);
     cJSON_AddStringToObject(params, "embedding", r->embedder->ops->kind);
-    if (strcmp(r->embedder->ops->kind, "standardized") == 0) {
+    if (r->embedder->ops->weighted) {
         cJSON *wj = cJSON_AddObjectToObject(params, "feature_weights");
         for (size_t j = 0; j < r->n_features; j++)
             cJSON_AddNumberToObject(wj, r->features[j], weights[j]);
@@ -332,7 +328,9 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
     cJSON_AddNumberToObject(o, "n_features", (double)r->n_features);
     cJSON_AddItemToObject(o, "features", string_array(r->features, r->n_features));
     cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
-    cJSON_AddNumberToObject(o, "trees", (double)r->n_trees);
+    const tb_model_ops *ops = r->predictor->model->ops;
+    if (ops->steps) /* "trees", "rounds" or "epochs" */
+        cJSON_AddNumberToObject(o, ops->steps, (double)r->n_steps);
     cJSON_AddNumberToObject(o, "model_bytes", (double)r->model_bytes);
     cJSON_AddNumberToObject(o, "predict_seconds", r->predict_seconds);
     cJSON_AddItemToObject(o, "metrics", metrics_json(r));
@@ -383,7 +381,7 @@ void tb_train_log_result(const tb_task_result *r) {
     }
 }
 
-void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n, const char *published) {
+void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, size_t n) {
     if (target == TB_TARGET_GENRE) {
         printf("\ngenre: every family on the same rows (validation: accuracy on a 10%% share of the training rows)\n");
         printf("%-8s %10s %9s %9s %9s %9s %12s %10s\n", "model", "val acc", "accuracy", "macro-F1", "log-loss",
@@ -392,7 +390,7 @@ void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, siz
             printf("%-8s %10.4f %9.4f %9.4f %9.4f %9.2f %12.2f %10.2f%s\n", rows[i].kind, rows[i].validation,
                    rows[i].cls.accuracy, rows[i].cls.macro_f1, rows[i].cls.log_loss, rows[i].train_seconds,
                    rows[i].predict_us_per_row, (double)rows[i].model_bytes / 1e6,
-                   strcmp(rows[i].kind, published) == 0 ? "  <- published" : "");
+                   rows[i].published ? "  <- published" : "");
     } else {
         printf("\npopularity: every family on the same rows (validation: R2 on a 10%% share of the training rows)\n");
         printf("%-8s %10s %8s %8s %8s %9s %9s %12s %10s\n", "model", "val R2", "R2", "RMSE", "MAE", "Spearman",
@@ -401,7 +399,7 @@ void tb_train_print_comparison(tb_target target, const tb_compare_row *rows, siz
             printf("%-8s %10.4f %8.4f %8.3f %8.3f %9.4f %9.2f %12.2f %10.2f%s\n", rows[i].kind, rows[i].validation,
                    rows[i].reg.r2, rows[i].reg.rmse, rows[i].reg.mae, rows[i].reg.spearman, rows[i].train_seconds,
                    rows[i].predict_us_per_row, (double)rows[i].model_bytes / 1e6,
-                   strcmp(rows[i].kind, published) == 0 ? "  <- published" : "");
+                   rows[i].published ? "  <- published" : "");
     }
     fflush(stdout);
 }

@@ -10,7 +10,7 @@
 
 #include "alloc.h"
 #include "clock.h"
-#include "json_number.h"
+#include "number_text.h"
 #include "log.h"
 #include "pipeline.h"
 #include "split.h"
@@ -163,13 +163,10 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
     if (ops) /* the bar's total is the family's resolved count */
         tb_model_resolve_params(ops, data.task, data.task == TB_TASK_REGRESS ? 1 : data.n_classes, &params);
     tb_progress *bar = NULL;
-    if (with_progress) {
-        int boosting = strcmp(kind, "gbdt") == 0 || strcmp(kind, "blend") == 0; /* reports rounds */
-        int epochs = strcmp(kind, "mlp") == 0;
+    if (with_progress && ops && ops->steps) {
         char label[48];
-        snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity",
-                 epochs ? "epochs" : boosting ? "rounds" : "trees");
-        bar = tb_progress_new(label, epochs ? params.epochs : boosting ? params.n_rounds : params.n_trees);
+        snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity", ops->steps);
+        bar = tb_progress_new(label, *(const size_t *)((const char *)&params + ops->steps_bound));
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }
@@ -436,8 +433,7 @@ tb_status tb_trainer_run_task(const tb_split_rows *split, tb_target target, cons
         if (st != TB_OK)
             goto out;
     }
-    const tb_model *model = res->predictor->model;
-    res->n_trees = model->ops->n_trees ? model->ops->n_trees(model->impl) : 0;
+    res->n_steps = tb_model_steps(res->predictor->model);
     void *blob;
     if ((st = tb_predictor_save(res->predictor, &blob, &res->model_bytes)) != TB_OK)
         goto out;
@@ -521,6 +517,8 @@ tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const
         row->predict_us_per_row = n_test ? res.predict_seconds * 1e6 / (double)n_test : 0.0;
         if (row->validation > best) {
             best = row->validation;
+            for (size_t i = 0; i < n_rows; i++)
+                rows[i].published = &rows[i] == row;
             tb_task_result_clear(ret_best);
             *ret_best = res;
         } else {
@@ -628,6 +626,12 @@ void tb_track_rows_clear(tb_track_rows *t) {
     memset(t, 0, sizeof *t);
 }
 
+static cJSON *exact_number(double v) {
+    char text[32];
+    tb_format_double(v, text);
+    return cJSON_CreateRaw(text);
+}
+
 static char *features_json(const tb_dataset *ds, size_t row) {
     cJSON *obj = cJSON_CreateObject();
     if (!obj)
@@ -635,11 +639,11 @@ static char *features_json(const tb_dataset *ds, size_t row) {
     for (size_t j = 0; j < ds->n_features; j++) {
         double v = ds->X[row * ds->n_features + j];
         if (isfinite(v)) /* exact: a catalog lookup must give the model what the file gave it */
-            cJSON_AddItemToObject(obj, ds->feature_names[j], tb_json_number(v));
+            cJSON_AddItemToObject(obj, ds->feature_names[j], exact_number(v));
     }
     const char *pop = tb_dataset_popularity_name(ds);
     if (pop && isfinite(ds->popularity[row]) && !cJSON_GetObjectItemCaseSensitive(obj, pop))
-        cJSON_AddItemToObject(obj, pop, tb_json_number(ds->popularity[row]));
+        cJSON_AddItemToObject(obj, pop, exact_number(ds->popularity[row]));
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     return s;

@@ -62,7 +62,7 @@ typedef struct tb_task_result {
     size_t n_features;
     size_t n_train, n_test;
     double train_seconds, predict_seconds;
-    size_t n_trees;              /* trees in the trained ensemble */
+    size_t n_steps;              /* what the family counts (ops->steps): trees, rounds kept, epochs run */
     size_t model_bytes;          /* size of the saved blob */
     tb_class_metrics cls;        /* genre */
     tb_reg_metrics reg;          /* popularity */
@@ -106,6 +106,7 @@ typedef struct tb_compare_row {
     double train_seconds;
     double predict_us_per_row;  /* batch prediction of the test rows */
     size_t model_bytes;
+    int published;              /* 1: the best on validation, the one published */
 } tb_compare_row;
 #define TB_COMPARE_MAX_ROWS 16
 tb_status tb_trainer_compare(const tb_split_rows *split, tb_target target, const tb_trainer_options *opt,

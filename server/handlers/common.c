@@ -7,7 +7,7 @@
 
 /* Keys are literals and names live in the served state the request holds, so replies reference
  * them (cJSON's *CS and Reference forms) instead of copying: a third of a reply's allocations. */
-void tb_add_common(cJSON *o, const tb_served_model *m, cJSON *imputed, const char *track_id) {
+void tb_add_common(cJSON *o, const tb_served *m, cJSON *imputed, const char *track_id) {
     if (track_id[0])
         cJSON_AddStringToObject(o, "track_id", track_id);
     cJSON_AddItemToObjectCS(o, "imputed", imputed);

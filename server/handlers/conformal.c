@@ -53,7 +53,7 @@ static int randomizer(struct tb_request *req, const cJSON *root, double *u) {
 static cJSON *genre_set_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "alpha", "method", "mondrian", "randomized", "seed",
                                        NULL};
-    const tb_served_model *m = req->state->genre;
+    const tb_served *m = req->state->served[TB_SERVED_GENRE];
     const tb_predictor *p = m->predictor;
     cJSON *imputed = NULL;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1];
@@ -150,7 +150,7 @@ done:
 }
 
 enum MHD_Result tb_handle_genre_set(struct tb_request *req) {
-    const tb_served_model *m = req->state->genre;
+    const tb_served *m = req->state->served[TB_SERVED_GENRE];
     if (!m)
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published genre model is loaded");
     if (!m->predictor->calibration)

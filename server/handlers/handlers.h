@@ -20,9 +20,9 @@ enum MHD_Result tb_handle_models(struct tb_request *req);
 enum MHD_Result tb_handle_page(struct tb_request *req);
 extern const char tb_index_html[];
 /* common.c */
-struct tb_served_model;
+struct tb_served;
 /* The fields every prediction reply ends with: track_id (when given), imputed (consumed), model. */
-void tb_add_common(cJSON *o, const struct tb_served_model *m, cJSON *imputed, const char *track_id);
+void tb_add_common(cJSON *o, const struct tb_served *m, cJSON *imputed, const char *track_id);
 /* predict.c */
 enum MHD_Result tb_handle_genre(struct tb_request *req);
 enum MHD_Result tb_handle_popularity(struct tb_request *req);
@@ -42,10 +42,10 @@ enum MHD_Result tb_handle_openapi(struct tb_request *req);
 extern const char tb_openapi_json[];
 /* recommend.c */
 enum MHD_Result tb_handle_recommend(struct tb_request *req);
-struct tb_served_index;
+struct tb_served;
 /* The k best index rows for query q among accepted rows (accept may be NULL), at most one per
  * song (releases of one song are repeats), best first, into out (k slots). -1: out of memory. */
-long tb_recommend_top(const struct tb_served_index *x, const tb_catalog *c, const float *q, size_t k,
+long tb_recommend_top(const struct tb_served *x, const tb_catalog *c, const float *q, size_t k,
                       tb_index_accept accept, void *ctx, tb_hit *out);
 /* taste.c */
 enum MHD_Result tb_handle_taste(struct tb_request *req);

@@ -17,15 +17,13 @@ enum MHD_Result tb_handle_readyz(struct tb_request *req) {
     if (req->loop && tb_loop_draining(req->loop))
         return tb_reply_fail(req, TB_DRAINING, NULL,
                               "the server is shutting down: it finishes the requests it has and takes no more");
-    if (!s->genre && !s->popularity && !s->recommend && !s->multilabel)
+    if (!tb_server_state_any(s))
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published model is loaded (train one with timbre-train)");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ready");
     cJSON *models = cJSON_AddObjectToObject(o, "models");
-    cJSON_AddBoolToObject(models, "genre", s->genre != NULL);
-    cJSON_AddBoolToObject(models, "popularity", s->popularity != NULL);
-    cJSON_AddBoolToObject(models, "recommend", s->recommend != NULL);
-    cJSON_AddBoolToObject(models, "multilabel", s->multilabel != NULL);
+    for (int t = 0; t < TB_N_TASKS; t++)
+        cJSON_AddBoolToObject(models, tb_store_tasks[t], s->served[t] != NULL);
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

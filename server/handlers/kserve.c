@@ -17,16 +17,16 @@
 #include "audio_features.h"
 #include "handlers.h"
 
-static const tb_served_model *find_model(const tb_server_state *s, const char *name) {
-    const tb_served_model *all[2] = {s->genre, s->popularity};
+static const tb_served *find_model(const tb_server_state *s, const char *name) {
+    const tb_served *all[2] = {s->served[TB_SERVED_GENRE], s->served[TB_SERVED_POPULARITY]};
     for (int i = 0; i < 2; i++)
         if (all[i] && (strcmp(name, all[i]->task) == 0 || strcmp(name, all[i]->name) == 0))
             return all[i];
     return NULL;
 }
 
-static const tb_served_model *model_or_404(struct tb_request *req) {
-    const tb_served_model *m = find_model(req->state, req->param);
+static const tb_served *model_or_404(struct tb_request *req) {
+    const tb_served *m = find_model(req->state, req->param);
     if (!m)
         tb_reply_fail(req, TB_NOT_FOUND, NULL, "no model named '%.100s' (try genre or popularity)",
                        req->param);
@@ -40,7 +40,7 @@ enum MHD_Result tb_handle_v2_live(struct tb_request *req) {
 }
 
 enum MHD_Result tb_handle_v2_ready(struct tb_request *req) {
-    int ready = req->state->genre || req->state->popularity;
+    int ready = req->state->served[TB_SERVED_GENRE] || req->state->served[TB_SERVED_POPULARITY];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ready", ready);
     return tb_reply_json(req, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
@@ -58,7 +58,7 @@ static cJSON *tensor_meta(const char *name, const char *datatype, long long cols
 }
 
 enum MHD_Result tb_handle_v2_model(struct tb_request *req) {
-    const tb_served_model *m = model_or_404(req);
+    const tb_served *m = model_or_404(req);
     if (!m)
         return req->result;
     const tb_predictor *p = m->predictor;
@@ -87,7 +87,7 @@ enum MHD_Result tb_handle_v2_model(struct tb_request *req) {
 }
 
 enum MHD_Result tb_handle_v2_model_ready(struct tb_request *req) {
-    const tb_served_model *m = model_or_404(req);
+    const tb_served *m = model_or_404(req);
     if (!m)
         return req->result;
     cJSON *o = cJSON_CreateObject();
@@ -176,7 +176,7 @@ static cJSON *float_tensor(const char *name, const double *v, size_t n, size_t c
 }
 
 enum MHD_Result tb_handle_v2_infer(struct tb_request *req) {
-    const tb_served_model *m = model_or_404(req);
+    const tb_served *m = model_or_404(req);
     cJSON *root = NULL;
     if (!m || tb_input_parse_object(req, &root))
         return req->result;

@@ -1,19 +1,11 @@
 /* GET /v1/models: the loaded models and index, their inputs, classes and evaluation metrics. */
 #include <cjson/cJSON.h>
-#include <string.h>
 
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"
 
-static int pinned(const tb_server_state *s, const char *task) {
-    for (int t = 0; t < TB_N_TASKS; t++)
-        if (strcmp(tb_store_tasks[t], task) == 0)
-            return s->pinned[t];
-    return 0;
-}
-
-static cJSON *model_json(const tb_server_state *s, const tb_served_model *m) {
+static cJSON *model_json(const tb_server_state *s, const tb_served *m, int t) {
     const tb_predictor *p = m->predictor;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", m->task);
@@ -22,7 +14,7 @@ static cJSON *model_json(const tb_server_state *s, const tb_served_model *m) {
     cJSON_AddNumberToObject(o, "id", (double)m->id);
     cJSON_AddStringToObject(o, "kind", m->kind);
     cJSON_AddStringToObject(o, "created_at", m->created_at);
-    cJSON_AddBoolToObject(o, "pinned", pinned(s, m->task));
+    cJSON_AddBoolToObject(o, "pinned", s->pinned[t]);
     cJSON *features = cJSON_AddArrayToObject(o, "features");
     for (size_t j = 0; j < p->pipeline->n_features; j++)
         cJSON_AddItemToArray(features, cJSON_CreateString(p->pipeline->names[j]));
@@ -36,16 +28,16 @@ static cJSON *model_json(const tb_server_state *s, const tb_served_model *m) {
     return o;
 }
 
-static cJSON *index_json(const tb_server_state *s, const tb_served_index *x) {
+static cJSON *index_json(const tb_server_state *s, const tb_served *x, int t) {
     const tb_pipeline *pl = x->embedder->pipeline;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "task", "recommend");
+    cJSON_AddStringToObject(o, "task", x->task);
     cJSON_AddStringToObject(o, "name", x->name);
     cJSON_AddNumberToObject(o, "version", x->version);
     cJSON_AddNumberToObject(o, "id", (double)x->id);
     cJSON_AddStringToObject(o, "kind", x->kind);
     cJSON_AddStringToObject(o, "created_at", x->created_at);
-    cJSON_AddBoolToObject(o, "pinned", pinned(s, "recommend"));
+    cJSON_AddBoolToObject(o, "pinned", s->pinned[t]);
     cJSON *features = cJSON_AddArrayToObject(o, "features");
     for (size_t j = 0; j < pl->n_features; j++)
         cJSON_AddItemToArray(features, cJSON_CreateString(pl->names[j]));
@@ -67,13 +59,8 @@ enum MHD_Result tb_handle_models(struct tb_request *req) {
         cJSON_AddNullToObject(o, "snapshot");
     }
     cJSON *list = cJSON_AddArrayToObject(o, "models");
-    if (s->genre)
-        cJSON_AddItemToArray(list, model_json(s, s->genre));
-    if (s->popularity)
-        cJSON_AddItemToArray(list, model_json(s, s->popularity));
-    if (s->multilabel)
-        cJSON_AddItemToArray(list, model_json(s, s->multilabel));
-    if (s->recommend)
-        cJSON_AddItemToArray(list, index_json(s, s->recommend));
+    for (int t = 0; t < TB_N_TASKS; t++)
+        if (s->served[t])
+            cJSON_AddItemToArray(list, s->served[t]->index ? index_json(s, s->served[t], t) : model_json(s, s->served[t], t));
     return tb_reply_json(req, MHD_HTTP_OK, o);
 }

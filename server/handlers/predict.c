@@ -12,9 +12,8 @@
 #include "../reply.h"
 #include "../request.h"
 #include "handlers.h"
-#include "mlp.h"
 
-static int model_or_503(struct tb_request *req, const tb_served_model *m, const char *task) {
+static int model_or_503(struct tb_request *req, const tb_served *m, const char *task) {
     if (m)
         return 0;
     tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published %s model is loaded", task);
@@ -51,7 +50,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         return NULL;
     }
     int sets = ml && cJSON_IsTrue(ml);
-    const tb_served_model *m = sets ? req->state->multilabel : req->state->genre;
+    const tb_served *m = sets ? req->state->served[TB_SERVED_MULTILABEL] : req->state->served[TB_SERVED_GENRE];
     if (!m) {
         tb_input_fail(req, TB_UNAVAILABLE, sets ? "multilabel" : NULL,
                         sets ? "no published multi-label genre model is loaded (train one with timbre-train "
@@ -79,7 +78,7 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObjectCS(o, "genre", cJSON_CreateStringReference(p->class_names[top[0]]));
     if (sets) { /* every genre at or above the threshold, most probable first */
-        double threshold = tb_mlp_threshold(p->model);
+        double threshold = tb_model_threshold(p->model);
         cJSON *set = cJSON_AddArrayToObject(o, "genres");
         size_t n_set = rank_genres(proba, k, threshold, k, order);
         for (size_t i = 0; i < n_set; i++)
@@ -103,14 +102,14 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
 }
 
 enum MHD_Result tb_handle_genre(struct tb_request *req) {
-    if (!req->state->multilabel && model_or_503(req, req->state->genre, "genre"))
+    if (!req->state->served[TB_SERVED_MULTILABEL] && model_or_503(req, req->state->served[TB_SERVED_GENRE], "genre"))
         return req->result; /* else each request says which model it lacks */
     return tb_run_single_or_batch(req, genre_one);
 }
 
 static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "alpha", "interval_method", NULL};
-    const tb_served_model *m = req->state->popularity;
+    const tb_served *m = req->state->served[TB_SERVED_POPULARITY];
     cJSON *imputed = NULL;
     double raw[TB_PREDICTOR_MAX_INPUTS], value, alpha = 0.0;
     char track_id[TB_MAX_TRACK_ID_BYTES + 1] = "";
@@ -161,7 +160,7 @@ static cJSON *popularity_one(struct tb_request *req, const cJSON *root) {
 }
 
 enum MHD_Result tb_handle_popularity(struct tb_request *req) {
-    if (model_or_503(req, req->state->popularity, "popularity"))
+    if (model_or_503(req, req->state->served[TB_SERVED_POPULARITY], "popularity"))
         return req->result;
     return tb_run_single_or_batch(req, popularity_one);
 }

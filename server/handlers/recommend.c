@@ -15,7 +15,7 @@
 #include "handlers.h"
 
 typedef struct rec_filter {
-    const tb_served_index *x;
+    const tb_served *x;
     const tb_catalog *c;
     long query_track;          /* catalog index of the query track, or -1 */
     int exclude_same_artist;
@@ -102,7 +102,7 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     return 0;
 }
 
-long tb_recommend_top(const tb_served_index *x, const tb_catalog *c, const float *q, size_t k, tb_index_accept accept,
+long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k, tb_index_accept accept,
                       void *ctx, tb_hit *out) {
     const tb_index *ix = x->index;
     /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
@@ -150,7 +150,7 @@ long tb_recommend_top(const tb_served_index *x, const tb_catalog *c, const float
 static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "k", "exclude_same_artist", "genres", "min_popularity",
                                        NULL};
-    const tb_served_index *x = req->state->recommend;
+    const tb_served *x = req->state->served[TB_SERVED_RECOMMEND];
     const tb_catalog *c = req->state->catalog;
     cJSON *imputed = NULL;
     rec_filter f = {.x = x, .c = c, .query_track = -1};
@@ -211,7 +211,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
 }
 
 enum MHD_Result tb_handle_recommend(struct tb_request *req) {
-    if (!req->state->recommend)
+    if (!req->state->served[TB_SERVED_RECOMMEND])
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published recommendation index is loaded (train one with timbre-train --task "
                               "recommend)");

@@ -26,7 +26,7 @@
 #define TASTE_MAX_LIKED 50    /* liked tracks whose neighbourhoods are searched (the best rated) */
 
 typedef struct taste_filter {
-    const tb_served_index *x;
+    const tb_served *x;
     const tb_catalog *c;
     const size_t *rated;     /* catalog tracks rated, ascending */
     size_t n_rated;
@@ -54,7 +54,7 @@ static int accept_unrated(void *ctx, size_t row) {
 /* Marks the TASTE_NEIGHBOURS nearest unrated rows of each liked track (rated at or above the
  * median; at most TASTE_MAX_LIKED of them, the best rated, earlier first on ties). Returns 0, or
  * -1 when out of memory. */
-static int gather_candidates(const tb_served_index *x, const double *ratings, const size_t *rows, size_t n,
+static int gather_candidates(const tb_served *x, const double *ratings, const size_t *rows, size_t n,
                               taste_filter *f, uint8_t **ret_candidate, size_t *ret_n) {
     const tb_index *ix = x->index;
     uint8_t *cand = calloc(ix->n, 1);
@@ -108,7 +108,7 @@ static int valid_name(const char *s) {
 
 /* The ratings: each {track_id, rating} of an indexed catalog track, no track twice. Fills the
  * index rows and ratings (n slots). Replies and returns 1 on bad input. */
-static int parse_ratings(tb_request *req, const cJSON *list, const tb_served_index *x, size_t *rows,
+static int parse_ratings(tb_request *req, const cJSON *list, const tb_served *x, size_t *rows,
                          double *ratings, size_t *ret_n) {
     static const char *const keys[] = {"track_id", "rating", NULL};
     size_t n = 0;
@@ -190,7 +190,7 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
     char *fit_text = cJSON_PrintUnformatted(fj), *ratings_text = cJSON_PrintUnformatted(ratings);
     cJSON_Delete(fj);
     int created = 0;
-    const tb_served_index *x = req->state->recommend;
+    const tb_served *x = req->state->served[TB_SERVED_RECOMMEND];
     tb_status st = fit_text && ratings_text
                        ? tb_userdb_save(req->userdb, name, bearer(req), x->name, x->version, ratings_text, fit_text,
                                         req->limits->max_tastes, secret, &created)
@@ -201,7 +201,7 @@ static int save_taste(tb_request *req, const char *name, const cJSON *ratings, c
 }
 
 enum MHD_Result tb_handle_taste(tb_request *req) {
-    const tb_served_index *x = req->state->recommend;
+    const tb_served *x = req->state->served[TB_SERVED_RECOMMEND];
     if (!x)
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL,
                               "no published recommendation index is loaded (a taste is fitted on its embeddings)");

@@ -83,7 +83,7 @@ def timbre_row(kind, args, train_csv, test_csv, features, tmp, extra):
                            check=True, capture_output=True, text=True)
     b = json.loads(bench.stdout)
     m = rep["metrics"]
-    label = f"Timbre {kind}" + (f" ({rep['trees']} trees)" if kind == "gbdt" else "")
+    label = f"Timbre {kind}" + (f" ({rep['rounds']} trees)" if kind == "gbdt" else "")
     return dict(model=label, accuracy=m["accuracy"], macro_f1=m["macro_f1"], log_loss=m["log_loss"],
                 train_s=rep["train_seconds"], single_us=b["single_us_median"], batch_rows_s=b["batch_rows_per_s"],
                 bytes=b["model_bytes"])

@@ -29,8 +29,8 @@ static int round_trip(tb_store *s, const char *kind, const char *blend_with, tb_
     p.n_trees = 10;
     p.n_rounds = 20;
     p.epochs = 5;
-    p.hidden[0] = 16;
-    p.n_hidden = 1;
+    p.hidden.v[0] = 16;
+    p.hidden.n = 1;
     p.threads = 2;
     p.blend_with = blend_with;
     tb_train_data data = {.X = Xt, .n = N - PROBE, .d = D, .task = task, .y = y, .n_classes = K, .target = target,
@@ -88,6 +88,57 @@ static int round_trip(tb_store *s, const char *kind, const char *blend_with, tb_
     return ok;
 }
 
+/* A flag several families list (max-depth, learning-rate, early-stopping, class-weight) sets one
+ * field: same field, type and range everywhere, so one --flag means one thing. */
+static void params_agree_across_families(void) {
+    const tb_model_ops *a, *b;
+    for (size_t i = 0; (a = tb_model_ops_at(i)); i++)
+        for (size_t j = 0; (b = tb_model_ops_at(j)); j++)
+            for (size_t r = 0; r < a->n_params; r++)
+                for (size_t q = 0; q < b->n_params; q++) {
+                    const tb_opt *x = &a->params[r], *y = &b->params[q];
+                    if (strcmp(x->flag, y->flag) != 0)
+                        continue;
+                    CHECK(x->offset == y->offset && x->type == y->type && x->min == y->min && x->max == y->max &&
+                          x->open == y->open);
+                }
+}
+
+static int in_range(const tb_opt *r, double v) {
+    return (r->open & TB_OPT_MIN_OPEN ? v > r->min : v >= r->min) && (r->open & TB_OPT_MAX_OPEN ? v < r->max : v <= r->max);
+}
+
+/* Each family's resolved defaults are values its own flags accept (an open lower bound may hold
+ * the "family default" marker, as max_features does), and every family counting steps names
+ * the parameter bounding them. */
+static void params_defaults_in_range(void) {
+    const tb_model_ops *ops;
+    for (size_t f = 0; (ops = tb_model_ops_at(f)); f++) {
+        for (int task = TB_TASK_CLASSIFY; task <= TB_TASK_REGRESS; task++) {
+            tb_train_params p;
+            tb_train_params_default(&p);
+            tb_model_resolve_params(ops, (tb_task)task, task == TB_TASK_REGRESS ? 1 : 5, &p);
+            for (size_t r = 0; r < ops->n_params; r++) {
+                const tb_opt *row = &ops->params[r];
+                const char *field = (const char *)&p + row->offset;
+                double v = row->type == TB_OPT_SIZE     ? (double)*(const size_t *)field
+                           : row->type == TB_OPT_INT    ? *(const int *)field
+                           : row->type == TB_OPT_DOUBLE ? *(const double *)field
+                                                        : NAN;
+                if (isnan(v))
+                    continue;
+                int ok = in_range(row, v) || (row->open & TB_OPT_MIN_OPEN && v == row->min);
+                if (!ok)
+                    fprintf(stderr, "%s --%s: default %g outside its range\n", ops->kind, row->flag, v);
+                CHECK(ok);
+            }
+            if (ops->steps)
+                CHECK(*(const size_t *)((const char *)&p + ops->steps_bound) > 0);
+        }
+        CHECK(ops->n_params > 0 && ops->params_title);
+    }
+}
+
 int main(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tb_test_families_%d.db", (int)getpid());
@@ -126,6 +177,8 @@ int main(void) {
     /* Boosting cannot partner itself, nor a blend a blend. */
     CHECK(!round_trip(s, "blend", "gbdt", TB_TASK_CLASSIFY, X, y, NULL, NULL));
     CHECK(strstr(tb_error_message(), "'gbdt' cannot be mixed with boosting") != NULL);
+    params_agree_across_families();
+    params_defaults_in_range();
     tb_store_close(s);
     tb_test_remove_db(path);
     return tb_test_done();

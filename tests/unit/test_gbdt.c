@@ -153,7 +153,7 @@ int main(void) {
     ep.early_stopping = 5;
     ep.learning_rate = 0.5;
     tb_model *me = fit("gbdt", &d3, &ep);
-    CHECK(me && me->ops->n_trees(me->impl) < 400);
+    CHECK(me && tb_model_steps(me) < 400);
     tb_model_free(me);
 
     /* Save → load → identical probabilities; corrupt blobs refused or harmless. */

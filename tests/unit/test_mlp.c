@@ -122,9 +122,9 @@ static void learns_xor(void) {
     char *names[D] = {"a", "b", "mode"};
     tb_train_params p;
     tb_train_params_default(&p);
-    p.hidden[0] = 32;
-    p.hidden[1] = 16;
-    p.n_hidden = 2;
+    p.hidden.v[0] = 32;
+    p.hidden.v[1] = 16;
+    p.hidden.n = 2;
     p.epochs = 60;
     p.learning_rate = 0.01;
     p.dropout = 0.0;
@@ -237,8 +237,8 @@ static void learns_xor(void) {
     m = NULL;
     CHECK(tb_model_train("mlp", &data, &bp, &m) == TB_INVALID && !m);
     tb_train_params_default(&bp);
-    bp.n_hidden = 1;
-    bp.hidden[0] = 0;
+    bp.hidden.n = 1;
+    bp.hidden.v[0] = 0;
     CHECK(tb_model_train("mlp", &data, &bp, &m) == TB_INVALID && !m);
     tb_train_params_default(&bp);
     bp.aux_weight = 1.0; /* multi-task without a popularity target */

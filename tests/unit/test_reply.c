@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "number_text.h"
 #include "reply.h"
 #include "rng.h"
 

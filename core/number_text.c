@@ -1,5 +1,5 @@
-/* Exact JSON numbers: see json_number.h. */
-#include "json_number.h"
+/* Numbers as text that reads back exactly: see number_text.h. */
+#include "number_text.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -144,23 +144,11 @@ void tb_format_double(double v, char out[32]) {
         render(out, negative, digits, trim_zeros(digits, 17), e);
 }
 
-cJSON *tb_json_number(double v) {
-    if (!isfinite(v))
-        return NULL;
-    char buf[32];
-    tb_format_double(v, buf);
-    return cJSON_CreateRaw(buf);
-}
-
-cJSON *tb_json_float(float v) {
-    if (!isfinite(v))
-        return NULL;
+void tb_format_float(float v, char out[32]) {
     static const char *const formats[] = {"%.6g", "%.7g", "%.8g", "%.9g"};
-    char buf[32];
     for (int i = 0; i < 4; i++) {
-        snprintf(buf, sizeof buf, formats[i], (double)v);
-        if (strtof(buf, NULL) == v)
+        snprintf(out, 32, formats[i], (double)v);
+        if (strtof(out, NULL) == v)
             break;
     }
-    return cJSON_CreateRaw(buf);
 }
