@@ -496,8 +496,7 @@ static void gbdt_resolve(tb_train_params *p, tb_task task, size_t n_outputs) {
         p->class_weight_balanced = 0;
 }
 
-static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
-    const size_t n_all = data->n, d = data->d;
+static tb_status check_params(const tb_train_data *data, const tb_train_params *p) {
     const size_t k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1;
     if (p->n_rounds == 0 || p->n_rounds > GBDT_MAX_TREES)
         return tb_error_with_field(TB_INVALID, "rounds", "%zu rounds: choose 1 to %d", p->n_rounds, GBDT_MAX_TREES);
@@ -510,18 +509,47 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
         return tb_error_with_field(TB_INVALID, "subsample", "subsample and colsample must be in (0, 1]");
     if (!(p->lambda >= 0.0) || !(p->min_child_weight >= 0.0))
         return tb_error_with_field(TB_INVALID, "lambda", "lambda and min_child_weight must be >= 0");
-    if (n_all > UINT32_MAX)
-        return tb_error(TB_LIMIT, "%zu rows: boosting takes at most %u", n_all, UINT32_MAX);
-    if (k > TB_GBDT_WALK_MAX_OUTPUTS || d > TB_GBDT_WALK_MAX_FEATURES)
+    if (data->n > UINT32_MAX)
+        return tb_error(TB_LIMIT, "%zu rows: boosting takes at most %u", data->n, UINT32_MAX);
+    if (k > TB_GBDT_WALK_MAX_OUTPUTS || data->d > TB_GBDT_WALK_MAX_FEATURES)
         return tb_error(TB_LIMIT, "boosting takes at most %d classes and %d features (here %zu and %zu)",
-                        TB_GBDT_WALK_MAX_OUTPUTS, TB_GBDT_WALK_MAX_FEATURES, k, d);
+                        TB_GBDT_WALK_MAX_OUTPUTS, TB_GBDT_WALK_MAX_FEATURES, k, data->d);
+    return TB_OK;
+}
 
-    /* Hold out a validation share (stratified, grouped when ids are known) for early stopping. */
-    size_t *fit_rows = NULL, *val_rows = NULL, *fit_rows_or_all = NULL, n_fit = n_all, n_val = 0;
+/* One boosting run: the booster's split-search buffers and everything the rounds update. */
+typedef struct boost_run {
+    const tb_train_data *data;
+    const tb_train_params *p;
+    booster b;
+    gbdt *g;
+    size_t n_fit, n_val, k, d;
+    size_t *fit_rows, *val_rows; /* fit_rows NULL: every row trains; val_rows: early stopping's */
+    size_t *fit_rows_or_all;     /* the rows the loss trace scores */
+    tb_bins *bins;               /* of the training rows */
+    int32_t *y;                  /* per training row: class, or target; weight */
+    double *target, *weight;
+    double *F, *Fval, *Xval;     /* scores of training and validation rows; validation inputs */
+    int sketched;                /* more classes than the sketch: search on the kk heaviest */
+    double **pool;               /* max_leaves histograms */
+    class_mass *mass;
+    size_t *channel;
+    double *leaf_acc, *block_mass;
+    float *exp_scratch;
+} boost_run;
+
+/* Hold out a validation share (stratified, grouped when ids are known) for early stopping, then
+ * bin the training rows. */
+static tb_status hold_out(boost_run *r) {
+    const tb_train_data *data = r->data;
+    const tb_train_params *p = r->p;
+    const size_t n_all = data->n, d = data->d;
     tb_status st = TB_OK;
+    r->n_fit = n_all;
     if (data->val_rows && data->n_val > 0 && data->n_val < n_all) {
         /* The caller chose the hold-out (the blend reuses it to weigh its members). */
-        if ((st = tb_split_named(n_all, data->val_rows, data->n_val, &fit_rows, &n_fit, &val_rows, &n_val)) != TB_OK)
+        if ((st = tb_split_named(n_all, data->val_rows, data->n_val, &r->fit_rows, &r->n_fit, &r->val_rows,
+                                 &r->n_val)) != TB_OK)
             return st;
     } else if (p->early_stopping > 0 && p->validation_fraction > 0.0 && n_all >= 20) {
         size_t *group = tb_malloc_n(n_all, sizeof *group);
@@ -530,294 +558,336 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
         for (size_t i = 0; i < n_all; i++)
             group[i] = data->group ? data->group[i] : i;
         st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, n_all,
-                                 p->validation_fraction, p->seed ^ 0x5eedULL, &fit_rows, &n_fit, &val_rows, &n_val);
+                                 p->validation_fraction, p->seed ^ 0x5eedULL, &r->fit_rows, &r->n_fit, &r->val_rows,
+                                 &r->n_val);
         free(group);
         if (st != TB_OK)
             return st;
     }
-    tb_bins *bins = NULL;
     double *Xfit = NULL;
-    if (fit_rows) {
-        Xfit = tb_malloc_n(n_fit * d, sizeof *Xfit);
-        if (!Xfit) {
-            free(fit_rows);
-            free(val_rows);
+    if (r->fit_rows) {
+        if (!(Xfit = tb_malloc_n(r->n_fit * d, sizeof *Xfit)))
             return tb_error(TB_NOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < n_fit; i++)
-            memcpy(Xfit + i * d, data->X + fit_rows[i] * d, d * sizeof *Xfit);
+        for (size_t i = 0; i < r->n_fit; i++)
+            memcpy(Xfit + i * d, data->X + r->fit_rows[i] * d, d * sizeof *Xfit);
     }
-    st = tb_bins_build(Xfit ? Xfit : data->X, n_fit, d, &bins);
+    st = tb_bins_build(Xfit ? Xfit : data->X, r->n_fit, d, &r->bins);
     free(Xfit);
-    if (st != TB_OK) {
-        free(fit_rows);
-        free(val_rows);
-        return st;
-    }
-    /* Training-row views: targets and weights indexed 0..n_fit-1. */
-    int32_t *y = NULL;
-    double *target = NULL, *weight = tb_malloc_n(n_fit, sizeof *weight);
-    if (data->task == TB_TASK_CLASSIFY)
-        y = tb_malloc_n(n_fit, sizeof *y);
-    else
-        target = tb_malloc_n(n_fit, sizeof *target);
-    booster b = {.bins = bins, .p = p, .n = n_fit, .d = d, .k = k};
-    b.threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+    return st;
+}
+
+static tb_status run_alloc(boost_run *r) {
+    const tb_train_params *p = r->p;
+    const size_t n_fit = r->n_fit, n_val = r->n_val, d = r->d, k = r->k;
+    booster *b = &r->b;
+    *b = (booster){.bins = r->bins, .p = p, .n = n_fit, .d = d, .k = k};
+    b->threads = p->threads > 0 ? p->threads : omp_get_max_threads();
     size_t sketch = p->sketch ? p->sketch : GBDT_SKETCH_AUTO;
-    b.kk = k <= sketch ? k : sketch;
-    b.kk2 = 2 * b.kk;
-    gbdt *g = calloc(1, sizeof *g);
-    double *F = tb_calloc_n(n_fit * k, sizeof *F);
-    double *Fval = tb_calloc_n(n_val * k, sizeof *Fval);
-    double *Xval = tb_malloc_n(n_val * d, sizeof *Xval);
-    b.bin_offset = tb_malloc_n(d, sizeof *b.bin_offset);
-    b.active = tb_malloc_n(d, sizeof *b.active);
-    b.rows = tb_malloc_n(n_fit, sizeof *b.rows);
-    b.gh = tb_malloc_n(n_fit * b.kk2, sizeof *b.gh);
-    b.ordered = tb_malloc_n(n_fit * b.kk2, sizeof *b.ordered);
-    b.parent_sum = tb_malloc_n(b.kk2, sizeof *b.parent_sum);
-    int sketched = b.kk < k;
-    if (sketched) {
-        b.g_full = tb_malloc_n(n_fit * k, sizeof *b.g_full);
-        b.h_full = tb_malloc_n(n_fit * k, sizeof *b.h_full);
+    b->kk = k <= sketch ? k : sketch;
+    b->kk2 = 2 * b->kk;
+    r->weight = tb_malloc_n(n_fit, sizeof *r->weight);
+    if (r->data->task == TB_TASK_CLASSIFY)
+        r->y = tb_malloc_n(n_fit, sizeof *r->y);
+    else
+        r->target = tb_malloc_n(n_fit, sizeof *r->target);
+    r->g = calloc(1, sizeof *r->g);
+    r->F = tb_calloc_n(n_fit * k, sizeof *r->F);
+    r->Fval = tb_calloc_n(n_val * k, sizeof *r->Fval);
+    r->Xval = tb_malloc_n(n_val * d, sizeof *r->Xval);
+    b->bin_offset = tb_malloc_n(d, sizeof *b->bin_offset);
+    b->active = tb_malloc_n(d, sizeof *b->active);
+    b->rows = tb_malloc_n(n_fit, sizeof *b->rows);
+    b->gh = tb_malloc_n(n_fit * b->kk2, sizeof *b->gh);
+    b->ordered = tb_malloc_n(n_fit * b->kk2, sizeof *b->ordered);
+    b->parent_sum = tb_malloc_n(b->kk2, sizeof *b->parent_sum);
+    r->sketched = b->kk < k;
+    if (r->sketched) {
+        b->g_full = tb_malloc_n(n_fit * k, sizeof *b->g_full);
+        b->h_full = tb_malloc_n(n_fit * k, sizeof *b->h_full);
     }
-    double **pool = tb_calloc_n(p->max_leaves, sizeof *pool);
-    class_mass *mass = tb_malloc_n(k, sizeof *mass);
-    size_t *channel = tb_malloc_n(b.kk, sizeof *channel);
-    double *leaf_acc = tb_malloc_n(2 * k * (p->max_leaves > 1 ? p->max_leaves : 1), sizeof *leaf_acc);
-    double *block_mass = tb_malloc_n(64 * k, sizeof *block_mass);
-    float *exp_scratch = tb_malloc_n(64 * 3 * k, sizeof *exp_scratch);
-    int ok = weight && (y || target) && g && F && Fval && Xval && b.bin_offset && b.active &&
-             b.rows && b.gh && b.ordered && b.parent_sum && (!sketched || (b.g_full && b.h_full)) && pool && mass && channel && leaf_acc && block_mass && exp_scratch;
+    r->pool = tb_calloc_n(p->max_leaves, sizeof *r->pool);
+    r->mass = tb_malloc_n(k, sizeof *r->mass);
+    r->channel = tb_malloc_n(b->kk, sizeof *r->channel);
+    r->leaf_acc = tb_malloc_n(2 * k * (p->max_leaves > 1 ? p->max_leaves : 1), sizeof *r->leaf_acc);
+    r->block_mass = tb_malloc_n(64 * k, sizeof *r->block_mass);
+    r->exp_scratch = tb_malloc_n(64 * 3 * k, sizeof *r->exp_scratch);
+    int ok = r->weight && (r->y || r->target) && r->g && r->F && r->Fval && r->Xval && b->bin_offset && b->active &&
+             b->rows && b->gh && b->ordered && b->parent_sum && (!r->sketched || (b->g_full && b->h_full)) &&
+             r->pool && r->mass && r->channel && r->leaf_acc && r->block_mass && r->exp_scratch;
     if (ok) {
         for (size_t j = 0; j < d; j++) {
-            b.bin_offset[j] = b.total_bins;
-            b.total_bins += bins->n_bins[j] + 1u; /* + the missing-value slot */
+            b->bin_offset[j] = b->total_bins;
+            b->total_bins += r->bins->n_bins[j] + 1u; /* + the missing-value slot */
         }
         for (size_t i = 0; i < p->max_leaves && ok; i++)
-            ok = (pool[i] = tb_malloc_n(b.total_bins * b.kk2, sizeof **pool)) != NULL;
-        g->trees = tb_calloc_n(p->n_rounds, sizeof *g->trees);
-        g->base = tb_calloc_n(k, sizeof *g->base);
-        ok = ok && g->trees && g->base;
+            ok = (r->pool[i] = tb_malloc_n(b->total_bins * b->kk2, sizeof **r->pool)) != NULL;
+        r->g->trees = tb_calloc_n(p->n_rounds, sizeof *r->g->trees);
+        r->g->base = tb_calloc_n(k, sizeof *r->g->base);
+        ok = ok && r->g->trees && r->g->base;
     }
-    if (!ok) {
-        st = tb_error(TB_NOMEM, "out of memory for boosting %zu rows x %zu outputs", n_fit, k);
-        goto out;
-    }
-    g->task = data->task;
-    g->n_features = d;
-    g->k = k;
+    if (!ok)
+        return tb_error(TB_NOMEM, "out of memory for boosting %zu rows x %zu outputs", n_fit, k);
+    r->g->task = r->data->task;
+    r->g->n_features = d;
+    r->g->k = k;
+    return TB_OK;
+}
 
-    /* Class weights (balanced only when asked: boosting defaults to none), targets, base scores. */
-    double *cw = leaf_acc; /* k scratch values, reused below */
+/* Class weights (balanced only when asked: boosting defaults to none), targets, base scores. */
+static tb_status run_start(boost_run *r) {
+    const tb_train_data *data = r->data;
+    const size_t n_fit = r->n_fit, k = r->k, d = r->d;
+    gbdt *g = r->g;
+    double *cw = r->leaf_acc; /* k scratch values, reused by the rounds */
     for (size_t c = 0; c < k; c++)
         cw[c] = 0.0;
     for (size_t i = 0; i < n_fit; i++) {
-        size_t r = fit_rows ? fit_rows[i] : i;
-        if (y) {
-            y[i] = data->y[r];
-            cw[y[i]] += 1.0;
+        size_t row = r->fit_rows ? r->fit_rows[i] : i;
+        if (r->y) {
+            r->y[i] = data->y[row];
+            cw[r->y[i]] += 1.0;
         } else {
-            target[i] = data->target[r];
+            r->target[i] = data->target[row];
         }
     }
     for (size_t i = 0; i < n_fit; i++)
-        weight[i] = (y && p->class_weight_balanced > 0) ? (double)n_fit / ((double)k * cw[y[i]]) : 1.0;
+        r->weight[i] = (r->y && r->p->class_weight_balanced > 0) ? (double)n_fit / ((double)k * cw[r->y[i]]) : 1.0;
     if (data->task == TB_TASK_CLASSIFY) {
         double total = 0.0;
-        double *wsum = leaf_acc + k;
+        double *wsum = r->leaf_acc + k;
         for (size_t c = 0; c < k; c++)
             wsum[c] = 0.0;
         for (size_t i = 0; i < n_fit; i++) {
-            wsum[y[i]] += weight[i];
-            total += weight[i];
+            wsum[r->y[i]] += r->weight[i];
+            total += r->weight[i];
         }
         for (size_t c = 0; c < k; c++)
             g->base[c] = log(fmax(wsum[c] / total, 1e-6));
     } else {
         double s = 0.0, w = 0.0;
         for (size_t i = 0; i < n_fit; i++) {
-            s += weight[i] * target[i];
-            w += weight[i];
+            s += r->weight[i] * r->target[i];
+            w += r->weight[i];
         }
         g->base[0] = s / w;
     }
     for (size_t i = 0; i < n_fit; i++)
-        memcpy(F + i * k, g->base, k * sizeof *F);
-    for (size_t i = 0; i < n_val; i++) {
-        memcpy(Fval + i * k, g->base, k * sizeof *Fval);
-        memcpy(Xval + i * d, data->X + val_rows[i] * d, d * sizeof *Xval);
+        memcpy(r->F + i * k, g->base, k * sizeof *r->F);
+    for (size_t i = 0; i < r->n_val; i++) {
+        memcpy(r->Fval + i * k, g->base, k * sizeof *r->Fval);
+        memcpy(r->Xval + i * d, data->X + r->val_rows[i] * d, d * sizeof *r->Xval);
     }
-    fit_rows_or_all = fit_rows;
-    if (p->loss_trace && !fit_rows) {
-        fit_rows_or_all = tb_malloc_n(n_fit, sizeof *fit_rows_or_all);
-        if (!fit_rows_or_all) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto out;
-        }
+    r->fit_rows_or_all = r->fit_rows;
+    if (r->p->loss_trace && !r->fit_rows) {
+        if (!(r->fit_rows_or_all = tb_malloc_n(n_fit, sizeof *r->fit_rows_or_all)))
+            return tb_error(TB_NOMEM, "out of memory");
         for (size_t i = 0; i < n_fit; i++)
-            fit_rows_or_all[i] = i;
+            r->fit_rows_or_all[i] = i;
     }
+    return TB_OK;
+}
+
+/* Gradients and hessians of every training row; for a sketch, also each class's gradient mass,
+ * summed per fixed block of rows and then in block order, so the choice does not depend on the
+ * thread count. */
+static void round_gradients(boost_run *r) {
+    booster *b = &r->b;
+    const size_t n_fit = r->n_fit, k = r->k;
+    const int sketched = r->sketched, regress = r->data->task == TB_TASK_REGRESS;
+    const long n_blocks = 64;
+    if (sketched)
+        memset(r->block_mass, 0, (size_t)n_blocks * k * sizeof *r->block_mass);
+#pragma omp parallel for schedule(static) num_threads(b->threads)
+    for (long blk = 0; blk < n_blocks; blk++) {
+        size_t lo = (size_t)blk * n_fit / (size_t)n_blocks, hi = (size_t)(blk + 1) * n_fit / (size_t)n_blocks;
+        double *bm = sketched ? r->block_mass + (size_t)blk * k : NULL;
+        for (size_t i = lo; i < hi; i++) {
+            const double *f = r->F + i * k;
+            double *gh = b->gh + i * b->kk2;
+            if (regress) {
+                gh[0] = r->weight[i] * (f[0] - r->target[i]);
+                gh[1] = r->weight[i];
+                continue;
+            }
+            float *e = r->exp_scratch + (size_t)blk * 3 * k;
+            float *go = sketched ? b->g_full + i * k : e + k, *ho = sketched ? b->h_full + i * k : e + 2 * k;
+            softmax_gradients(f, k, r->y[i], (float)r->weight[i], e, go, ho);
+            if (sketched)
+                for (size_t c = 0; c < k; c++)
+                    bm[c] += (double)go[c] * (double)go[c];
+            else
+                for (size_t c = 0; c < k; c++) {
+                    gh[c] = go[c];
+                    gh[k + c] = ho[c];
+                }
+        }
+    }
+    if (!sketched)
+        return;
+    /* The classes with the largest gradient mass this round steer the split search. */
+    for (size_t c = 0; c < k; c++)
+        r->mass[c] = (class_mass){0.0, c};
+    for (long blk = 0; blk < n_blocks; blk++)
+        for (size_t c = 0; c < k; c++)
+            r->mass[c].mass += r->block_mass[(size_t)blk * k + c];
+    qsort(r->mass, k, sizeof *r->mass, cmp_mass);
+    for (size_t c = 0; c < b->kk; c++)
+        r->channel[c] = r->mass[c].c;
+    long nf = (long)n_fit;
+#pragma omp parallel for schedule(static) num_threads(b->threads)
+    for (long ii = 0; ii < nf; ii++) {
+        size_t i = (size_t)ii;
+        double *gh = b->gh + i * b->kk2;
+        for (size_t c = 0; c < b->kk; c++) {
+            gh[c] = b->g_full[i * k + r->channel[c]];
+            gh[b->kk + c] = b->h_full[i * k + r->channel[c]];
+        }
+    }
+}
+
+/* Rows and features of this round; returns the row count. */
+static uint32_t round_sample(boost_run *r, tb_rng *rng) {
+    booster *b = &r->b;
+    const tb_train_params *p = r->p;
+    const size_t d = r->d;
+    uint32_t n_rows = 0;
+    for (size_t i = 0; i < r->n_fit; i++)
+        if (p->subsample >= 1.0 || tb_rng_uniform(rng) < p->subsample)
+            b->rows[n_rows++] = (uint32_t)i;
+    size_t want = (size_t)ceil(p->colsample * (double)d);
+    for (size_t j = 0; j < d; j++)
+        b->active[j] = j;
+    for (size_t j = 0; j < want && j < d; j++) {
+        size_t x = j + (size_t)tb_rng_below(rng, d - j);
+        size_t t = b->active[j];
+        b->active[j] = b->active[x];
+        b->active[x] = t;
+    }
+    b->n_active = want < 1 ? 1 : want > d ? d : want;
+    /* Keep feature order stable so results do not depend on the draw order. */
+    for (size_t a = 1; a < b->n_active; a++)
+        for (size_t z = a; z > 0 && b->active[z - 1] > b->active[z]; z--) {
+            size_t t = b->active[z];
+            b->active[z] = b->active[z - 1];
+            b->active[z - 1] = t;
+        }
+    return n_rows;
+}
+
+/* Grows this round's tree on the sampled rows and sets its leaf values (Newton steps, shrunk);
+ * the tree joins the model. gt keeps the split bins for the update. */
+static tb_status round_tree(boost_run *r, uint32_t n_rows, grow_tree *gt, tb_boosted_tree **ret) {
+    booster *b = &r->b;
+    const size_t k = r->k;
+    gbdt *g = r->g;
+    open_leaf *leaves = NULL;
+    size_t n_leaves = 0;
+    tb_status st = TB_OK;
+    if (n_rows == 0 || (st = grow(b, n_rows, r->pool, gt, &leaves, &n_leaves)) != TB_OK) {
+        free(gt->nodes);
+        return n_rows == 0 ? tb_error(TB_INVALID, "a boosting round sampled no rows") : st;
+    }
+    tb_boosted_tree *tree = &g->trees[g->n_trees];
+    tree->nodes = gt->nodes;
+    tree->n_nodes = (uint32_t)gt->n_nodes;
+    tree->n_leaves = (uint32_t)n_leaves;
+    tree->values = tb_malloc_n(n_leaves * k, sizeof *tree->values);
+    if (!tree->values) {
+        free(leaves[0].sum);
+        free(leaves);
+        free(gt->nodes);
+        tree->nodes = NULL;
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    g->n_trees++;
+    long n_leaves_l = (long)n_leaves;
+    const int sketched = r->sketched;
+    const double learning_rate = r->p->learning_rate, lambda = r->p->lambda;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(b->threads)
+    for (long l = 0; l < n_leaves_l; l++) {
+        const open_leaf *lf = &leaves[l];
+        tree->nodes[lf->node] = (tb_tree_node){.feature = -1, .child = (int32_t)l, .threshold = 0.0};
+        const double *G = lf->sum, *H = lf->sum + b->kk;
+        double *acc = r->leaf_acc + (size_t)l * 2 * k;
+        if (sketched) {
+            memset(acc, 0, 2 * k * sizeof *acc);
+            for (uint32_t i = lf->start; i < lf->end; i++) {
+                const float *gr = b->g_full + (size_t)b->rows[i] * k, *hr = b->h_full + (size_t)b->rows[i] * k;
+                for (size_t c = 0; c < k; c++) {
+                    acc[c] += gr[c];
+                    acc[k + c] += hr[c];
+                }
+            }
+            G = acc;
+            H = acc + k;
+        }
+        for (size_t c = 0; c < k; c++)
+            tree->values[(size_t)l * k + c] = (float)(-learning_rate * G[c] / (H[c] + lambda));
+    }
+    free(leaves[0].sum);
+    free(leaves);
+    *ret = tree;
+    return TB_OK;
+}
+
+/* Updates every training row (sampled or not) by walking the tree in bin space, and the
+ * validation rows exactly as prediction will. */
+static void round_update(boost_run *r, const tb_boosted_tree *tree, const grow_tree *gt) {
+    const size_t n_fit = r->n_fit, k = r->k, d = r->d;
+    const tb_bins *bins = r->bins;
+    long nf = (long)n_fit;
+#pragma omp parallel for schedule(static) num_threads(r->b.threads)
+    for (long ii = 0; ii < nf; ii++) {
+        size_t i = (size_t)ii;
+        const tb_tree_node *nd = tree->nodes;
+        uint32_t at = 0;
+        while (nd[at].feature >= 0) {
+            int32_t f = nd[at].feature;
+            unsigned code = bins->codes[(size_t)(f & FEATURE_MASK) * n_fit + i];
+            int missing = code == TB_MISSING_BIN && bins->has_missing[f & FEATURE_MASK];
+            int right = missing ? (f & MISSING_RIGHT) != 0 : code > gt->split_bin[at];
+            at = (uint32_t)nd[at].child + (uint32_t)right;
+        }
+        const float *v = tree->values + (size_t)nd[at].child * k;
+        for (size_t c = 0; c < k; c++)
+            r->F[i * k + c] += (double)v[c];
+    }
+    long nv = (long)r->n_val;
+#pragma omp parallel for schedule(static) num_threads(r->b.threads)
+    for (long ii = 0; ii < nv; ii++) {
+        size_t i = (size_t)ii;
+        const float *v = tree->values + (size_t)leaf_of(tree->nodes, r->Xval + i * d) * k;
+        for (size_t c = 0; c < k; c++)
+            r->Fval[i * k + c] += (double)v[c];
+    }
+}
+
+/* The rounds, until n_rounds or early stopping; keeps the trees up to the best validation round. */
+static tb_status run_rounds(boost_run *r) {
+    const tb_train_params *p = r->p;
+    gbdt *g = r->g;
     tb_rng rng;
     tb_rng_seed(&rng, p->seed);
     double best_loss = INFINITY;
     size_t best_round = 0, rounds_done = 0;
     for (size_t round = 0; round < p->n_rounds; round++) {
-        /* Gradients and hessians of every training row; for a sketch, also each class's gradient
-         * mass, summed per fixed block of rows and then in block order, so the choice does not
-         * depend on the thread count. */
-        long nf = (long)n_fit;
-        const long n_blocks = 64;
-        if (sketched)
-            memset(block_mass, 0, (size_t)n_blocks * k * sizeof *block_mass);
-#pragma omp parallel for schedule(static) num_threads(b.threads)
-        for (long blk = 0; blk < n_blocks; blk++) {
-            size_t lo = (size_t)blk * n_fit / (size_t)n_blocks, hi = (size_t)(blk + 1) * n_fit / (size_t)n_blocks;
-            double *bm = sketched ? block_mass + (size_t)blk * k : NULL;
-            for (size_t i = lo; i < hi; i++) {
-                const double *f = F + i * k;
-                double *gh = b.gh + i * b.kk2;
-                if (data->task == TB_TASK_REGRESS) {
-                    gh[0] = weight[i] * (f[0] - target[i]);
-                    gh[1] = weight[i];
-                    continue;
-                }
-                float *e = exp_scratch + (size_t)blk * 3 * k;
-                float *go = sketched ? b.g_full + i * k : e + k, *ho = sketched ? b.h_full + i * k : e + 2 * k;
-                softmax_gradients(f, k, y[i], (float)weight[i], e, go, ho);
-                if (sketched)
-                    for (size_t c = 0; c < k; c++)
-                        bm[c] += (double)go[c] * (double)go[c];
-                else
-                    for (size_t c = 0; c < k; c++) {
-                        gh[c] = go[c];
-                        gh[k + c] = ho[c];
-                    }
-            }
-        }
-        if (sketched) {
-            /* The classes with the largest gradient mass this round steer the split search. */
-            for (size_t c = 0; c < k; c++)
-                mass[c] = (class_mass){0.0, c};
-            for (long blk = 0; blk < n_blocks; blk++)
-                for (size_t c = 0; c < k; c++)
-                    mass[c].mass += block_mass[(size_t)blk * k + c];
-            qsort(mass, k, sizeof *mass, cmp_mass);
-            for (size_t c = 0; c < b.kk; c++)
-                channel[c] = mass[c].c;
-#pragma omp parallel for schedule(static) num_threads(b.threads)
-            for (long ii = 0; ii < nf; ii++) {
-                size_t i = (size_t)ii;
-                double *gh = b.gh + i * b.kk2;
-                for (size_t c = 0; c < b.kk; c++) {
-                    gh[c] = b.g_full[i * k + channel[c]];
-                    gh[b.kk + c] = b.h_full[i * k + channel[c]];
-                }
-            }
-        }
-        /* Rows and features of this round. */
-        uint32_t n_rows = 0;
-        for (size_t i = 0; i < n_fit; i++)
-            if (p->subsample >= 1.0 || tb_rng_uniform(&rng) < p->subsample)
-                b.rows[n_rows++] = (uint32_t)i;
-        size_t want = (size_t)ceil(p->colsample * (double)d);
-        for (size_t j = 0; j < d; j++)
-            b.active[j] = j;
-        for (size_t j = 0; j < want && j < d; j++) {
-            size_t r = j + (size_t)tb_rng_below(&rng, d - j);
-            size_t t = b.active[j];
-            b.active[j] = b.active[r];
-            b.active[r] = t;
-        }
-        b.n_active = want < 1 ? 1 : want > d ? d : want;
-        /* Keep feature order stable so results do not depend on the draw order. */
-        for (size_t a = 1; a < b.n_active; a++)
-            for (size_t z = a; z > 0 && b.active[z - 1] > b.active[z]; z--) {
-                size_t t = b.active[z];
-                b.active[z] = b.active[z - 1];
-                b.active[z - 1] = t;
-            }
+        round_gradients(r);
+        uint32_t n_rows = round_sample(r, &rng);
         grow_tree gt = {0};
-        open_leaf *leaves = NULL;
-        size_t n_leaves = 0;
-        if (n_rows == 0 || (st = grow(&b, n_rows, pool, &gt, &leaves, &n_leaves)) != TB_OK) {
-            free(gt.nodes);
-            free(gt.split_bin);
-            if (st == TB_OK)
-                st = tb_error(TB_INVALID, "a boosting round sampled no rows");
-            goto out;
-        }
-        tb_boosted_tree *tree = &g->trees[g->n_trees];
-        tree->nodes = gt.nodes;
-        tree->n_nodes = (uint32_t)gt.n_nodes;
-        tree->n_leaves = (uint32_t)n_leaves;
-        tree->values = tb_malloc_n(n_leaves * k, sizeof *tree->values);
-        if (!tree->values) {
-            free(leaves[0].sum);
-            free(leaves);
-            free(gt.split_bin);
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto out;
-        }
-        g->n_trees++;
-        long n_leaves_l = (long)n_leaves;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(b.threads)
-        for (long l = 0; l < n_leaves_l; l++) {
-            const open_leaf *lf = &leaves[l];
-            tree->nodes[lf->node] = (tb_tree_node){.feature = -1, .child = (int32_t)l, .threshold = 0.0};
-            const double *G = lf->sum, *H = lf->sum + b.kk;
-            double *acc = leaf_acc + (size_t)l * 2 * k;
-            if (sketched) {
-                memset(acc, 0, 2 * k * sizeof *acc);
-                for (uint32_t i = lf->start; i < lf->end; i++) {
-                    const float *gr = b.g_full + (size_t)b.rows[i] * k, *hr = b.h_full + (size_t)b.rows[i] * k;
-                    for (size_t c = 0; c < k; c++) {
-                        acc[c] += gr[c];
-                        acc[k + c] += hr[c];
-                    }
-                }
-                G = acc;
-                H = acc + k;
-            }
-            for (size_t c = 0; c < k; c++)
-                tree->values[(size_t)l * k + c] = (float)(-p->learning_rate * G[c] / (H[c] + p->lambda));
-        }
-        free(leaves[0].sum);
-        free(leaves);
-        /* Update every training row (sampled or not) by walking the tree in bin space, and the
-         * validation rows exactly as prediction will. */
-#pragma omp parallel for schedule(static) num_threads(b.threads)
-        for (long ii = 0; ii < nf; ii++) {
-            size_t i = (size_t)ii;
-            const tb_tree_node *nd = tree->nodes;
-            uint32_t at = 0;
-            while (nd[at].feature >= 0) {
-                int32_t f = nd[at].feature;
-                unsigned code = bins->codes[(size_t)(f & FEATURE_MASK) * n_fit + i];
-                int missing = code == TB_MISSING_BIN && bins->has_missing[f & FEATURE_MASK];
-                int right = missing ? (f & MISSING_RIGHT) != 0 : code > gt.split_bin[at];
-                at = (uint32_t)nd[at].child + (uint32_t)right;
-            }
-            const float *v = tree->values + (size_t)nd[at].child * k;
-            for (size_t c = 0; c < k; c++)
-                F[i * k + c] += (double)v[c];
-        }
+        tb_boosted_tree *tree = NULL;
+        tb_status st = round_tree(r, n_rows, &gt, &tree);
+        if (st == TB_OK)
+            round_update(r, tree, &gt);
         free(gt.split_bin);
-        long nv = (long)n_val;
-#pragma omp parallel for schedule(static) num_threads(b.threads)
-        for (long ii = 0; ii < nv; ii++) {
-            size_t i = (size_t)ii;
-            const float *v = tree->values + (size_t)leaf_of(tree->nodes, Xval + i * d) * k;
-            for (size_t c = 0; c < k; c++)
-                Fval[i * k + c] += (double)v[c];
-        }
+        if (st != TB_OK)
+            return st;
         rounds_done = round + 1;
         if (p->loss_trace)
-            p->loss_trace[round] = loss_of(data, F, k, fit_rows_or_all, n_fit);
+            p->loss_trace[round] = loss_of(r->data, r->F, r->k, r->fit_rows_or_all, r->n_fit);
         if (p->progress)
             p->progress(p->progress_ctx, rounds_done, p->n_rounds);
-        if (n_val) {
-            double loss = loss_of(data, Fval, k, val_rows, n_val);
+        if (r->n_val) {
+            double loss = loss_of(r->data, r->Fval, r->k, r->val_rows, r->n_val);
             if (loss < best_loss - 1e-12) {
                 best_loss = loss;
                 best_round = rounds_done;
@@ -826,8 +896,7 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
             }
         }
     }
-    if (n_val && best_round > 0) {
-        /* Keep the trees up to the best validation round. */
+    if (r->n_val && best_round > 0) {
         for (size_t t = best_round; t < g->n_trees; t++) {
             free(g->trees[t].nodes);
             free(g->trees[t].values);
@@ -836,42 +905,56 @@ static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p,
     }
     if (p->progress && rounds_done < p->n_rounds)
         p->progress(p->progress_ctx, p->n_rounds, p->n_rounds);
-out:
-    if (fit_rows_or_all != fit_rows)
-        free(fit_rows_or_all);
-    if (pool)
-        for (size_t i = 0; i < p->max_leaves; i++)
-            free(pool[i]);
-    free(pool);
-    free(mass);
-    free(channel);
-    free(leaf_acc);
-    free(block_mass);
-    free(exp_scratch);
-    free(b.bin_offset);
-    free(b.active);
-    free(b.rows);
-    free(b.gh);
-    free(b.ordered);
-    free(b.parent_sum);
-    free(b.g_full);
-    free(b.h_full);
-    free(F);
-    free(Fval);
-    free(Xval);
-    free(weight);
-    free(y);
-    free(target);
-    free(fit_rows);
-    free(val_rows);
-    tb_bins_free(bins);
+    return TB_OK;
+}
+
+static void run_free(boost_run *r) {
+    booster *b = &r->b;
+    if (r->fit_rows_or_all != r->fit_rows)
+        free(r->fit_rows_or_all);
+    if (r->pool)
+        for (size_t i = 0; i < r->p->max_leaves; i++)
+            free(r->pool[i]);
+    free(r->pool);
+    free(r->mass);
+    free(r->channel);
+    free(r->leaf_acc);
+    free(r->block_mass);
+    free(r->exp_scratch);
+    free(b->bin_offset);
+    free(b->active);
+    free(b->rows);
+    free(b->gh);
+    free(b->ordered);
+    free(b->parent_sum);
+    free(b->g_full);
+    free(b->h_full);
+    free(r->F);
+    free(r->Fval);
+    free(r->Xval);
+    free(r->weight);
+    free(r->y);
+    free(r->target);
+    free(r->fit_rows);
+    free(r->val_rows);
+    tb_bins_free(r->bins);
+}
+
+static tb_status gbdt_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
+    tb_status st = check_params(data, p);
+    if (st != TB_OK)
+        return st;
+    boost_run r = {.data = data, .p = p, .d = data->d, .k = data->task == TB_TASK_CLASSIFY ? data->n_classes : 1};
+    if ((st = hold_out(&r)) == TB_OK && (st = run_alloc(&r)) == TB_OK && (st = run_start(&r)) == TB_OK)
+        st = run_rounds(&r);
+    run_free(&r);
     if (st == TB_OK)
-        st = gbdt_prepare(g);
+        st = gbdt_prepare(r.g);
     if (st != TB_OK) {
-        gbdt_free(g);
+        gbdt_free(r.g);
         return st;
     }
-    *ret_impl = g;
+    *ret_impl = r.g;
     return TB_OK;
 }
 
