@@ -620,6 +620,90 @@ static tb_status check_params(const tb_train_data *data, const tb_train_params *
     return TB_OK;
 }
 
+/* Standardizes the regression target so one learning rate suits both heads. */
+static void standardize_target(mlp *m, const tb_train_data *data) {
+    double s = 0.0, s2 = 0.0;
+    for (size_t i = 0; i < data->n; i++)
+        s += data->target[i];
+    m->target_mean = s / (double)data->n;
+    for (size_t i = 0; i < data->n; i++)
+        s2 += (data->target[i] - m->target_mean) * (data->target[i] - m->target_mean);
+    m->target_scale = s2 > 0.0 ? sqrt(s2 / (double)data->n) : 1.0;
+}
+
+/* The rows that train and, with early stopping, the ones that score each epoch. */
+static tb_status hold_out(const tb_train_data *data, const tb_train_params *p, size_t **fit, size_t *n_fit,
+                          size_t **val, size_t *n_val) {
+    size_t patience = p->early_stopping;
+    tb_status st = TB_OK;
+    *n_fit = data->n;
+    *n_val = 0;
+    if (patience > 0 && data->val_rows && data->n_val > 0 && data->n_val < data->n) {
+        /* The caller chose the hold-out (the blend reuses it to weigh its members). */
+        st = tb_split_named(data->n, data->val_rows, data->n_val, fit, n_fit, val, n_val);
+    } else if (patience > 0 && p->validation_fraction > 0.0 && data->n >= 20) {
+        size_t *group = tb_malloc_n(data->n, sizeof *group);
+        if (!group)
+            return tb_error(TB_NOMEM, "out of memory");
+        for (size_t i = 0; i < data->n; i++)
+            group[i] = data->group ? data->group[i] : i;
+        st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, data->n, p->validation_fraction,
+                                 p->seed ^ 0x5eedULL, fit, n_fit, val, n_val);
+        free(group);
+    } else {
+        if (!(*fit = tb_malloc_n(data->n, sizeof **fit)))
+            return tb_error(TB_NOMEM, "out of memory");
+        for (size_t i = 0; i < data->n; i++)
+            (*fit)[i] = i;
+    }
+    if (st == TB_OK && (*n_fit == 0 || (patience > 0 && *n_val == 0)))
+        st = tb_error(TB_INVALID, "neural network: %zu rows are too few to hold out a validation share for early "
+                                  "stopping (train with --early-stopping 0)", data->n);
+    return st;
+}
+
+/* AdamW's moments and bias corrections. */
+typedef struct adamw {
+    float *mom, *vel;
+    double b1t, b2t;
+} adamw;
+
+/* One pass over the shuffled training rows: each mini-batch's gradient, summed over the shards
+ * in shard order (the result does not depend on the thread count), then one AdamW step. */
+static void train_epoch(trainer *t, const tb_train_params *p, const size_t *fit, size_t n_fit, int threads,
+                        double cls_w, double reg_w, adamw *a) {
+    mlp *m = t->m;
+    const double b1 = 0.9, b2 = 0.999, lr = p->learning_rate, wd = p->weight_decay;
+    for (size_t s = 0; s < n_fit; s += t->batch) {
+        size_t b = n_fit - s < t->batch ? n_fit - s : t->batch;
+        size_t per = (b + MLP_SHARDS - 1) / MLP_SHARDS;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+        for (int h = 0; h < MLP_SHARDS; h++) {
+            size_t from = (size_t)h * per < b ? (size_t)h * per : b, to = from + per < b ? from + per : b;
+            if (to > from) {
+                forward_batch(t, &t->sh[h], fit + s + from, to - from, p->dropout);
+                backward_batch(t, &t->sh[h], fit + s + from, to - from, b, p->dropout, cls_w, reg_w);
+            } else {
+                memset(t->sh[h].grad, 0, m->n_params * sizeof *t->sh[h].grad);
+            }
+        }
+        float *grad = t->sh[0].grad;
+        for (size_t h = 1; h < MLP_SHARDS; h++)
+            for (size_t q = 0; q < m->n_params; q++)
+                grad[q] += t->sh[h].grad[q];
+        a->b1t *= b1;
+        a->b2t *= b2;
+        float step = (float)(lr / (1.0 - a->b1t)), c2 = (float)(1.0 / (1.0 - a->b2t));
+        float decay = (float)(1.0 - lr * wd), fb1 = (float)b1, fb2 = (float)b2;
+        for (size_t q = 0; q < m->n_params; q++) {
+            float g = grad[q];
+            a->mom[q] = fb1 * a->mom[q] + (1.0f - fb1) * g;
+            a->vel[q] = fb2 * a->vel[q] + (1.0f - fb2) * g * g;
+            m->params[q] = m->params[q] * decay - step * a->mom[q] / (sqrtf(a->vel[q] * c2) + 1e-8f);
+        }
+    }
+}
+
 static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, void **ret_impl) {
     tb_status st = check_params(data, p);
     if (st != TB_OK)
@@ -637,18 +721,12 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     m->has_reg = !classify || multi;
     m->target_mean = 0.0;
     m->target_scale = 1.0;
-    if (m->has_reg) { /* standardize the target so one learning rate suits both heads */
-        double s = 0.0, s2 = 0.0;
-        for (size_t i = 0; i < data->n; i++)
-            s += data->target[i];
-        m->target_mean = s / (double)data->n;
-        for (size_t i = 0; i < data->n; i++)
-            s2 += (data->target[i] - m->target_mean) * (data->target[i] - m->target_mean);
-        m->target_scale = s2 > 0.0 ? sqrt(s2 / (double)data->n) : 1.0;
-    }
+    if (m->has_reg)
+        standardize_target(m, data);
     trainer t = {.m = m, .data = data};
-    size_t *fit = NULL, *val = NULL, n_fit = data->n, n_val = 0, *group = NULL;
-    float *mom = NULL, *vel = NULL, *best = NULL;
+    size_t *fit = NULL, *val = NULL, n_fit = data->n, n_val = 0;
+    adamw adam = {.b1t = 1.0, .b2t = 1.0};
+    float *best = NULL;
     int32_t *pred = NULL;
     uint64_t *cm = NULL;
     if ((st = find_categories(m, data)) != TB_OK ||
@@ -659,40 +737,14 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
         goto fail;
     }
     size_t patience = p->early_stopping;
-    if (patience > 0 && data->val_rows && data->n_val > 0 && data->n_val < data->n) {
-        /* The caller chose the hold-out (the blend reuses it to weigh its members). */
-        if ((st = tb_split_named(data->n, data->val_rows, data->n_val, &fit, &n_fit, &val, &n_val)) != TB_OK)
-            goto fail;
-    } else if (patience > 0 && p->validation_fraction > 0.0 && data->n >= 20) {
-        if (!(group = tb_malloc_n(data->n, sizeof *group))) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < data->n; i++)
-            group[i] = data->group ? data->group[i] : i;
-        st = tb_split_train_test(data->task == TB_TASK_CLASSIFY ? data->y : NULL, group, data->n, p->validation_fraction,
-                                 p->seed ^ 0x5eedULL, &fit, &n_fit, &val, &n_val);
-        if (st != TB_OK)
-            goto fail;
-    } else {
-        fit = tb_malloc_n(data->n, sizeof *fit);
-        if (!fit) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < data->n; i++)
-            fit[i] = i;
-    }
-    if (n_fit == 0 || (patience > 0 && n_val == 0)) {
-        st = tb_error(TB_INVALID, "neural network: %zu rows are too few to hold out a validation share for early "
-                                  "stopping (train with --early-stopping 0)", data->n);
+    if ((st = hold_out(data, p, &fit, &n_fit, &val, &n_val)) != TB_OK)
         goto fail;
-    }
     t.batch = p->batch_size;
     int fail_alloc = !(m->params = tb_malloc_n(m->n_params, sizeof *m->params));
     for (size_t h = 0; h < MLP_SHARDS && !fail_alloc; h++)
         fail_alloc |= shard_alloc(&t.sh[h], m, t.batch / MLP_SHARDS + 1);
-    fail_alloc |= !(mom = tb_calloc_n(m->n_params, sizeof *mom)) || !(vel = tb_calloc_n(m->n_params, sizeof *vel));
+    fail_alloc |= !(adam.mom = tb_calloc_n(m->n_params, sizeof *adam.mom)) ||
+                  !(adam.vel = tb_calloc_n(m->n_params, sizeof *adam.vel));
     fail_alloc |= !(best = tb_malloc_n(m->n_params, sizeof *best));
     fail_alloc |= !(pred = tb_malloc_n(2 * (n_val ? n_val : 1), sizeof *pred));
     fail_alloc |= !(cm = tb_malloc_n(m->k ? m->k * m->k : 1, sizeof *cm));
@@ -719,41 +771,12 @@ static tb_status mlp_train(const tb_train_data *data, const tb_train_params *p, 
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     memcpy(best, m->params, m->n_params * sizeof *best);
-    double lr = p->learning_rate, wd = p->weight_decay;
     double cls_w = classify ? 1.0 : p->aux_weight, reg_w = classify ? p->aux_weight : 1.0;
-    const double b1 = 0.9, b2 = 0.999;
-    double b1t = 1.0, b2t = 1.0, best_score = -INFINITY;
+    double best_score = -INFINITY;
     size_t epochs = p->epochs, since_best = 0;
     for (size_t epoch = 0; epoch < epochs; epoch++) {
         tb_rng_shuffle(&rng, fit, n_fit);
-        for (size_t s = 0; s < n_fit; s += t.batch) {
-            size_t b = n_fit - s < t.batch ? n_fit - s : t.batch;
-            size_t per = (b + MLP_SHARDS - 1) / MLP_SHARDS;
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-            for (int h = 0; h < MLP_SHARDS; h++) {
-                size_t from = (size_t)h * per < b ? (size_t)h * per : b, to = from + per < b ? from + per : b;
-                if (to > from) {
-                    forward_batch(&t, &t.sh[h], fit + s + from, to - from, p->dropout);
-                    backward_batch(&t, &t.sh[h], fit + s + from, to - from, b, p->dropout, cls_w, reg_w);
-                } else {
-                    memset(t.sh[h].grad, 0, m->n_params * sizeof *t.sh[h].grad);
-                }
-            }
-            float *grad = t.sh[0].grad;
-            for (size_t h = 1; h < MLP_SHARDS; h++)
-                for (size_t q = 0; q < m->n_params; q++)
-                    grad[q] += t.sh[h].grad[q];
-            b1t *= b1;
-            b2t *= b2;
-            float step = (float)(lr / (1.0 - b1t)), c2 = (float)(1.0 / (1.0 - b2t));
-            float decay = (float)(1.0 - lr * wd), fb1 = (float)b1, fb2 = (float)b2;
-            for (size_t q = 0; q < m->n_params; q++) {
-                float g = grad[q];
-                mom[q] = fb1 * mom[q] + (1.0f - fb1) * g;
-                vel[q] = fb2 * vel[q] + (1.0f - fb2) * g * g;
-                m->params[q] = m->params[q] * decay - step * mom[q] / (sqrtf(vel[q] * c2) + 1e-8f);
-            }
-        }
+        train_epoch(&t, p, fit, n_fit, threads, cls_w, reg_w, &adam);
         m->epochs_run = epoch + 1;
         if (p->progress)
             p->progress(p->progress_ctx, epoch + 1, epochs);
@@ -788,14 +811,13 @@ done:
     for (size_t h = 0; h < MLP_SHARDS; h++)
         shard_free(&t.sh[h]);
     free(t.class_weight);
-    free(mom);
-    free(vel);
+    free(adam.mom);
+    free(adam.vel);
     free(best);
     free(pred);
     free(cm);
     free(fit);
     free(val);
-    free(group);
     if (m)
         *ret_impl = m;
     return st;

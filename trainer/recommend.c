@@ -117,63 +117,62 @@ out:
     return st;
 }
 
-tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_options *opt, tb_recommend_result *ret) {
-    const tb_dataset *sets[2] = {split->train_ds, split->test_ds};
-    size_t n_sets = split->test_ds ? 2 : 1;
-    tb_status st = TB_OK;
-    double *X[2] = {NULL, NULL};
-    tb_track_rows tr = {0};
-    track_side *side = NULL;
-    uint8_t *is_test = NULL;
-    size_t *fit_rows = NULL, *query_pool_row = NULL;
-    uint64_t *pool_genres = NULL, *query_genres = NULL;
-    float *pool_vec = NULL, *query_vec = NULL, *all_vec = NULL;
-    char **pool_ids = NULL, **all_ids = NULL;
-    tb_hit *hits = NULL;
-    tb_index *pool = NULL;
-    tb_pipeline *pipeline = NULL;
-    size_t n_tracks = 0, n_pool = 0, n_query = 0, k = opt->eval_k ? opt->eval_k : 10;
-    memset(ret, 0, sizeof *ret);
-    ret->eval_k = k;
+/* What the phases of tb_recommend_build share: the inputs of both tables, each distinct track's
+ * training and test row, and the counts of each side. */
+typedef struct build {
+    const tb_split_rows *split;
+    const tb_recommend_options *opt;
+    tb_recommend_result *ret;
+    const tb_dataset *sets[2];
+    size_t n_sets, d;
+    double *X[2];       /* the input columns of each table */
+    tb_track_rows tr;   /* every table's rows, sorted by track */
+    track_side *side;
+    uint8_t *is_test;   /* one table split in two: 1 for its test rows */
+    size_t n_tracks, n_pool, n_query;
+} build;
 
-    if (opt->features) {
-        if (!(ret->features = tb_calloc_n(opt->n_features, sizeof *ret->features)))
+static void free_ids(char **ids, size_t n) {
+    if (ids)
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+    free(ids);
+}
+
+static tb_status choose_features(build *b) {
+    const tb_recommend_options *opt = b->opt;
+    tb_recommend_result *ret = b->ret;
+    if (!opt->features)
+        return tb_trainer_feature_names(b->split->train_ds, TB_TARGET_POPULARITY, 0, &ret->features, &ret->n_features);
+    if (!(ret->features = tb_calloc_n(opt->n_features, sizeof *ret->features)))
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t j = 0; j < opt->n_features; j++, ret->n_features++)
+        if (!(ret->features[j] = strdup(opt->features[j])))
             return tb_error(TB_NOMEM, "out of memory");
-        for (size_t j = 0; j < opt->n_features; j++, ret->n_features++)
-            if (!(ret->features[j] = strdup(opt->features[j]))) {
-                st = tb_error(TB_NOMEM, "out of memory");
-                goto out;
-            }
-    } else if ((st = tb_trainer_feature_names(split->train_ds, TB_TARGET_POPULARITY, 0, &ret->features,
-                                              &ret->n_features)) != TB_OK) {
-        goto out;
-    }
-    size_t d = ret->n_features;
-    for (size_t s = 0; s < n_sets; s++)
-        if ((st = tb_dataset_matrix(sets[s], ret->features, d, &X[s])) != TB_OK)
-            goto out;
-    /* Which training-table rows are test rows (one table, split in two). */
+    return TB_OK;
+}
+
+/* Each distinct track's first training row and first test row (either may be absent). */
+static tb_status assign_sides(build *b) {
+    const tb_split_rows *split = b->split;
+    tb_status st;
     if (!split->test_ds) {
-        if (!(is_test = calloc(split->train_ds->n_rows, 1))) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto out;
-        }
+        if (!(b->is_test = calloc(split->train_ds->n_rows, 1)))
+            return tb_error(TB_NOMEM, "out of memory");
         for (size_t i = 0; i < split->n_test; i++)
-            is_test[split->test[i]] = 1;
+            b->is_test[split->test[i]] = 1;
     }
-    if ((st = tb_trainer_track_rows(sets, n_sets, &tr)) != TB_OK)
-        goto out;
-    if (!(side = tb_malloc_n(tr.n ? tr.n : 1, sizeof *side))) {
-        st = tb_error(TB_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0, j; i < tr.n; i = j) {
-        j = tb_track_rows_next(&tr, i);
-        track_side *t = &side[n_tracks++];
+    if ((st = tb_trainer_track_rows(b->sets, b->n_sets, &b->tr)) != TB_OK)
+        return st;
+    if (!(b->side = tb_malloc_n(b->tr.n ? b->tr.n : 1, sizeof *b->side)))
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0, j; i < b->tr.n; i = j) {
+        j = tb_track_rows_next(&b->tr, i);
+        track_side *t = &b->side[b->n_tracks++];
         *t = (track_side){i, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
         for (size_t r = i; r < j; r++) {
-            const tb_track_row *row = &tr.rows[r];
-            int test = row->set == 1 || (is_test && is_test[row->row]);
+            const tb_track_row *row = &b->tr.rows[r];
+            int test = row->set == 1 || (b->is_test && b->is_test[row->row]);
             if (test && t->test_row == SIZE_MAX) {
                 t->test_set = row->set;
                 t->test_row = row->row;
@@ -182,138 +181,153 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
                 t->train_row = row->row;
             }
         }
-        n_pool += t->train_row != SIZE_MAX;
-        n_query += t->test_row != SIZE_MAX;
+        b->n_pool += t->train_row != SIZE_MAX;
+        b->n_query += t->test_row != SIZE_MAX;
     }
-    if (n_pool == 0) {
-        st = tb_error(TB_INVALID, "no training tracks to build a recommendation index from");
+    if (b->n_pool == 0)
+        return tb_error(TB_INVALID, "no training tracks to build a recommendation index from");
+    return TB_OK;
+}
+
+/* The embedding is fitted on the training tracks, one row each. */
+static tb_status fit_embedder(build *b) {
+    size_t *fit_rows = tb_malloc_n(b->n_pool, sizeof *fit_rows);
+    tb_pipeline *pipeline = NULL;
+    if (!fit_rows)
+        return tb_error(TB_NOMEM, "out of memory");
+    for (size_t t = 0, p = 0; t < b->n_tracks; t++)
+        if (b->side[t].train_row != SIZE_MAX)
+            fit_rows[p++] = b->side[t].train_row;
+    tb_status st = tb_pipeline_fit(b->X[0], b->d, b->ret->features, fit_rows, b->n_pool, &pipeline);
+    free(fit_rows);
+    if (st != TB_OK)
+        return st;
+    const tb_embedder_ops *embedder = tb_embedder_ops_find(b->opt->embedding ? b->opt->embedding : "standardized");
+    if (embedder && embedder->learned) /* takes the pipeline */
+        return learn_embedding(b->split, &b->tr, b->is_test, b->X[0], b->d, pipeline, b->opt, &b->ret->embedder);
+    st = tb_embedder_standardized_new(pipeline, b->opt->weights, &b->ret->embedder);
+    if (st != TB_OK)
+        tb_pipeline_free(pipeline);
+    return st;
+}
+
+/* Genre-Hit@k: test tracks query an index of the training tracks; a hit shares a genre. */
+static tb_status evaluate(build *b) {
+    const tb_dataset *labelled = b->split->train_ds;
+    tb_recommend_result *ret = b->ret;
+    const size_t n_pool = b->n_pool, n_query = b->n_query, d = b->d, dim = ret->embedder->dim, k = ret->eval_k;
+    if (!labelled->y || n_query == 0)
+        return TB_OK;
+    size_t words = (labelled->n_classes + 63) / 64;
+    float *pool_vec = tb_malloc_n(n_pool * dim, sizeof *pool_vec);
+    float *query_vec = tb_malloc_n(n_query * dim, sizeof *query_vec);
+    char **pool_ids = tb_calloc_n(n_pool, sizeof *pool_ids);
+    uint64_t *pool_genres = tb_calloc_n(n_pool * words, sizeof *pool_genres);
+    uint64_t *query_genres = tb_calloc_n(n_query * words, sizeof *query_genres);
+    size_t *query_pool_row = tb_malloc_n(n_query, sizeof *query_pool_row);
+    tb_hit *hits = tb_malloc_n(n_query * (k + 1), sizeof *hits);
+    tb_index *pool = NULL;
+    tb_status st = TB_OK;
+    if (!pool_vec || !query_vec || !pool_ids || !pool_genres || !query_genres || !query_pool_row || !hits) {
+        st = tb_error(TB_NOMEM, "out of memory for the evaluation");
         goto out;
     }
-    /* The embedding is fitted on the training tracks, one row each. */
-    if (!(fit_rows = tb_malloc_n(n_pool, sizeof *fit_rows))) {
-        st = tb_error(TB_NOMEM, "out of memory");
-        goto out;
+    size_t p = 0, q = 0;
+    for (size_t t = 0; t < b->n_tracks; t++) {
+        const track_side *s = &b->side[t];
+        size_t pool_row = SIZE_MAX;
+        if (s->train_row != SIZE_MAX) {
+            tb_embedder_embed(ret->embedder, b->X[s->train_set] + s->train_row * d, pool_vec + p * dim);
+            if (!(pool_ids[p] = strdup(b->tr.rows[s->first].id))) {
+                st = tb_error(TB_NOMEM, "out of memory");
+                goto out;
+            }
+            pool_row = p++;
+        }
+        if (s->test_row != SIZE_MAX) {
+            tb_embedder_embed(ret->embedder, b->X[s->test_set] + s->test_row * d, query_vec + q * dim);
+            query_pool_row[q++] = pool_row;
+        }
+        /* Every genre the track is listed under, on whichever side. */
+        size_t end = tb_track_rows_next(&b->tr, s->first);
+        for (size_t r = s->first; r < end; r++) {
+            const tb_track_row *row = &b->tr.rows[r];
+            int test = row->set == 1 || (b->is_test && b->is_test[row->row]);
+            uint32_t c = (uint32_t)row->ds->y[row->row];
+            if (test)
+                query_genres[(q - 1) * words + c / 64] |= 1ULL << (c % 64);
+            else
+                pool_genres[(p - 1) * words + c / 64] |= 1ULL << (c % 64);
+        }
     }
-    for (size_t t = 0, p = 0; t < n_tracks; t++)
-        if (side[t].train_row != SIZE_MAX)
-            fit_rows[p++] = side[t].train_row;
-    if ((st = tb_pipeline_fit(X[0], d, ret->features, fit_rows, n_pool, &pipeline)) != TB_OK)
-        goto out;
-    const tb_embedder_ops *embedder = tb_embedder_ops_find(opt->embedding ? opt->embedding : "standardized");
-    if (embedder && embedder->learned) {
-        st = learn_embedding(split, &tr, is_test, X[0], d, pipeline, opt, &ret->embedder);
-        pipeline = NULL;
-    } else {
-        st = tb_embedder_standardized_new(pipeline, opt->weights, &ret->embedder);
-        if (st == TB_OK)
-            pipeline = NULL;
-    }
+    st = tb_index_new(pool_vec, pool_ids, n_pool, dim, &pool);
+    pool_vec = NULL;
+    pool_ids = NULL;
     if (st != TB_OK)
         goto out;
-    size_t dim = ret->embedder->dim;
-
-    /* Evaluation: test tracks query an index of the training tracks. */
-    const tb_dataset *labelled = split->train_ds;
-    if (labelled->y && n_query > 0) {
-        size_t words = (labelled->n_classes + 63) / 64;
-        pool_vec = tb_malloc_n(n_pool * dim, sizeof *pool_vec);
-        query_vec = tb_malloc_n(n_query * dim, sizeof *query_vec);
-        pool_ids = tb_calloc_n(n_pool, sizeof *pool_ids);
-        pool_genres = tb_calloc_n(n_pool * words, sizeof *pool_genres);
-        query_genres = tb_calloc_n(n_query * words, sizeof *query_genres);
-        query_pool_row = tb_malloc_n(n_query, sizeof *query_pool_row);
-        hits = tb_malloc_n(n_query * (k + 1), sizeof *hits);
-        if (!pool_vec || !query_vec || !pool_ids || !pool_genres || !query_genres || !query_pool_row || !hits) {
-            st = tb_error(TB_NOMEM, "out of memory for the evaluation");
-            goto out;
-        }
-        size_t p = 0, q = 0;
-        for (size_t t = 0; t < n_tracks; t++) {
-            const track_side *s = &side[t];
-            size_t pool_row = SIZE_MAX;
-            if (s->train_row != SIZE_MAX) {
-                tb_embedder_embed(ret->embedder, X[s->train_set] + s->train_row * d, pool_vec + p * dim);
-                if (!(pool_ids[p] = strdup(tr.rows[s->first].id))) {
-                    st = tb_error(TB_NOMEM, "out of memory");
-                    goto out;
-                }
-                pool_row = p++;
-            }
-            if (s->test_row != SIZE_MAX) {
-                tb_embedder_embed(ret->embedder, X[s->test_set] + s->test_row * d, query_vec + q * dim);
-                query_pool_row[q++] = pool_row;
-            }
-            /* Every genre the track is listed under, on whichever side. */
-            size_t end = tb_track_rows_next(&tr, s->first);
-            for (size_t r = s->first; r < end; r++) {
-                const tb_track_row *row = &tr.rows[r];
-                int test = row->set == 1 || (is_test && is_test[row->row]);
-                uint32_t c = (uint32_t)row->ds->y[row->row];
-                if (test)
-                    query_genres[(q - 1) * words + c / 64] |= 1ULL << (c % 64);
-                else
-                    pool_genres[(p - 1) * words + c / 64] |= 1ULL << (c % 64);
-            }
-        }
-        st = tb_index_new(pool_vec, pool_ids, n_pool, dim, &pool);
-        pool_vec = NULL;
-        pool_ids = NULL;
-        if (st != TB_OK)
-            goto out;
-        double t0 = tb_now_seconds();
-        size_t kh = k + 1 < n_pool ? k + 1 : n_pool;
-        if ((st = tb_index_search_batch(pool, query_vec, n_query, kh, opt->threads, hits)) != TB_OK)
-            goto out;
-        ret->eval_seconds = tb_now_seconds() - t0;
-        ret->genre_hit = tb_recommend_genre_hit(hits, n_query, kh, k, query_genres, pool_genres, words, query_pool_row);
-        ret->n_queries = n_query;
-        ret->n_pool = n_pool;
-    }
-
-    /* The published index: every distinct track, embedded from its first row. */
     double t0 = tb_now_seconds();
-    all_vec = tb_malloc_n(n_tracks * dim, sizeof *all_vec);
-    all_ids = tb_calloc_n(n_tracks, sizeof *all_ids);
-    if (!all_vec || !all_ids) {
-        st = tb_error(TB_NOMEM, "out of memory for the index");
+    size_t kh = k + 1 < n_pool ? k + 1 : n_pool;
+    if ((st = tb_index_search_batch(pool, query_vec, n_query, kh, b->opt->threads, hits)) != TB_OK)
         goto out;
-    }
-    for (size_t t = 0; t < n_tracks; t++) {
-        const tb_track_row *first = &tr.rows[side[t].first];
-        tb_embedder_embed(ret->embedder, X[first->set] + first->row * d, all_vec + t * dim);
-        if (!(all_ids[t] = strdup(first->id))) {
-            st = tb_error(TB_NOMEM, "out of memory");
-            goto out;
-        }
-    }
-    st = tb_index_new(all_vec, all_ids, n_tracks, dim, &ret->index);
-    all_vec = NULL;
-    all_ids = NULL;
-    ret->build_seconds = tb_now_seconds() - t0;
+    ret->eval_seconds = tb_now_seconds() - t0;
+    ret->genre_hit = tb_recommend_genre_hit(hits, n_query, kh, k, query_genres, pool_genres, words, query_pool_row);
+    ret->n_queries = n_query;
+    ret->n_pool = n_pool;
 out:
-    if (pool_ids)
-        for (size_t i = 0; i < n_pool; i++)
-            free(pool_ids[i]);
-    if (all_ids)
-        for (size_t i = 0; i < n_tracks; i++)
-            free(all_ids[i]);
-    free(pool_ids);
-    free(all_ids);
+    free_ids(pool_ids, n_pool);
     free(pool_vec);
     free(query_vec);
-    free(all_vec);
     free(pool_genres);
     free(query_genres);
     free(query_pool_row);
     free(hits);
-    free(fit_rows);
-    free(side);
-    free(is_test);
-    free(X[0]);
-    free(X[1]);
     tb_index_free(pool);
-    tb_pipeline_free(pipeline);
-    tb_track_rows_clear(&tr);
+    return st;
+}
+
+/* The published index: every distinct track, embedded from its first row. */
+static tb_status index_all(build *b) {
+    tb_recommend_result *ret = b->ret;
+    const size_t n = b->n_tracks, dim = ret->embedder->dim;
+    double t0 = tb_now_seconds();
+    float *vec = tb_malloc_n(n * dim, sizeof *vec);
+    char **ids = tb_calloc_n(n, sizeof *ids);
+    tb_status st = TB_OK;
+    if (!vec || !ids)
+        st = tb_error(TB_NOMEM, "out of memory for the index");
+    for (size_t t = 0; t < n && st == TB_OK; t++) {
+        const tb_track_row *first = &b->tr.rows[b->side[t].first];
+        tb_embedder_embed(ret->embedder, b->X[first->set] + first->row * b->d, vec + t * dim);
+        if (!(ids[t] = strdup(first->id)))
+            st = tb_error(TB_NOMEM, "out of memory");
+    }
+    if (st != TB_OK) {
+        free(vec);
+        free_ids(ids, n);
+        return st;
+    }
+    st = tb_index_new(vec, ids, n, dim, &ret->index); /* takes both */
+    ret->build_seconds = tb_now_seconds() - t0;
+    return st;
+}
+
+tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_options *opt, tb_recommend_result *ret) {
+    build b = {.split = split, .opt = opt, .ret = ret, .sets = {split->train_ds, split->test_ds},
+               .n_sets = split->test_ds ? 2 : 1};
+    memset(ret, 0, sizeof *ret);
+    ret->eval_k = opt->eval_k ? opt->eval_k : 10;
+    tb_status st = choose_features(&b);
+    b.d = ret->n_features;
+    for (size_t s = 0; s < b.n_sets && st == TB_OK; s++)
+        st = tb_dataset_matrix(b.sets[s], ret->features, b.d, &b.X[s]);
+    if (st == TB_OK && (st = assign_sides(&b)) == TB_OK && (st = fit_embedder(&b)) == TB_OK &&
+        (st = evaluate(&b)) == TB_OK)
+        st = index_all(&b);
+    free(b.side);
+    free(b.is_test);
+    free(b.X[0]);
+    free(b.X[1]);
+    tb_track_rows_clear(&b.tr);
     if (st != TB_OK)
         tb_recommend_result_clear(ret);
     return st;
