@@ -91,38 +91,39 @@ static void test_too_many_inputs(const double *X, const int32_t *y, const double
     free(Xw);
 }
 
-int main(void) {
-    static double X[N * D], target[N], proba[N * K], proba2[N * K];
-    static int32_t y[N];
-    make_data(X, y, target, 1);
-    test_too_many_inputs(X, y, target);
+static double X[N * D], target[N], proba[N * K], proba2[N * K];
+static int32_t y[N];
 
-    /* A single unbootstrapped stump finds the midpoint between the classes. */
-    {
-        const double Xs[6] = {1, 2, 3, 10, 11, 12};
-        const int32_t ys[6] = {0, 0, 0, 1, 1, 1};
-        tb_train_params p;
-        tb_train_params_default(&p);
-        p.n_trees = 1;
-        p.bootstrap = 0;
-        p.max_features = 1.0;
-        tb_train_data d = {.X = Xs, .n = 6, .d = 1, .task = TB_TASK_CLASSIFY, .y = ys, .n_classes = 2};
-        tb_model *m = NULL;
-        CHECK(tb_model_train("rf", &d, &p, &m) == TB_OK);
-        double out[2], x = 6.5;
-        tb_model_predict(m, &x, out);
-        CHECK(out[0] == 1.0 && out[1] == 0.0); /* x <= 6.5 goes left */
-        x = 6.5000001;
-        tb_model_predict(m, &x, out);
-        CHECK(out[1] == 1.0);
-        tb_model_free(m);
-    }
+/* A single unbootstrapped stump finds the midpoint between the classes. */
+static void stump_cuts_at_the_midpoint(void) {
+    const double Xs[6] = {1, 2, 3, 10, 11, 12};
+    const int32_t ys[6] = {0, 0, 0, 1, 1, 1};
+    tb_train_params p;
+    tb_train_params_default(&p);
+    p.n_trees = 1;
+    p.bootstrap = 0;
+    p.max_features = 1.0;
+    tb_train_data d = {.X = Xs, .n = 6, .d = 1, .task = TB_TASK_CLASSIFY, .y = ys, .n_classes = 2};
+    tb_model *m = NULL;
+    CHECK(tb_model_train("rf", &d, &p, &m) == TB_OK);
+    double out[2], x = 6.5;
+    tb_model_predict(m, &x, out);
+    CHECK(out[0] == 1.0 && out[1] == 0.0); /* x <= 6.5 goes left */
+    x = 6.5000001;
+    tb_model_predict(m, &x, out);
+    CHECK(out[1] == 1.0);
+    tb_model_free(m);
+}
 
-    /* Separable classes: near-perfect, probabilities sum to 1. */
+/* Separable classes: near-perfect, probabilities sum to 1; batch and single-row prediction agree
+ * bit for bit; the same seed on other thread counts gives the same forest byte for byte; save →
+ * load gives identical predictions; hostile blobs are refused (wrong magic, newer major version,
+ * every truncation, random corruption). */
+static void classifier_exact_and_reproducible(void) {
     tb_model *m1 = train(X, y, target, TB_TASK_CLASSIFY, 1, 42, 25);
     CHECK(m1 != NULL);
     if (!m1)
-        return tb_test_done();
+        return;
     tb_model_predict_batch(m1, X, N, 2, proba);
     int32_t pred[N];
     size_t correct = 0;
@@ -141,7 +142,6 @@ int main(void) {
     }
     CHECK(correct >= N - 2);
     CHECK(sums_ok);
-    /* Batch and single-row prediction agree bit for bit. */
     int same = 1;
     for (size_t i = 0; i < N; i++) {
         double out[K];
@@ -150,14 +150,12 @@ int main(void) {
     }
     CHECK(same);
 
-    /* Same seed, different thread counts: the same forest, byte for byte. */
     tb_model *m2 = train(X, y, target, TB_TASK_CLASSIFY, 2, 42, 25);
     tb_model *m3 = train(X, y, target, TB_TASK_CLASSIFY, 2, 43, 25);
     tb_predictor *p1 = wrap(m1, 1), *p2 = wrap(m2, 1), *p3 = wrap(m3, 1);
     CHECK(blobs_equal(p1, p2));
     CHECK(!blobs_equal(p1, p3));
 
-    /* Save → load → identical predictions. */
     void *blob;
     size_t len;
     CHECK(tb_predictor_save(p1, &blob, &len) == TB_OK);
@@ -171,7 +169,6 @@ int main(void) {
     }
     tb_predictor_free(back);
 
-    /* Hostile blobs: wrong magic, newer major version, every truncation, random corruption. */
     unsigned char *bad = malloc(len);
     memcpy(bad, blob, len);
     bad[0] = 'X';
@@ -186,7 +183,13 @@ int main(void) {
     tb_predictor_free(p2);
     tb_predictor_free(p3);
 
-    /* Regression: a smooth target is learned; round trip is exact. */
+}
+
+/* Regression: a smooth target is learned; the round trip is exact. */
+static void regression_learns_and_round_trips(void) {
+    void *blob;
+    size_t len;
+    tb_predictor *back = NULL;
     tb_model *r = train(X, y, target, TB_TASK_REGRESS, 2, 42, 30);
     CHECK(r != NULL);
     if (r) {
@@ -216,7 +219,9 @@ int main(void) {
         free(blob);
     }
 
-    /* Bad parameters are errors, not crashes. */
+}
+
+static void bad_parameters_are_errors(void) {
     tb_train_params p;
     tb_train_params_default(&p);
     p.n_trees = 0;
@@ -227,5 +232,14 @@ int main(void) {
     d.n_classes = 1;
     tb_train_params_default(&p);
     CHECK_ERR(tb_model_train("rf", &d, &p, &m), TB_INVALID, "1 classes");
+}
+
+int main(void) {
+    make_data(X, y, target, 1);
+    test_too_many_inputs(X, y, target);
+    stump_cuts_at_the_midpoint();
+    classifier_exact_and_reproducible();
+    regression_learns_and_round_trips();
+    bad_parameters_are_errors();
     return tb_test_done();
 }

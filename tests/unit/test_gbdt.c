@@ -41,13 +41,16 @@ static tb_predictor *wrap(tb_model *m, size_t d, size_t k) {
     return p;
 }
 
-int main(void) {
+/* One stream of draws for every case, taken in this file's order. */
+static tb_rng rng;
+
+/* XOR of two signs: boosting learns it exactly; so does a single unbootstrapped CART tree
+ * (extra trees: random cuts). */
+static void xor_is_learned_exactly(void) {
     enum { NX = 400 };
     static double X[NX * 2];
     static int32_t y[NX];
-    tb_rng rng;
-    tb_rng_seed(&rng, 5);
-    /* XOR of two signs; quadrant sizes differ a little so the first greedy cut has some gain. */
+    /* Quadrant sizes differ a little so the first greedy cut has some gain. */
     for (size_t i = 0; i < NX; i++) {
         double a = tb_rng_uniform(&rng) * 2 - 1, b = tb_rng_uniform(&rng) * 2 - 1;
         if (i % 7 == 0 && a < 0 && b < 0)
@@ -66,7 +69,6 @@ int main(void) {
     tb_train_data d = {.X = X, .n = NX, .d = 2, .task = TB_TASK_CLASSIFY, .y = y, .n_classes = 2};
     tb_model *xor_gbdt = fit("gbdt", &d, &p);
     CHECK(xor_gbdt && errors(xor_gbdt, X, y, NX, 2) == 0);
-    /* A single unbootstrapped CART tree learns XOR exactly too (extra trees: random cuts). */
     tb_train_params one;
     tb_train_params_default(&one);
     one.n_trees = 1;
@@ -78,8 +80,11 @@ int main(void) {
     CHECK(xor_extra && errors(xor_extra, X, y, NX, 2) == 0);
     tb_model_free(xor_tree);
     tb_model_free(xor_extra);
+    tb_model_free(xor_gbdt);
+}
 
-    /* A step function: one round with three leaves, no shrinkage or penalty, is exact. */
+/* A step function: one round with three leaves, no shrinkage or penalty, is exact. */
+static void one_round_fits_a_step_exactly(void) {
     enum { NS = 300 };
     static double xs[NS], ys[NS];
     for (size_t i = 0; i < NS; i++) {
@@ -107,16 +112,26 @@ int main(void) {
         tb_model_predict(step, &probe, &out_probe);
     CHECK_NEAR(out_probe, 1.0, 1e-6);
     tb_model_free(step);
+}
 
-    /* Training loss falls every round (4 classes, 3 features). */
-    enum { N = 800, D = 3, K = 4 };
-    static double X3[N * D];
-    static int32_t y3[N];
+/* 4 classes, 3 features: the data of the cases below. */
+enum { N = 800, D = 3, K = 4 };
+static double X3[N * D];
+static int32_t y3[N];
+static tb_train_data d3 = {.X = X3, .n = N, .d = D, .task = TB_TASK_CLASSIFY, .y = y3, .n_classes = K};
+
+static void make_four_classes(void) {
     for (size_t i = 0; i < N; i++) {
         for (size_t j = 0; j < D; j++)
             X3[i * D + j] = tb_rng_uniform(&rng);
         y3[i] = (int32_t)((X3[i * D] > 0.5) * 2 + (X3[i * D + 1] + 0.3 * tb_rng_uniform(&rng) > 0.6));
     }
+}
+
+/* Training loss falls every round; the same model from 1 thread as from 2; a sketch of 2 of the
+ * 4 classes still learns; save → load gives identical probabilities; batched prediction the same
+ * bits as row by row; corrupt blobs are refused or harmless. */
+static void loss_falls_threads_agree_round_trip_exact(void) {
     double trace[40];
     tb_train_params lp;
     tb_train_params_default(&lp);
@@ -124,14 +139,12 @@ int main(void) {
     lp.early_stopping = 0;
     lp.loss_trace = trace;
     lp.threads = 2;
-    tb_train_data d3 = {.X = X3, .n = N, .d = D, .task = TB_TASK_CLASSIFY, .y = y3, .n_classes = K};
     tb_model *m1 = fit("gbdt", &d3, &lp);
     int falling = m1 != NULL;
     for (int r = 1; r < 40; r++)
         falling &= trace[r] < trace[r - 1];
     CHECK(falling);
     CHECK(trace[39] < 0.5 * trace[0]);
-    /* The same model from 1 thread; a sketch of 2 of the 4 classes still learns. */
     lp.threads = 1;
     lp.loss_trace = NULL;
     tb_model *m2 = fit("gbdt", &d3, &lp);
@@ -145,18 +158,6 @@ int main(void) {
     tb_model *ms = fit("gbdt", &d3, &lp);
     CHECK(ms && errors(ms, X3, y3, N, D) < N / 5);
     tb_model_free(ms);
-
-    /* Early stopping keeps fewer trees than the cap on noisy labels. */
-    tb_train_params ep;
-    tb_train_params_default(&ep);
-    ep.n_rounds = 400;
-    ep.early_stopping = 5;
-    ep.learning_rate = 0.5;
-    tb_model *me = fit("gbdt", &d3, &ep);
-    CHECK(me && tb_model_steps(me) < 400);
-    tb_model_free(me);
-
-    /* Save → load → identical probabilities; corrupt blobs refused or harmless. */
     tb_predictor *back = NULL;
     CHECK(tb_predictor_load(b1, l1, &back) == TB_OK);
     int same = back != NULL;
@@ -183,37 +184,53 @@ int main(void) {
     tb_predictor_free(p1);
     tb_predictor_free(p2);
 
-    /* The blend (forest + boosting, weight chosen on a hold-out) round-trips exactly too. */
-    {
-        tb_train_params bpp;
-        tb_train_params_default(&bpp);
-        bpp.n_rounds = 30;
-        bpp.n_trees = 20;
-        tb_model *bl = fit("blend", &d3, &bpp);
-        CHECK(bl && errors(bl, X3, y3, N, D) < N / 5);
-        tb_predictor *pb = bl ? wrap(bl, D, K) : NULL;
-        void *blob = NULL;
-        size_t len = 0;
-        tb_predictor *bb = NULL;
-        CHECK(pb && tb_predictor_save(pb, &blob, &len) == TB_OK && tb_predictor_load(blob, len, &bb) == TB_OK);
-        static double bl_batch[N * K];
-        if (bb) {
-            tb_model_predict_batch(bb->model, X3, N, 2, bl_batch);
-            int same_bl = 1;
-            for (size_t i = 0; i < N; i++) {
-                double a[K];
-                tb_predictor_predict(pb, X3 + i * D, a);
-                same_bl &= memcmp(a, bl_batch + i * K, sizeof a) == 0;
-            }
-            CHECK(same_bl);
-        }
-        free(blob);
-        tb_predictor_free(bb);
-        tb_predictor_free(pb);
-    }
+}
 
-    /* Missing values get their own bin and a learned direction: here NaN marks class 1 in a
-     * feature whose observed values separate class 0 from class 2. */
+/* Early stopping keeps fewer trees than the cap on noisy labels. */
+static void early_stopping_keeps_fewer_trees(void) {
+    tb_train_params ep;
+    tb_train_params_default(&ep);
+    ep.n_rounds = 400;
+    ep.early_stopping = 5;
+    ep.learning_rate = 0.5;
+    tb_model *me = fit("gbdt", &d3, &ep);
+    CHECK(me && tb_model_steps(me) < 400);
+    tb_model_free(me);
+
+}
+
+/* The blend (forest + boosting, weight chosen on a hold-out) round-trips exactly too. */
+static void blend_round_trips_exactly(void) {
+    tb_train_params bpp;
+    tb_train_params_default(&bpp);
+    bpp.n_rounds = 30;
+    bpp.n_trees = 20;
+    tb_model *bl = fit("blend", &d3, &bpp);
+    CHECK(bl && errors(bl, X3, y3, N, D) < N / 5);
+    tb_predictor *pb = bl ? wrap(bl, D, K) : NULL;
+    void *blob = NULL;
+    size_t len = 0;
+    tb_predictor *bb = NULL;
+    CHECK(pb && tb_predictor_save(pb, &blob, &len) == TB_OK && tb_predictor_load(blob, len, &bb) == TB_OK);
+    static double bl_batch[N * K];
+    if (bb) {
+        tb_model_predict_batch(bb->model, X3, N, 2, bl_batch);
+        int same_bl = 1;
+        for (size_t i = 0; i < N; i++) {
+            double a[K];
+            tb_predictor_predict(pb, X3 + i * D, a);
+            same_bl &= memcmp(a, bl_batch + i * K, sizeof a) == 0;
+        }
+        CHECK(same_bl);
+    }
+    free(blob);
+    tb_predictor_free(bb);
+    tb_predictor_free(pb);
+}
+
+/* Missing values get their own bin and a learned direction: here NaN marks class 1 in a feature
+ * whose observed values separate class 0 from class 2. */
+static void missing_values_learn_a_direction(void) {
     static double Xm[N];
     static int32_t ym[N];
     for (size_t i = 0; i < N; i++) {
@@ -240,7 +257,9 @@ int main(void) {
     }
     tb_model_free(mm);
 
-    /* Bad parameters. */
+}
+
+static void bad_parameters_are_refused(void) {
     tb_train_params bp;
     tb_train_params_default(&bp);
     tb_model *m = NULL;
@@ -252,6 +271,17 @@ int main(void) {
     tb_train_params_default(&bp);
     bp.subsample = 0;
     CHECK_ERR(tb_model_train("gbdt", &d3, &bp, &m), TB_INVALID, "subsample");
-    tb_model_free(xor_gbdt);
+}
+
+int main(void) {
+    tb_rng_seed(&rng, 5);
+    xor_is_learned_exactly();
+    one_round_fits_a_step_exactly();
+    make_four_classes();
+    loss_falls_threads_agree_round_trip_exact();
+    early_stopping_keeps_fewer_trees();
+    blend_round_trips_exactly();
+    missing_values_learn_a_direction();
+    bad_parameters_are_refused();
     return tb_test_done();
 }
