@@ -206,13 +206,17 @@ static int list_has(const char *list, const char *s, size_t n) {
     return 0;
 }
 
-int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b) {
-    const char *la = c->tracks[a].artists, *item;
+int tb_artists_overlap(const char *a, const char *b) {
+    const char *item;
     size_t len;
-    while (next_name(&la, &item, &len))
-        if (len && list_has(c->tracks[b].artists, item, len))
+    while (a && b && next_name(&a, &item, &len))
+        if (len && list_has(b, item, len))
             return 1;
     return 0;
+}
+
+int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b) {
+    return tb_artists_overlap(c->tracks[a].artists, c->tracks[b].artists);
 }
 
 int tb_catalog_same_song(const tb_catalog *c, size_t a, size_t b) {

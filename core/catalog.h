@@ -37,6 +37,8 @@ long tb_catalog_find(const tb_catalog *c, const char *id);
 long tb_catalog_genre(const tb_catalog *c, const char *name);
 /* Whether track t lists genre g. */
 int tb_catalog_has_genre(const tb_catalog *c, size_t t, size_t g);
+/* Whether two ';'-separated artist lists name one artist in common (exact names; NULL: none). */
+int tb_artists_overlap(const char *a, const char *b);
 /* Whether tracks a and b share at least one artist (exact names, ';'-separated). */
 int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b);
 /* Whether a and b are the same song (same name and artists, ignoring ASCII case). */

@@ -190,6 +190,23 @@ size_t tb_index_search(const tb_index *ix, const float *q, size_t k, tb_index_ac
 
 tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
                                 tb_hit *out) {
+    return tb_index_search_batch_filtered(ix, queries, m, k, threads, NULL, NULL, out);
+}
+
+/* One query's view of a per-query filter, in the form tb_index_offer takes. */
+typedef struct query_filter {
+    tb_index_accept_query accept;
+    void *ctx;
+    size_t q;
+} query_filter;
+
+static int accept_for_query(void *ctx, size_t row) {
+    const query_filter *f = ctx;
+    return f->accept(f->ctx, f->q, row);
+}
+
+tb_status tb_index_search_batch_filtered(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
+                                         tb_index_accept_query accept, void *ctx, tb_hit *out) {
     size_t kk = k < ix->n ? k : ix->n, dim = ix->dim;
     if (kk == 0 || m == 0)
         return TB_OK;
@@ -208,11 +225,17 @@ tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t
             size_t rn = ix->n - r0 < ROW_BLOCK ? ix->n - r0 : ROW_BLOCK;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)rn, (int)dim, 1.0f,
                         queries + q0 * dim, (int)dim, ix->columns + r0, (int)ix->n, 0.0f, tile, (int)rn);
-            for (size_t q = 0; q < qn; q++)
-                tb_index_offer(tile + q * rn, rn, r0, kk, NULL, NULL, out + (q0 + q) * kk, &n_heap[q]);
+            for (size_t q = 0; q < qn; q++) {
+                query_filter f = {accept, ctx, q0 + q};
+                tb_index_offer(tile + q * rn, rn, r0, kk, accept ? accept_for_query : NULL, &f, out + (q0 + q) * kk,
+                               &n_heap[q]);
+            }
         }
-        for (size_t q = 0; q < qn; q++)
+        for (size_t q = 0; q < qn; q++) {
             heap_sort(out + (q0 + q) * kk, n_heap[q]);
+            for (size_t h = n_heap[q]; h < kk; h++)
+                out[(q0 + q) * kk + h] = (tb_hit){.row = UINT32_MAX, .score = -INFINITY};
+        }
     }
     free(tiles);
     return TB_OK;

@@ -58,5 +58,11 @@ size_t tb_index_search(const tb_index *ix, const float *q, size_t k, tb_index_ac
  * best first. Parallel over query blocks on `threads` threads (0 = all cores). */
 tb_status tb_index_search_batch(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
                                 tb_hit *out);
+/* Whether row may answer query q (a batch's per-query filter). */
+typedef int (*tb_index_accept_query)(void *ctx, size_t q, size_t row);
+/* The same with a filter: each query keeps its best k accepted rows; slots past the last one
+ * found hold row UINT32_MAX and score -INFINITY. out: m × min(k, n) hits. */
+tb_status tb_index_search_batch_filtered(const tb_index *ix, const float *queries, size_t m, size_t k, int threads,
+                                         tb_index_accept_query accept, void *ctx, tb_hit *out);
 
 #endif

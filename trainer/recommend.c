@@ -1,11 +1,13 @@
 /* Recommendation index building and its Genre-Hit@k evaluation, for timbre-train. */
 #include "recommend.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "catalog.h"
 #include "clock.h"
 #include "log.h"
 #include "progress.h"
@@ -33,6 +35,8 @@ double tb_recommend_genre_hit(const tb_hit *hits, size_t n_queries, size_t k_hit
         size_t judged = 0, shared = 0;
         for (size_t h = 0; h < k_hits && judged < k; h++) {
             size_t row = hits[q * k_hits + h].row;
+            if (row == UINT32_MAX) /* a filtered search found no more */
+                break;
             if (query_pool_row && query_pool_row[q] == row)
                 continue; /* the query's own track */
             judged++;
@@ -211,7 +215,55 @@ static tb_status fit_embedder(build *b) {
     return st;
 }
 
-/* Genre-Hit@k: test tracks query an index of the training tracks; a hit shares a genre. */
+/* A track's artists cell (NULL when the table has no artists column). */
+static const char *artists_of(const tb_dataset *ds, size_t row) {
+    return ds->col_artists >= 0 ? tb_dataset_text(ds, ds->col_artists, row) : NULL;
+}
+
+/* What the artist-excluded search needs: each query's artists and own pool row, each pool row's. */
+typedef struct artist_filter {
+    const char **query_artists, **pool_artists;
+    const size_t *query_pool_row;
+} artist_filter;
+
+static int other_artist(void *ctx, size_t q, size_t row) {
+    const artist_filter *f = ctx;
+    return row != f->query_pool_row[q] && !tb_artists_overlap(f->query_artists[q], f->pool_artists[row]);
+}
+
+void tb_recommend_list_stats(const tb_hit *hits, size_t n_queries, size_t k_hits, size_t k, const size_t *query_pool_row,
+                             const char **pool_artists, size_t n_pool, double *ret_coverage, double *ret_artist_share) {
+    uint8_t *seen = calloc(n_pool, 1);
+    double share = 0.0;
+    size_t covered = 0;
+    for (size_t q = 0; seen && q < n_queries; q++) {
+        size_t list[64], n = 0;
+        for (size_t h = 0; h < k_hits && n < k && n < 64; h++) {
+            size_t row = hits[q * k_hits + h].row;
+            if (row == UINT32_MAX)
+                break;
+            if (!query_pool_row || row != query_pool_row[q])
+                list[n++] = row;
+        }
+        size_t distinct = 0;
+        for (size_t i = 0; i < n; i++) {
+            covered += !seen[list[i]];
+            seen[list[i]] = 1;
+            int repeat = 0;
+            for (size_t j = 0; j < i && !repeat && pool_artists; j++)
+                repeat = pool_artists[list[j]] && pool_artists[list[i]] &&
+                         strcmp(pool_artists[list[j]], pool_artists[list[i]]) == 0;
+            distinct += !repeat;
+        }
+        share += n ? (double)distinct / (double)n : 0.0;
+    }
+    *ret_coverage = seen && n_pool ? (double)covered / (double)n_pool : NAN;
+    *ret_artist_share = seen && n_queries && pool_artists ? share / (double)n_queries : NAN;
+    free(seen);
+}
+
+/* Genre-Hit@k: test tracks query an index of the training tracks; a hit shares a genre. Beside
+ * it, the same with the query's artists excluded, coverage and artist variety. */
 static tb_status evaluate(build *b) {
     const tb_dataset *labelled = b->split->train_ds;
     tb_recommend_result *ret = b->ret;
@@ -226,9 +278,13 @@ static tb_status evaluate(build *b) {
     uint64_t *query_genres = tb_calloc_n(n_query * words, sizeof *query_genres);
     size_t *query_pool_row = tb_malloc_n(n_query, sizeof *query_pool_row);
     tb_hit *hits = tb_malloc_n(n_query * (k + 1), sizeof *hits);
+    int with_artists = b->sets[0]->col_artists >= 0 && (!b->sets[1] || b->sets[1]->col_artists >= 0);
+    const char **pool_artists = with_artists ? tb_calloc_n(n_pool, sizeof *pool_artists) : NULL;
+    const char **query_artists = with_artists ? tb_calloc_n(n_query, sizeof *query_artists) : NULL;
     tb_index *pool = NULL;
     tb_status st = TB_OK;
-    if (!pool_vec || !query_vec || !pool_ids || !pool_genres || !query_genres || !query_pool_row || !hits) {
+    if (!pool_vec || !query_vec || !pool_ids || !pool_genres || !query_genres || !query_pool_row || !hits ||
+        (with_artists && (!pool_artists || !query_artists))) {
         st = tb_error(TB_NOMEM, "out of memory for the evaluation");
         goto out;
     }
@@ -242,10 +298,14 @@ static tb_status evaluate(build *b) {
                 st = tb_error(TB_NOMEM, "out of memory");
                 goto out;
             }
+            if (pool_artists)
+                pool_artists[p] = artists_of(b->sets[s->train_set], s->train_row);
             pool_row = p++;
         }
         if (s->test_row != SIZE_MAX) {
             tb_embedder_embed(ret->embedder, b->X[s->test_set] + s->test_row * d, query_vec + q * dim);
+            if (query_artists)
+                query_artists[q] = artists_of(b->sets[s->test_set], s->test_row);
             query_pool_row[q++] = pool_row;
         }
         /* Every genre the track is listed under, on whichever side. */
@@ -273,7 +333,21 @@ static tb_status evaluate(build *b) {
     ret->genre_hit = tb_recommend_genre_hit(hits, n_query, kh, k, query_genres, pool_genres, words, query_pool_row);
     ret->n_queries = n_query;
     ret->n_pool = n_pool;
+    tb_recommend_list_stats(hits, n_query, kh, k, query_pool_row, pool_artists, n_pool, &ret->coverage,
+                            &ret->artist_share);
+    ret->genre_hit_other_artists = NAN;
+    if (with_artists) {
+        artist_filter f = {query_artists, pool_artists, query_pool_row};
+        size_t kf = k < n_pool ? k : n_pool;
+        if ((st = tb_index_search_batch_filtered(pool, query_vec, n_query, kf, b->opt->threads, other_artist, &f,
+                                                 hits)) != TB_OK)
+            goto out;
+        ret->genre_hit_other_artists = tb_recommend_genre_hit(hits, n_query, kf, k, query_genres, pool_genres, words,
+                                                              NULL);
+    }
 out:
+    free(pool_artists);
+    free(query_artists);
     free_ids(pool_ids, n_pool);
     free(pool_vec);
     free(query_vec);

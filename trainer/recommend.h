@@ -28,6 +28,10 @@ typedef struct tb_recommend_result {
     char **features;
     size_t n_features;
     double genre_hit;          /* Genre-Hit@eval_k: mean share of a query's neighbours sharing a genre */
+    /* For the same queries (NaN without an artists column): Genre-Hit@k when the query's artists'
+     * tracks may not answer; the share of the pool in some query's top k (catalog coverage); the
+     * mean share of distinct artists in a top k. */
+    double genre_hit_other_artists, coverage, artist_share;
     size_t eval_k, n_queries, n_pool;
     double build_seconds;      /* embedding and indexing every track */
     double eval_seconds;       /* the evaluation's batch search */
@@ -40,6 +44,12 @@ void tb_recommend_result_clear(tb_recommend_result *r);
  * words_per_set uint64 words. Exposed for tests. */
 double tb_recommend_genre_hit(const tb_hit *hits, size_t n_queries, size_t k_hits, size_t k, const uint64_t *query_genres,
                               const uint64_t *pool_genres, size_t words_per_set, const size_t *query_pool_row);
+
+/* Over the hits Genre-Hit judges (the query's own track skipped, the first k): the share of the
+ * n_pool rows in some query's list (coverage), and the mean share of distinct artists cells in a
+ * list (NaN without pool_artists). Exposed for tests. */
+void tb_recommend_list_stats(const tb_hit *hits, size_t n_queries, size_t k_hits, size_t k, const size_t *query_pool_row,
+                             const char **pool_artists, size_t n_pool, double *ret_coverage, double *ret_artist_share);
 
 tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_options *opt, tb_recommend_result *ret);
 

@@ -173,9 +173,11 @@ static tb_status build_recommend(run *r) {
         return st;
     const tb_recommend_result *rec = &r->rec;
     if (rec->n_queries)
-        tb_log(TB_LOG_INFO, "recommend: Genre-Hit@%zu %.4f (%zu test tracks querying %zu training tracks, "
-               "search %.2fs); index of %zu tracks built in %.2fs", rec->eval_k, rec->genre_hit, rec->n_queries,
-               rec->n_pool, rec->eval_seconds, rec->index->n, rec->build_seconds);
+        tb_log(TB_LOG_INFO, "recommend: Genre-Hit@%zu %.4f, %.4f with the query's artists excluded; coverage "
+               "%.4f, distinct artists %.4f a list (%zu test tracks querying %zu training tracks, search %.2fs); "
+               "index of %zu tracks built in %.2fs", rec->eval_k, rec->genre_hit, rec->genre_hit_other_artists,
+               rec->coverage, rec->artist_share, rec->n_queries, rec->n_pool, rec->eval_seconds, rec->index->n,
+               rec->build_seconds);
     else
         tb_log(TB_LOG_INFO, "recommend: index of %zu tracks built in %.2fs (no labelled test tracks to judge it)",
                rec->index->n, rec->build_seconds);

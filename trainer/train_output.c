@@ -1,4 +1,5 @@
 /* timbre-train's outputs: published model rows, the JSON report, log lines and prediction files. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,9 +251,19 @@ tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *
 static cJSON *recommend_metrics(const tb_recommend_result *r) {
     cJSON *m = cJSON_CreateObject();
     if (r->n_queries) {
-        char key[32];
+        char key[48];
         snprintf(key, sizeof key, "genre_hit_at_%zu", r->eval_k);
         cJSON_AddNumberToObject(m, key, r->genre_hit);
+        struct { const char *name; double v; } more[] = {
+            {"genre_hit_at_%zu_other_artists", r->genre_hit_other_artists},
+            {"coverage_at_%zu", r->coverage},
+            {"artist_share_at_%zu", r->artist_share},
+        };
+        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+            snprintf(key, sizeof key, more[i].name, r->eval_k);
+            if (isfinite(more[i].v))
+                cJSON_AddNumberToObject(m, key, more[i].v);
+        }
         cJSON_AddNumberToObject(m, "n_queries", (double)r->n_queries);
         cJSON_AddNumberToObject(m, "n_pool", (double)r->n_pool);
         cJSON_AddNumberToObject(m, "eval_search_seconds", r->eval_seconds);

@@ -224,7 +224,60 @@ static void test_genre_hit(void) {
     CHECK_NEAR(tb_recommend_genre_hit(hits, 2, 3, 2, qg, pg, 1, own), 0.75, 1e-12);
 }
 
+/* A batch with a per-query filter gives each query what a filtered single search gives it; a
+ * filter that leaves fewer than k rows pads with row UINT32_MAX. */
+static int mod3_differs(void *ctx, size_t q, size_t row) {
+    (void)ctx;
+    return row % 3 != q % 3 && (q != 5 || row < 4); /* query 5 may use rows 0..3 only */
+}
+
+typedef struct one_query {
+    size_t q;
+} one_query;
+
+static int mod3_differs_single(void *ctx, size_t row) { return mod3_differs(NULL, ((one_query *)ctx)->q, row); }
+
+static void filtered_batch_matches_single_searches(void) {
+    enum { N = 700, D = 6, M = 40, K = 5 };
+    float *v = random_unit_vectors(N, D, 21), *queries = random_unit_vectors(M, D, 22);
+    tb_index *ix = NULL;
+    CHECK(tb_index_new(v, make_ids(N), N, D, &ix) == TB_OK);
+    static tb_hit batch[M * K], single[K];
+    static float scores[N];
+    CHECK(tb_index_search_batch_filtered(ix, queries, M, K, 2, mod3_differs, NULL, batch) == TB_OK);
+    int same = 1;
+    for (size_t q = 0; q < M; q++) {
+        one_query ctx = {q};
+        size_t n = tb_index_search(ix, queries + q * D, K, mod3_differs_single, &ctx, scores, single);
+        for (size_t h = 0; h < K; h++)
+            same &= h < n ? batch[q * K + h].row == single[h].row && fabsf(batch[q * K + h].score - single[h].score) < 1e-5f
+                          : batch[q * K + h].row == UINT32_MAX;
+    }
+    CHECK(same);
+    /* Query 5 (5 % 3 = 2) may take rows 0, 1, 3: three of five slots, then padding. */
+    CHECK(batch[5 * K + 2].row != UINT32_MAX && batch[5 * K + 3].row == UINT32_MAX);
+    tb_index_free(ix);
+    free(queries);
+}
+
+/* Coverage and artist variety by hand. Pool of 4 rows, artists "A", "A", "B;C", NULL; k = 2.
+ * Query 0 (own row 0): hits 0 (skipped), 1, 2 → list {1, 2}: artists A, B;C → 2/2 distinct.
+ * Query 1 (no own row): hits 1, 0, 3 → list {1, 0}: A, A → 1/2. Rows in a list: 0, 1, 2 → 3/4. */
+static void coverage_and_artist_share(void) {
+    tb_hit hits[6] = {{0.9f, 0}, {0.8f, 1}, {0.7f, 2}, {0.9f, 1}, {0.8f, 0}, {0.7f, 3}};
+    const char *artists[4] = {"A", "A", "B;C", NULL};
+    size_t own[2] = {0, SIZE_MAX};
+    double coverage, share;
+    tb_recommend_list_stats(hits, 2, 3, 2, own, artists, 4, &coverage, &share);
+    CHECK_NEAR(coverage, 0.75, 1e-12);
+    CHECK_NEAR(share, 0.75, 1e-12);
+    tb_recommend_list_stats(hits, 2, 3, 2, own, NULL, 4, &coverage, &share);
+    CHECK(isnan(share) && coverage == 0.75);
+}
+
 int main(void) {
+    filtered_batch_matches_single_searches();
+    coverage_and_artist_share();
     test_against_naive();
     test_ties_and_rejects();
     test_embedder();
