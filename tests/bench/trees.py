@@ -83,7 +83,8 @@ def timbre_row(kind, args, train_csv, test_csv, features, tmp, extra):
                            check=True, capture_output=True, text=True)
     b = json.loads(bench.stdout)
     m = rep["metrics"]
-    label = f"Timbre {kind}" + (f" ({rep['rounds']} trees)" if kind == "gbdt" else "")
+    rounds = rep.get("rounds", rep.get("trees"))  # "trees" in reports before the count was named by unit
+    label = f"Timbre {kind}" + (f" ({rounds} trees)" if kind == "gbdt" else "")
     return dict(model=label, accuracy=m["accuracy"], macro_f1=m["macro_f1"], log_loss=m["log_loss"],
                 train_s=rep["train_seconds"], single_us=b["single_us_median"], batch_rows_s=b["batch_rows_per_s"],
                 bytes=b["model_bytes"])
@@ -127,6 +128,8 @@ def run_dataset(args, name, df, label, audio, split, tmp, with_pop_rows):
             rows.append(timbre_row(kind, args, train_csv, test_csv, feats, tmp, []))
             print(f"  done: Timbre {kind}", file=sys.stderr)
         for pname, make, impute in peers:
+            if args.no_peers:
+                break
             if args.skip_xgb_114k and name == "spotify_tracks_114k" and pname.startswith("XGBoost"):
                 continue
             rows.append(peer_rows(pname, make, xtr, ytr, xte, yte, classes, args.calls, impute))
@@ -149,6 +152,7 @@ def main():
     ap.add_argument("--only", default="", help="music_genre_50k or spotify_tracks_114k")
     ap.add_argument("--skip-xgb-114k", action="store_true", help="XGBoost takes many minutes on 114 classes")
     ap.add_argument("--json", default="")
+    ap.add_argument("--no-peers", action="store_true", help="Timbre only (to compare two builds: --build)")
     args = ap.parse_args()
     args.timbre = [k for k in args.timbre.split(",") if k]
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
