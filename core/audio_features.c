@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const tb_audio_features[] = {
+const char *const tb_audio_features[TB_MAX_AUDIO_FEATURES] = {
     "danceability", "energy",   "key",   "loudness", "mode",        "speechiness",    "acousticness",
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature", "explicit",
 };

@@ -9,7 +9,8 @@
 #include "status.h"
 
 /* The numeric audio columns a table may carry, in Spotify's API order. */
-extern const char *const tb_audio_features[];
+#define TB_MAX_AUDIO_FEATURES 14
+extern const char *const tb_audio_features[TB_MAX_AUDIO_FEATURES];
 extern const size_t tb_n_audio_features;
 
 /* 1 when `name` is one of tb_audio_features. */

@@ -11,6 +11,7 @@
 typedef struct loading_track {
     size_t id, name, artists, folded, genres; /* offsets into text */
     double popularity;
+    float audio[TB_MAX_AUDIO_FEATURES];
 } loading_track;
 
 typedef struct loader {
@@ -43,7 +44,7 @@ static int append(loader *l, const char *s, size_t n, size_t *ret_off) {
 static char fold(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch; }
 
 static tb_status visit(void *ctx, const char *id, const char *name, const char *artists, const char *genres,
-                       double popularity) {
+                       double popularity, const double *audio) {
     loader *l = ctx;
     if (l->n == l->rows_cap) {
         size_t cap = l->rows_cap ? l->rows_cap * 2 : 1024;
@@ -65,6 +66,8 @@ static tb_status visit(void *ctx, const char *id, const char *name, const char *
     for (size_t i = 0; i < nn + 1 + na; i++)
         f[i] = fold(f[i]);
     t->popularity = popularity;
+    for (size_t a = 0; a < TB_MAX_AUDIO_FEATURES; a++)
+        t->audio[a] = a < tb_n_audio_features ? (float)audio[a] : NAN;
     l->n++;
     return TB_OK;
 }
@@ -87,6 +90,28 @@ tb_catalog *tb_catalog_free(tb_catalog *c) {
     free(c->text);
     free(c);
     return NULL;
+}
+
+/* Standard deviation of the known values of one column of the catalog (1 when it does not vary). */
+static double scale_of(const tb_catalog *c, size_t a) {
+    double s = 0.0, s2 = 0.0;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        double v = a < TB_MAX_AUDIO_FEATURES ? (double)c->tracks[i].audio[a] : c->tracks[i].popularity;
+        if (!isnan(v)) {
+            s += v;
+            s2 += v * v;
+            n++;
+        }
+    }
+    double var = n ? s2 / (double)n - (s / (double)n) * (s / (double)n) : 0.0;
+    return var > 1e-12 ? sqrt(var) : 1.0;
+}
+
+static void set_scales(tb_catalog *c) {
+    for (size_t a = 0; a < TB_MAX_AUDIO_FEATURES; a++)
+        c->audio_scale[a] = scale_of(c, a);
+    c->popularity_scale = scale_of(c, TB_MAX_AUDIO_FEATURES);
 }
 
 tb_status tb_catalog_load(tb_store *store, tb_catalog **ret) {
@@ -137,8 +162,10 @@ tb_status tb_catalog_load(tb_store *store, tb_catalog **ret) {
         t->artists = c->text + l.rows[i].artists;
         t->folded = c->text + l.rows[i].folded;
         t->popularity = l.rows[i].popularity;
+        memcpy(t->audio, l.rows[i].audio, sizeof t->audio);
         t->song = hash_str(t->folded);
     }
+    set_scales(c);
     /* The vocabulary: distinct genre names, sorted. */
     memcpy(c->genres, all, n_all * sizeof *all);
     qsort(c->genres, n_all, sizeof *c->genres, cmp_str);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audio_features.h"
 #include "status.h"
 #include "store.h"
 
@@ -17,6 +18,7 @@ typedef struct tb_catalog_track {
     uint64_t song;                   /* hash of folded name + artists: releases of one song share it */
     uint32_t genre_start;            /* genres: genre_ids[genre_start .. + n_genres) */
     uint16_t n_genres;
+    float audio[TB_MAX_AUDIO_FEATURES]; /* tb_audio_features' values as stored; NaN when absent */
 } tb_catalog_track;
 
 typedef struct tb_catalog {
@@ -26,6 +28,9 @@ typedef struct tb_catalog {
     char **genres;             /* vocabulary, ascending */
     uint16_t *genre_ids;
     char *text;                /* every string above lives here */
+    /* Standard deviation over the tracks of each audio value and of popularity (1 when none
+     * varies): the unit in which a request's target for it is measured. */
+    double audio_scale[TB_MAX_AUDIO_FEATURES], popularity_scale;
 } tb_catalog;
 
 tb_status tb_catalog_load(tb_store *store, tb_catalog **ret);

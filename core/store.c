@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "audio_features.h"
 #include "migrate.h"
 
 struct tb_store {
@@ -651,12 +652,16 @@ tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx) {
     sqlite3_stmt *stmt = NULL;
     tb_status st = TB_OK;
     pthread_mutex_lock(&s->lock);
-    /* Genres come joined by the unit separator (0x1f), which no genre name holds. */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT track_id, track_name, artists, popularity, "
-                           "(SELECT group_concat(value, char(31)) FROM json_each(tracks.genres)) "
-                           "FROM tracks ORDER BY track_id",
-                           -1, &stmt, NULL) != SQLITE_OK) {
+    /* Genres come joined by the unit separator (0x1f), which no genre name holds; each audio value
+     * is taken out of the stored JSON by SQLite. */
+    char sql[2048];
+    size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT track_id, track_name, artists, popularity, "
+                                                   "(SELECT group_concat(value, char(31)) FROM json_each(tracks.genres))");
+    for (size_t a = 0; a < tb_n_audio_features && len < sizeof sql; a++)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, ", json_extract(features, '$.%s')", tb_audio_features[a]);
+    if (len < sizeof sql)
+        snprintf(sql + len, sizeof sql - len, " FROM tracks ORDER BY track_id");
+    if (len >= sizeof sql || sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         st = db_error(s, "reading the catalog");
         goto out;
     }
@@ -670,7 +675,12 @@ tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx) {
             st = tb_error(TB_NOMEM, "out of memory reading the catalog");
             goto out;
         }
-        if ((st = visit(ctx, id, name, artists, genres ? genres : "", pop)) != TB_OK)
+        double audio[TB_MAX_AUDIO_FEATURES];
+        for (size_t a = 0; a < tb_n_audio_features; a++) {
+            int type = sqlite3_column_type(stmt, 5 + (int)a);
+            audio[a] = type == SQLITE_INTEGER || type == SQLITE_FLOAT ? sqlite3_column_double(stmt, 5 + (int)a) : NAN;
+        }
+        if ((st = visit(ctx, id, name, artists, genres ? genres : "", pop, audio)) != TB_OK)
             goto out;
     }
     if (rc != SQLITE_DONE)

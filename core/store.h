@@ -134,10 +134,10 @@ tb_status tb_store_save_taste(tb_store *s, const char *name, int64_t index_model
 tb_status tb_store_get_taste(tb_store *s, const char *name, char **ret_ratings_json, char **ret_fit_json,
                              char **ret_updated_at);
 /* Calls visit for every track in ascending id order; genres is the list joined by 0x1f ("" when
- * none), popularity NaN when unknown. The strings live until visit returns. A visit error stops
- * the scan and is returned. */
+ * none), popularity NaN when unknown, audio its tb_audio_features values as stored (NaN when
+ * absent). The strings live until visit returns. A visit error stops the scan and is returned. */
 typedef tb_status (*tb_track_visit)(void *ctx, const char *id, const char *name, const char *artists,
-                                    const char *genres, double popularity);
+                                    const char *genres, double popularity, const double *audio);
 tb_status tb_store_scan_tracks(tb_store *s, tb_track_visit visit, void *ctx);
 
 #endif

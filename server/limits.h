@@ -21,6 +21,7 @@
 #define TB_MAX_K 100                      /* default: most recommendations one request may ask for */
 #define TB_MAX_K_CEILING 10000            /* --max-k at most */
 #define TB_MAX_GENRE_FILTER 64            /* genres in a recommendation filter */
+#define TB_MAX_SEEDS 5                    /* seeds of a /v1/recommendations request, as Spotify's API */
 #define TB_MAX_TASTE_RATINGS 1000         /* ratings in one taste request */
 #define TB_MAX_SEARCH_BYTES 200           /* the q of a track search */
 #define TB_DEFAULT_SEARCH_LIMIT 10

@@ -18,6 +18,8 @@ const tb_route tb_routes[] = {
     {"POST", "/v1/genre/set", tb_handle_genre_set, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
     {"POST", "/v1/popularity", tb_handle_popularity, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT},
     {"POST", "/v1/recommend", tb_handle_recommend, TB_BODY_SINGLE, 0, TB_SCOPE_PREDICT},
+    {"GET", "/v1/recommendations", tb_handle_recommendations_get, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
+    {"POST", "/v1/recommendations", tb_handle_recommendations_post, TB_BODY_SINGLE, 0, TB_SCOPE_PREDICT},
     {"POST", "/v1/taste", tb_handle_taste, TB_BODY_BATCH, 0, TB_SCOPE_PREDICT}, /* up to 1,000 ratings: the batch body limit */
     {"GET", "/v1/taste/{name}", tb_handle_taste_get, TB_BODY_NONE, 0, TB_SCOPE_PREDICT},
     {"DELETE", "/v1/taste/{name}", tb_handle_taste_delete, TB_BODY_NONE, 0, TB_SCOPE_WRITE},

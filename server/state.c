@@ -1,6 +1,7 @@
 /* Loading the published models. */
 #include "state.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@ static void served_free(tb_served *m) {
     tb_embedder_free(m->embedder);
     tb_index_free(m->index);
     free(m->track);
+    free(m->centroids);
     free(m->kind);
     free(m->name);
     free(m->created_at);
@@ -82,6 +84,31 @@ static tb_status load_model(tb_store *store, const char *task, tb_task expected,
     return TB_OK;
 }
 
+/* Each genre's unit mean vector over the index rows of the tracks that list it. */
+static float *genre_centroids(const tb_index *ix, const size_t *track, const tb_catalog *c) {
+    size_t dim = ix->dim;
+    float *out = calloc((c->n_genres ? c->n_genres : 1) * dim, sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t r = 0; r < ix->n; r++) {
+        const tb_catalog_track *t = &c->tracks[track[r]];
+        for (uint16_t g = 0; g < t->n_genres; g++) {
+            float *v = out + (size_t)c->genre_ids[t->genre_start + g] * dim;
+            for (size_t j = 0; j < dim; j++)
+                v[j] += ix->vectors[r * dim + j];
+        }
+    }
+    for (size_t g = 0; g < c->n_genres; g++) {
+        float *v = out + g * dim;
+        double norm = 0.0;
+        for (size_t j = 0; j < dim; j++)
+            norm += (double)v[j] * v[j];
+        for (size_t j = 0; j < dim && norm > 0.0; j++)
+            v[j] = (float)(v[j] / sqrt(norm));
+    }
+    return out;
+}
+
 /* Loads the published recommendation index, if any, and ties its rows to the catalog. */
 static tb_status load_index(tb_store *store, const tb_catalog *catalog, const char *task, tb_served **ret) {
     tb_model_record rec;
@@ -114,6 +141,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
         else
             x->track[i] = (size_t)t;
     }
+    if (st == TB_OK && !(x->centroids = genre_centroids(x->index, x->track, catalog)))
+        st = tb_error(TB_NOMEM, "out of memory");
     if (st != TB_OK) {
         tb_error_prefix(st, "published recommendation index '%s' version %d", rec.name, rec.version);
         tb_model_record_clear(&rec);

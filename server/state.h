@@ -25,6 +25,8 @@ typedef struct tb_served {
     tb_embedder *embedder;
     tb_index *index;
     size_t *track;    /* catalog track of each index row */
+    float *centroids; /* recommend: per catalog genre, the unit mean of its tracks' vectors (zero when
+                         none), so a genre can seed a query; n_genres × index dim */
 } tb_served;
 
 /* Indices of tb_server_state.served, in tb_store_tasks order. */

@@ -42,6 +42,8 @@ enum MHD_Result tb_handle_openapi(struct tb_request *req);
 extern const char tb_openapi_json[];
 /* recommend.c */
 enum MHD_Result tb_handle_recommend(struct tb_request *req);
+enum MHD_Result tb_handle_recommendations_get(struct tb_request *req);
+enum MHD_Result tb_handle_recommendations_post(struct tb_request *req);
 struct tb_served;
 /* The k best index rows for query q among accepted rows (accept may be NULL), at most one per
  * song (releases of one song are repeats), best first, into out (k slots). -1: out of memory. */

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 PASSED = 0
 FAILED = 0
@@ -252,6 +253,7 @@ def run(a, data, tmp):
         cors_and_openapi_checks(c)
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
+        recommendations_checks(c, db, header, catalog_row)
         conformal_checks(c, header, catalog_row)
         batch_checks(c, header, catalog_row)
         kserve_checks(c, header, predict_rows)
@@ -824,6 +826,140 @@ def recommend_checks(c, db, header, catalog_row):
         parallel = list(pool.map(lambda t: c.post("/v1/recommend", {"track_id": t, "k": 5})[1], probe))
     check(parallel == sequential and all(r and len(r["tracks"]) == 5 for r in parallel),
           "concurrent recommendations equal sequential ones")
+
+
+AUDIO = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness", "instrumentalness",
+         "liveness", "valence", "tempo", "duration_ms", "time_signature", "explicit")
+
+
+def unit(v):
+    n = sum(x * x for x in v) ** 0.5
+    return [x / n for x in v]
+
+
+def recommendations_checks(c, db, header, catalog_row):
+    """GET/POST /v1/recommendations: seeds of each kind against a naive scan, every target_/min_/max_
+    parameter, the seed limit, max_per_artist and diversity on the returned lists, and the errors."""
+    vectors, ids, tracks = index_from_db(db)
+    with sqlite3.connect(db) as con:
+        feats = {r[0]: json.loads(r[1]) for r in con.execute("SELECT track_id, features FROM tracks")}
+    col = {name: i for i, name in enumerate(header)}
+    tid = catalog_row[col["instance_id"]]
+    row = ids.index(tid)
+    me = tracks[tid]
+    song = lambda t: (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower())  # noqa: E731
+    get = lambda **q: c.request("GET", "/v1/recommendations?" + urllib.parse.urlencode(q))  # noqa: E731
+
+    # One seed track: the query is its own vector; the track and its song's other releases never answer.
+    s, b, _ = get(seed_tracks=tid, limit=7)
+    want = expected_top(vectors, ids, tracks, vectors[row], 7, lambda t: t == tid or song(t) == song(tid))
+    got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
+    check(s == 200 and same_ranking(got, want), f"seed track equals a naive scan: {got} vs {want}")
+    check(s == 200 and b["seeds"] == [{"type": "track", "id": tid}] and b["limit"] == 7 and b["candidates"] >= 7,
+          f"seed reply {s} {b and {k: v for k, v in b.items() if k != 'tracks'}}")
+    s, b, _ = get(seed_tracks=tid)
+    check(s == 200 and len(b["tracks"]) == 20, f"limit defaults to 20 as Spotify's: {s}")
+
+    # A genre seed is the unit mean of its tracks' vectors; seeds combine as the unit mean of theirs.
+    genre = me["genres"][0]
+    members = [vectors[i] for i, t in enumerate(ids) if genre in tracks[t]["genres"]]
+    centroid = unit([sum(v[j] for v in members) for j in range(len(vectors[0]))])
+    s, b, _ = get(seed_genres=genre, limit=5)
+    want = expected_top(vectors, ids, tracks, centroid, 5, lambda t: False)
+    got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
+    check(s == 200 and same_ranking(got, want), f"seed genre equals a naive scan: {got} vs {want}")
+    both = unit([a + g for a, g in zip(vectors[row], centroid)])
+    s, b, _ = get(seed_tracks=tid, seed_genres=genre, limit=5)
+    want = expected_top(vectors, ids, tracks, both, 5, lambda t: t == tid or song(t) == song(tid))
+    got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
+    check(s == 200 and same_ranking(got, want) and [x["type"] for x in b["seeds"]] == ["track", "genre"],
+          f"track + genre seeds: {got} vs {want}")
+
+    # POST: a feature seed (the track's own features find it first), and one seed of each kind.
+    own = {f: feature_value(catalog_row[col[f]]) for f in ("danceability", "energy", "loudness", "speechiness",
+                                                            "acousticness", "instrumentalness", "liveness",
+                                                            "valence", "tempo", "duration_ms", "key", "mode")}
+    s, b, _ = c.post("/v1/recommendations", {"seeds": [{"features": own}], "limit": 3})
+    check(s == 200 and b["tracks"][0]["track_id"] == tid and abs(b["tracks"][0]["score"] - 1) < 1e-5
+          and b["seeds"][0]["type"] == "features", f"feature seed {s} {b}")
+    s, b, _ = c.post("/v1/recommendations", {"seeds": [{"track_id": tid}, {"genre": genre},
+                                                       {"features": {"energy": 0.9}}], "limit": 4})
+    check(s == 200 and len(b["tracks"]) == 4 and [x["type"] for x in b["seeds"]] == ["track", "genre", "features"]
+          and "tempo" in b["seeds"][2]["imputed"], f"three kinds of seeds {s}")
+
+    # Five seeds in all, not six (GET and POST).
+    others = [t for t in ids if t != tid][:5]
+    s, b, _ = get(seed_tracks=",".join(others[:4]), seed_genres=genre, limit=3)
+    check(s == 200 and len(b["seeds"]) == 5, f"five seeds {s}")
+    s, b, _ = get(seed_tracks=",".join(others), seed_genres=genre)
+    check(is_error(s, b, "bad_request", 400, "seed_genres"), f"six seeds {s} {b}")
+    s, b, _ = c.post("/v1/recommendations", {"seeds": [{"track_id": t} for t in others] + [{"genre": genre}]})
+    check(is_error(s, b, "bad_request", 400, "seeds"), f"six POST seeds {s} {b}")
+
+    # min_X / max_X filter and target_X ranks, for every audio attribute and popularity.
+    value = lambda t, a: tracks[t]["popularity"] if a == "popularity" else feats[t].get(a)  # noqa: E731
+    for a in AUDIO + ("popularity",):
+        known = sorted(v for v in (value(t, a) for t in ids) if v is not None)
+        if not known:  # not in this table: the bounds leave no track
+            s, b, _ = get(seed_tracks=tid, **{f"min_{a}": 0, f"max_{a}": 1, f"target_{a}": 0.5})
+            check(s == 200 and b["tracks"] == [], f"{a}: absent attribute filters every track {s}")
+            continue
+        lo, hi = known[len(known) // 4], known[3 * len(known) // 4]
+        target = known[len(known) // 2]
+        s, b, _ = get(seed_tracks=tid, limit=10, **{f"min_{a}": lo, f"max_{a}": hi, f"target_{a}": target})
+        vals = [value(t["track_id"], a) for t in b["tracks"]] if s == 200 else []
+        check(s == 200 and vals and all(lo <= v <= hi for v in vals), f"min_/max_{a} bound the list: {s} {vals}")
+        mean = sum(known) / len(known)
+        std = (sum((v - mean) ** 2 for v in known) / len(known)) ** 0.5 or 1.0
+        rel_ok = s == 200 and all(abs(t["relevance"] - (t["score"] - 0.5 * abs(value(t["track_id"], a) - target) / std))
+                                  < 1e-4 for t in b["tracks"])
+        order_ok = s == 200 and all(b["tracks"][i]["relevance"] >= b["tracks"][i + 1]["relevance"] - 1e-12
+                                    for i in range(len(b["tracks"]) - 1))
+        check(rel_ok and order_ok, f"target_{a}: relevance = cosine - 0.5 |v - target| / std, best first")
+    s, b, _ = c.post("/v1/recommendations", {"seeds": [{"track_id": tid}], "min_popularity": 50, "limit": 5})
+    check(s == 200 and all(t["popularity"] >= 50 for t in b["tracks"]), f"POST min_popularity {s}")
+
+    # max_per_artist and diversity, checked on the lists returned.
+    s, b, _ = get(seed_tracks=tid, limit=30, max_per_artist=1)
+    names = [n for t in b["tracks"] for n in t["artists"].split(";")] if s == 200 else [None]
+    check(s == 200 and len(names) == len(set(names)), f"max_per_artist=1: no artist twice {s}")
+    vec = dict(zip(ids, vectors))
+    spread = lambda lst: sum(sum(x * y for x, y in zip(vec[p["track_id"]], vec[q["track_id"]]))  # noqa: E731
+                             for i, p in enumerate(lst) for q in lst[i + 1:]) / max(1, len(lst) * (len(lst) - 1) / 2)
+    s0, plain, _ = get(seed_tracks=tid, limit=10)
+    s1, diverse, _ = get(seed_tracks=tid, limit=10, diversity=0.6)
+    check(s0 == 200 and s1 == 200 and diverse["tracks"][0]["track_id"] == plain["tracks"][0]["track_id"]
+          and spread(diverse["tracks"]) < spread(plain["tracks"]),
+          "diversity keeps the best first and spreads the rest (lower mean pairwise similarity)")
+
+    # Errors.
+    for q, status, field, what in (
+            ({"seed_tracks": "no-such-track"}, 404, "seed_tracks", "unknown seed track"),
+            ({"seed_genres": "polka-step"}, 400, "seed_genres", "unknown seed genre"),
+            ({"seed_tracks": tid, "min_tempo": 150, "max_tempo": 100}, 400, "min_tempo", "min above max"),
+            ({"seed_tracks": tid, "limit": 0}, 400, "limit", "limit 0"),
+            ({"seed_tracks": tid, "limit": 101}, 400, "limit", "limit over the cap"),
+            ({"seed_tracks": tid, "diversity": 1.5}, 400, "diversity", "diversity over 1"),
+            ({"seed_tracks": tid, "max_per_artist": 0}, 400, "max_per_artist", "max_per_artist 0"),
+            ({"seed_tracks": tid, "target_energy": "high"}, 400, "target_energy", "non-numeric target"),
+            ({"seed_tracks": tid, "target_loudness": "nan"}, 400, "target_loudness", "NaN target"),
+            ({"seed_tracks": tid, "seed_artists": "x"}, 400, "seed_artists", "unknown parameter"),
+            ({"seed_tracks": tid + ",,"}, 400, "seed_tracks", "empty item"),
+            ({"limit": 5}, 400, "seeds", "no seeds")):
+        s, b, _ = get(**q)
+        check(is_error(s, b, "not_found" if status == 404 else "bad_request", status, field), f"GET {what}: {s} {b}")
+    for body, status, field, what in (
+            ({"seeds": [{"track_id": "no-such-track"}]}, 404, "seeds", "unknown seed track"),
+            ({"seeds": []}, 400, "seeds", "empty seeds"),
+            ({"seeds": [{"track_id": tid, "genre": genre}]}, 400, "seeds", "two kinds in one seed"),
+            ({"seeds": [{"artist": "x"}]}, 400, None, "unknown seed kind"),
+            ({"seeds": [{"genre": 3}]}, 400, "seeds", "numeric genre"),
+            ({"seeds": [{"track_id": tid}], "min_energy": 0.9, "max_energy": 0.1}, 400, "min_energy", "min above max"),
+            ({"seeds": [{"track_id": tid}], "limit": "5"}, 400, "limit", "string limit"),
+            ({"seeds": [{"track_id": tid}], "k": 5}, 400, "k", "unknown key"),
+            ({"limit": 5}, 400, "seeds", "no seeds")):
+        s, b, _ = c.post("/v1/recommendations", body)
+        check(is_error(s, b, "not_found" if status == 404 else "bad_request", status, field), f"POST {what}: {s} {b}")
 
 
 def conformal_checks(c, header, catalog_row):

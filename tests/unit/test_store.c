@@ -34,7 +34,7 @@ static void test_index_and_catalog(const char *path) {
         {"a2", "blue song", "ann;bob", "[\"jazz\"]", 70.0, "{}"},
         {"b1", "Red", "Bob", "[\"rock\"]", NAN, "{}"},
         {"c1", "Green Blues", "Cy", "[]", 70.0, "{}"},
-        {"d1", "Yellow", "Dee;Ann", "[\"pop\",\"jazz\"]", 10.0, "{}"},
+        {"d1", "Yellow", "Dee;Ann", "[\"pop\",\"jazz\"]", 10.0, "{\"energy\":0.25,\"tempo\":121.5,\"key\":7}"},
     };
     CHECK(tb_store_put_tracks(s, tracks, 5) == TB_OK);
     float vectors[3 * 2] = {1.0f, 0.0f, 0.6f, 0.8f, 0.0f, -1.0f};
@@ -76,6 +76,13 @@ static void test_index_and_catalog(const char *path) {
     CHECK(!tb_catalog_share_artist(c, 0, 1)); /* artist names are exact */
     CHECK(tb_catalog_same_song(c, 0, 1) && !tb_catalog_same_song(c, 0, 3));
     CHECK(isnan(c->tracks[2].popularity) && c->tracks[1].popularity == 70.0);
+    /* Audio values come out of the stored JSON in tb_audio_features' order; absent ones are NaN. */
+    size_t energy = 1, key = 2, tempo = 10;
+    CHECK_STR(tb_audio_features[energy], "energy");
+    CHECK_STR(tb_audio_features[key], "key");
+    CHECK_STR(tb_audio_features[tempo], "tempo");
+    CHECK(c->tracks[4].audio[energy] == 0.25f && c->tracks[4].audio[tempo] == 121.5f && c->tracks[4].audio[key] == 7.0f);
+    CHECK(isnan(c->tracks[4].audio[0]) && isnan(c->tracks[0].audio[energy]));
     /* "blue" matches a1, a2 and c1 (case-insensitive): popularity 70 (a2, c1 by id) then 50. */
     size_t found[5], total = 0;
     CHECK(tb_catalog_search(c, "BLUE", 5, found, &total) == 3 && total == 3);
