@@ -96,9 +96,23 @@ static tb_status mlp_load(tb_reader *r, size_t n_features, size_t dim, void **re
     return TB_OK;
 }
 
+/* Measured on spotify_tracks_114k: a wide trunk and a narrow last layer embed best
+ * (docs/performance.md, "Learned embeddings"). */
+static void mlp_defaults(tb_train_params *p) {
+    if (p->hidden.n == 0) {
+        static const size_t widths[] = {512, 256, 64};
+        p->hidden.n = 3;
+        memcpy(p->hidden.v, widths, sizeof widths);
+    }
+    if (p->numeric_bins < 0)
+        p->numeric_bins = 32;
+}
+
 static const tb_embedder_ops mlp_ops = {
     .kind = "mlp",
     .learned = 1,
+    .family = "mlp",
+    .defaults = mlp_defaults,
     .embed = mlp_embed,
     .save = mlp_save,
     .load = mlp_load,
@@ -123,7 +137,136 @@ tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, tb_model *model, tb_embedde
     return TB_OK;
 }
 
-static const tb_embedder_ops *const embedder_kinds[] = {&standardized_ops, &mlp_ops};
+/* ---------- "genre": predicted genres beside the standardized features ---------- */
+
+typedef struct genre_embed {
+    tb_model *classifier; /* reads the pipeline's output; one probability per genre */
+    double weight;        /* w: the genre block's share of the cosine */
+    size_t k, d;
+} genre_embed;
+
+/* [√w · block / |block|, √(1 − w) · x / |x|] for a genre block of k values. */
+static void genre_blocks(const genre_embed *g, const double *block, const double *x, double *out) {
+    double nb = 0.0, nx = 0.0;
+    for (size_t c = 0; c < g->k; c++)
+        nb += block[c] * block[c];
+    for (size_t j = 0; j < g->d; j++)
+        nx += x[j] * x[j];
+    double sb = nb > 0.0 ? sqrt(g->weight / nb) : 0.0, sx = nx > 0.0 ? sqrt((1.0 - g->weight) / nx) : 0.0;
+    for (size_t c = 0; c < g->k; c++)
+        out[c] = sb * block[c];
+    for (size_t j = 0; j < g->d; j++)
+        out[g->k + j] = sx * x[j];
+}
+
+/* A query keeps its most probable genres up to GENRE_MASS of the probability (at most
+ * GENRE_KEEP of them): the rest weigh almost nothing, and a sparse genre block lets the index
+ * visit only those genres' tracks (tb_index_set_label_dims). */
+#define GENRE_MASS 0.99
+#define GENRE_KEEP 16
+
+static void genre_embed_query(const void *impl, const double *x, double *out) {
+    const genre_embed *g = impl;
+    double p[TB_EMBED_MAX_DIM], kept[TB_EMBED_MAX_DIM] = {0}, mass = 0.0;
+    tb_model_predict(g->classifier, x, p);
+    for (size_t n = 0; n < GENRE_KEEP && n < g->k && mass < GENRE_MASS; n++) {
+        size_t best = 0;
+        for (size_t c = 1; c < g->k; c++) /* the next most probable, ties to the lower index */
+            if (kept[c] == 0.0 && (kept[best] != 0.0 || p[c] > p[best]))
+                best = c;
+        kept[best] = p[best];
+        mass += p[best];
+    }
+    genre_blocks(g, kept, x, out);
+}
+
+static void genre_embed_known(const void *impl, const double *x, const size_t *classes, size_t n, double *out) {
+    const genre_embed *g = impl;
+    double h[TB_EMBED_MAX_DIM] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (classes[i] < g->k)
+            h[classes[i]] = 1.0;
+    genre_blocks(g, h, x, out);
+}
+
+static void genre_save(const void *impl, tb_writer *w) {
+    const genre_embed *g = impl;
+    tb_write_f64(w, g->weight);
+    tb_model_save(g->classifier, w);
+}
+
+static void genre_free(void *impl) {
+    genre_embed *g = impl;
+    if (g)
+        tb_model_free(g->classifier);
+    free(g);
+}
+
+static tb_status genre_check(const tb_model *m, double weight, size_t n_features, size_t dim) {
+    if (m->task != TB_TASK_CLASSIFY || m->n_features != n_features || m->n_outputs + n_features != dim)
+        return tb_error(TB_CORRUPT, "embedding blob: the genre classifier does not fit %zu features and %zu values",
+                        n_features, dim);
+    if (!(weight > 0.0 && weight < 1.0))
+        return tb_error(TB_CORRUPT, "embedding blob: genre weight %g is not in (0, 1)", weight);
+    return TB_OK;
+}
+
+static tb_status genre_load(tb_reader *r, size_t n_features, size_t dim, void **ret_impl) {
+    genre_embed *g = calloc(1, sizeof *g);
+    if (!g)
+        return tb_error(TB_NOMEM, "out of memory");
+    tb_status st = tb_read_f64(r, &g->weight, "genre weight");
+    if (st == TB_OK)
+        st = tb_model_load(r, &g->classifier);
+    if (st == TB_OK)
+        st = genre_check(g->classifier, g->weight, n_features, dim);
+    if (st != TB_OK) {
+        genre_free(g);
+        return st;
+    }
+    g->k = g->classifier->n_outputs;
+    g->d = n_features;
+    *ret_impl = g;
+    return TB_OK;
+}
+
+static size_t genre_label_dims(const void *impl) { return ((const genre_embed *)impl)->k; }
+
+static const tb_embedder_ops genre_ops = {
+    .kind = "genre",
+    .learned = 1,
+    .embed = genre_embed_query,
+    .embed_known = genre_embed_known,
+    .label_dims = genre_label_dims,
+    .save = genre_save,
+    .load = genre_load,
+    .free = genre_free,
+};
+
+tb_status tb_embedder_genre_new(tb_pipeline *pipeline, tb_model *classifier, double weight, tb_embedder **ret) {
+    size_t d = pipeline->n_features, dim = classifier->n_outputs + d;
+    genre_embed *g = calloc(1, sizeof *g);
+    tb_embedder *e = calloc(1, sizeof *e);
+    tb_status st = !g || !e                           ? tb_error(TB_NOMEM, "out of memory")
+                   : !(weight > 0.0 && weight < 1.0) ? tb_error(TB_INVALID, "genre weight %g is not in (0, 1)", weight)
+                                                     : genre_check(classifier, weight, d, dim);
+    if (st == TB_OK && dim > TB_EMBED_MAX_DIM)
+        st = tb_error(TB_INVALID, "%zu genres and %zu features exceed %d embedding values", classifier->n_outputs, d,
+                      TB_EMBED_MAX_DIM);
+    if (st != TB_OK) {
+        free(g);
+        free(e);
+        tb_pipeline_free(pipeline);
+        tb_model_free(classifier);
+        return st;
+    }
+    *g = (genre_embed){.classifier = classifier, .weight = weight, .k = classifier->n_outputs, .d = d};
+    *e = (tb_embedder){.ops = &genre_ops, .impl = g, .pipeline = pipeline, .dim = dim};
+    *ret = e;
+    return TB_OK;
+}
+
+static const tb_embedder_ops *const embedder_kinds[] = {&standardized_ops, &mlp_ops, &genre_ops};
 
 const tb_embedder_ops *tb_embedder_ops_find(const char *kind) {
     for (size_t i = 0; i < sizeof embedder_kinds / sizeof embedder_kinds[0]; i++)
@@ -132,7 +275,7 @@ const tb_embedder_ops *tb_embedder_ops_find(const char *kind) {
     return NULL;
 }
 
-const char *tb_embedder_kinds(void) { return "standardized, mlp"; }
+const char *tb_embedder_kinds(void) { return "standardized, mlp, genre"; }
 
 /* ---------- the embedder ---------- */
 
@@ -190,6 +333,26 @@ void tb_embedder_embed(const tb_embedder *e, const double *raw, float *out) {
     if (v != vs)
         free(v);
 }
+
+void tb_embedder_embed_known(const tb_embedder *e, const double *raw, const size_t *classes, size_t n_classes,
+                             float *out) {
+    if (!e->ops->embed_known) {
+        tb_embedder_embed(e, raw, out);
+        return;
+    }
+    double x[256], v[TB_EMBED_MAX_DIM];
+    size_t d = e->pipeline->n_features, k = e->dim;
+    if (d > 256) { /* the genre embedder is built only for pipelines this narrow */
+        memset(out, 0, k * sizeof *out);
+        return;
+    }
+    tb_pipeline_transform(e->pipeline, raw, x);
+    e->ops->embed_known(e->impl, x, classes, n_classes, v);
+    for (size_t j = 0; j < k; j++)
+        out[j] = (float)v[j];
+}
+
+size_t tb_embedder_label_dims(const tb_embedder *e) { return e->ops->label_dims ? e->ops->label_dims(e->impl) : 0; }
 
 tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_len) {
     tb_writer w;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "codec.h"
+#include "model.h"
 #include "pipeline.h"
 #include "status.h"
 
@@ -19,10 +20,17 @@
 
 typedef struct tb_embedder_ops {
     const char *kind;
-    int learned;  /* 1: trained (a genre network; the mlp's options apply), 0: fitted by the pipeline */
+    int learned;  /* 1: trained from genres (a model of `family`), 0: fitted by the pipeline */
+    const char *family; /* learned: the model family it needs; NULL: any classifier */
+    /* Optional, learned: the embedding's own defaults for parameters left at the family's. */
+    void (*defaults)(tb_train_params *p);
     int weighted; /* 1: takes per-feature weights */
     /* x: the pipeline's output (n_features values); out: dim values, not yet normalized. */
     void (*embed)(const void *impl, const double *x, double *out);
+    /* Optional: a catalog track's vector from x and its known genres (class indices), unit
+     * length; the first label_dims values then stand for genres (a query's are predicted). */
+    void (*embed_known)(const void *impl, const double *x, const size_t *classes, size_t n, double *out);
+    size_t (*label_dims)(const void *impl);
     void (*save)(const void *impl, tb_writer *w);
     tb_status (*load)(tb_reader *r, size_t n_features, size_t dim, void **ret_impl);
     void (*free)(void *impl);
@@ -41,8 +49,13 @@ typedef struct tb_embedder {
 tb_status tb_embedder_standardized_new(tb_pipeline *pipeline, const double *weights, tb_embedder **ret);
 /* The "mlp" embedder: the last hidden layer of a trained neural network (models/mlp.c) that reads
  * the pipeline's output. Takes ownership of both, also on failure. */
-struct tb_model;
 tb_status tb_embedder_mlp_new(tb_pipeline *pipeline, struct tb_model *model, tb_embedder **ret);
+/* The "genre" embedder: a genre classifier's probabilities (e.g. boosting's, over the pipeline's
+ * output) beside the standardized features, each block of unit length, weighed √w and √(1 − w);
+ * catalog tracks are embedded with their known genres in the first block
+ * (tb_embedder_embed_known), so a query's cosine with a track is
+ * w · (p̂ · ĥ) + (1 − w) · (x̂ · x̂'). Takes ownership of both, also on failure. */
+tb_status tb_embedder_genre_new(tb_pipeline *pipeline, struct tb_model *classifier, double weight, tb_embedder **ret);
 tb_embedder *tb_embedder_free(tb_embedder *e);
 /* The embedder registered under kind, or NULL; the list of kinds, for messages. */
 const tb_embedder_ops *tb_embedder_ops_find(const char *kind);
@@ -51,6 +64,13 @@ const char *tb_embedder_kinds(void);
 /* raw: the pipeline's n_features raw values (NaN = missing, imputed); out: dim floats of unit
  * length (all zero when the embedding is the zero vector). No allocation for d, dim <= 256. */
 void tb_embedder_embed(const tb_embedder *e, const double *raw, float *out);
+
+/* A catalog track's vector: its raw features and known genres (indices into the classifier's
+ * classes) for an embedder with label dimensions, else tb_embedder_embed's. Unit length. */
+void tb_embedder_embed_known(const tb_embedder *e, const double *raw, const size_t *classes, size_t n_classes,
+                             float *out);
+/* How many leading values stand for genres (0 but for "genre"). */
+size_t tb_embedder_label_dims(const tb_embedder *e);
 
 tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_len);
 /* Refuses a wrong magic, an unknown kind or major version, and counts that disagree with the bytes. */

@@ -21,6 +21,12 @@ tb_index *tb_index_free(tb_index *ix) {
     free(ix->ids);
     free(ix->vectors);
     free(ix->columns);
+    free(ix->label_start);
+    free(ix->label_row);
+    free(ix->label_value);
+    free(ix->row_start);
+    free(ix->row_label);
+    free(ix->row_value);
     free(ix);
     return NULL;
 }
@@ -70,9 +76,72 @@ long tb_index_find(const tb_index *ix, const char *id) {
 
 void tb_index_blas_single_thread(void) { openblas_set_num_threads(1); }
 
+tb_status tb_index_set_label_dims(tb_index *ix, size_t n_labels) {
+    size_t n = ix->n, dim = ix->dim, dense = dim - n_labels, nnz = 0;
+    if (n_labels == 0 || n_labels >= dim || ix->n_labels)
+        return n_labels == 0 ? TB_OK : tb_error(TB_INVALID, "%zu label values of %zu", n_labels, dim);
+    for (size_t i = 0; i < n; i++)
+        for (size_t g = 0; g < n_labels; g++)
+            nnz += ix->vectors[i * dim + g] != 0.0f;
+    if (nnz > UINT32_MAX)
+        return tb_error(TB_LIMIT, "%zu label values", nnz);
+    uint32_t *label_start = calloc(n_labels + 1, sizeof *label_start), *row_start = calloc(n + 1, sizeof *row_start);
+    uint32_t *label_row = tb_malloc_n(nnz ? nnz : 1, sizeof *label_row), *row_label = tb_malloc_n(nnz ? nnz : 1, 4);
+    float *label_value = tb_malloc_n(nnz ? nnz : 1, sizeof *label_value), *row_value = tb_malloc_n(nnz ? nnz : 1, 4);
+    float *columns = tb_malloc_n(n * dense, sizeof *columns);
+    if (!label_start || !row_start || !label_row || !row_label || !label_value || !row_value || !columns) {
+        free(label_start), free(row_start), free(label_row), free(row_label), free(label_value), free(row_value);
+        free(columns);
+        return tb_error(TB_NOMEM, "out of memory for an index of %zu rows", n);
+    }
+    for (size_t i = 0, at = 0; i < n; i++) {
+        for (size_t g = 0; g < n_labels; g++) {
+            float v = ix->vectors[i * dim + g];
+            if (v != 0.0f) {
+                label_start[g + 1]++;
+                row_label[at] = (uint32_t)g;
+                row_value[at++] = v;
+            }
+        }
+        row_start[i + 1] = (uint32_t)at;
+        for (size_t j = 0; j < dense; j++)
+            columns[j * n + i] = ix->vectors[i * dim + n_labels + j];
+    }
+    for (size_t g = 0; g < n_labels; g++)
+        label_start[g + 1] += label_start[g];
+    uint32_t *fill = tb_malloc_n(n_labels, sizeof *fill);
+    if (!fill) {
+        free(label_start), free(row_start), free(label_row), free(row_label), free(label_value), free(row_value);
+        free(columns);
+        return tb_error(TB_NOMEM, "out of memory for an index of %zu rows", n);
+    }
+    memcpy(fill, label_start, n_labels * sizeof *fill);
+    for (size_t i = 0; i < n; i++) /* by label, rows ascending */
+        for (uint32_t e = row_start[i]; e < row_start[i + 1]; e++) {
+            uint32_t at = fill[row_label[e]]++;
+            label_row[at] = (uint32_t)i;
+            label_value[at] = row_value[e];
+        }
+    free(fill);
+    free(ix->columns);
+    *ix = (tb_index){.n = n, .dim = dim, .vectors = ix->vectors, .columns = columns, .ids = ix->ids,
+                     .n_labels = n_labels, .label_start = label_start, .label_row = label_row,
+                     .label_value = label_value, .row_start = row_start, .row_label = row_label,
+                     .row_value = row_value};
+    return TB_OK;
+}
+
 void tb_index_scores(const tb_index *ix, const float *q, float *scores) {
-    cblas_sgemv(CblasColMajor, CblasNoTrans, (int)ix->n, (int)ix->dim, 1.0f, ix->columns, (int)ix->n, q, 1, 0.0f,
-                scores, 1);
+    size_t L = ix->n_labels;
+    cblas_sgemv(CblasColMajor, CblasNoTrans, (int)ix->n, (int)(ix->dim - L), 1.0f, ix->columns, (int)ix->n, q + L, 1,
+                0.0f, scores, 1);
+    for (size_t g = 0; g < L; g++) { /* only the rows of the query's nonzero labels */
+        float w = q[g];
+        if (w == 0.0f)
+            continue;
+        for (uint32_t e = ix->label_start[g]; e < ix->label_start[g + 1]; e++)
+            scores[ix->label_row[e]] += w * ix->label_value[e];
+    }
 }
 
 /* A min-heap of hits whose root is the worst kept: lower score, or on a tie the higher row. */
@@ -223,8 +292,15 @@ tb_status tb_index_search_batch_filtered(const tb_index *ix, const float *querie
         size_t n_heap[QUERY_BLOCK] = {0};
         for (size_t r0 = 0; r0 < ix->n; r0 += ROW_BLOCK) {
             size_t rn = ix->n - r0 < ROW_BLOCK ? ix->n - r0 : ROW_BLOCK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)rn, (int)dim, 1.0f,
-                        queries + q0 * dim, (int)dim, ix->columns + r0, (int)ix->n, 0.0f, tile, (int)rn);
+            size_t L = ix->n_labels;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)rn, (int)(dim - L), 1.0f,
+                        queries + q0 * dim + L, (int)dim, ix->columns + r0, (int)ix->n, 0.0f, tile, (int)rn);
+            for (size_t q = 0; L && q < qn; q++) {
+                const float *qv = queries + (q0 + q) * dim;
+                for (size_t r = 0; r < rn; r++)
+                    for (uint32_t e = ix->row_start[r0 + r]; e < ix->row_start[r0 + r + 1]; e++)
+                        tile[q * rn + r] += qv[ix->row_label[e]] * ix->row_value[e];
+            }
             for (size_t q = 0; q < qn; q++) {
                 query_filter f = {accept, ctx, q0 + q};
                 tb_index_offer(tile + q * rn, rn, r0, kk, accept ? accept_for_query : NULL, &f, out + (q0 + q) * kk,

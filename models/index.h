@@ -18,6 +18,13 @@ typedef struct tb_index {
     float *columns; /* the same transposed, dim × n: a query is then n-long axpy-like passes
                        (BLAS sgemv_n) instead of n dot products of dim values, 2-3× faster */
     char **ids;     /* n track ids, strictly ascending */
+    /* tb_index_set_label_dims: the first n_labels values of a row are kept sparse (a catalog
+     * track's known genres: one or two nonzeros), columns then hold only the rest. */
+    size_t n_labels;
+    uint32_t *label_start, *label_row; /* by label: rows label_row[label_start[g] .. [g + 1]) */
+    float *label_value;
+    uint32_t *row_start, *row_label;   /* the same by row, for the batch search */
+    float *row_value;
 } tb_index;
 
 typedef struct tb_hit {
@@ -34,6 +41,11 @@ typedef int (*tb_index_accept)(void *ctx, size_t row);
 tb_status tb_index_new(float *vectors, char **ids, size_t n, size_t dim, tb_index **ret);
 tb_index *tb_index_free(tb_index *ix);
 
+/* Keeps the first n_labels values of every row sparse: scores are the dense product of the other
+ * values plus each label's query weight times the row's value (the same sums, in another order:
+ * equal to float rounding). For embeddings whose leading block is a one-hot-like label vector,
+ * where the dense scan would spend most of its time on zeros. Call before any search. */
+tb_status tb_index_set_label_dims(tb_index *ix, size_t n_labels);
 /* Row of the track id, or -1. */
 long tb_index_find(const tb_index *ix, const char *id);
 

@@ -132,6 +132,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
     }
     if (st == TB_OK && dim != x->embedder->dim)
         st = tb_error(TB_CORRUPT, "index vectors have %zu values, its embedder makes %zu", dim, x->embedder->dim);
+    if (st == TB_OK) /* a genre block: kept sparse, so a query scans only the dense values */
+        st = tb_index_set_label_dims(x->index, tb_embedder_label_dims(x->embedder));
     if (st == TB_OK && !(x->track = malloc(n * sizeof *x->track)))
         st = tb_error(TB_NOMEM, "out of memory");
     for (size_t i = 0; st == TB_OK && i < n; i++) {

@@ -15,8 +15,12 @@ typedef struct tb_recommend_options {
     char *const *features;   /* embedding inputs; NULL = the dataset's features (never popularity) */
     size_t n_features;
     const double *weights;   /* one per feature; NULL = all 1 (standardized only) */
-    const char *embedding;   /* "standardized" (NULL) or "mlp": a genre network's last hidden layer */
-    const tb_train_params *mlp_params; /* for "mlp"; NULL = defaults */
+    const char *embedding;   /* "standardized", "mlp" (a genre network's last hidden layer) or "genre"
+                                (a classifier's genre probabilities beside the features); NULL: genre
+                                when the table has genres, else standardized */
+    const tb_train_params *params; /* for the learned embeddings' models; NULL = defaults */
+    const char *classifier;  /* "genre": the family (NULL = gbdt) */
+    double genre_weight;     /* "genre": the genre block's share of the cosine (0 = 0.5) */
     size_t eval_k;           /* neighbours judged per query (10) */
     int threads;             /* 0 = all cores */
 } tb_recommend_options;

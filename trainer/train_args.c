@@ -86,8 +86,12 @@ static const tb_opt cli_rows[] = {
     ROW("features", "a,b,c", TB_OPT_STRING, ds_opt.features, 0, 0, 0,
         "exactly these input columns (default: the audio columns\npresent, plus popularity for the genre task)"),
     ROW("embedding", "KIND", TB_OPT_STRING, embedding, 0, 0, 0,
-        "recommend: how tracks become vectors: standardized (the\nstandardized audio features; default) or mlp (the last\n"
-        "hidden layer of a genre network; --hidden etc. apply)"),
+        "recommend: how tracks become vectors: genre (default when\nthe table has genres: a classifier's genre probabilities\n"
+        "beside the standardized features, catalog tracks by their\nknown genres; --model picks the classifier, default gbdt),\n"
+        "standardized (the standardized audio features; the default\nwithout genres or with --feature-weights) or mlp (the\n"
+        "last hidden layer of a genre network; --hidden etc. apply)"),
+    ROW("genre-weight", "W", TB_OPT_DOUBLE, genre_weight, 0, 1, TB_OPT_MIN_OPEN | TB_OPT_MAX_OPEN,
+        "--embedding genre: the genres' share of the cosine (0.5)"),
     ROW("feature-weights", "a=w,b=w", TB_OPT_STRING, feature_weights, 0, 0, 0,
         "recommend: weight of named features in the\nembedding (default 1 each; 0 drops a feature)"),
     ROW("report", "FILE", TB_OPT_STRING, report, 0, 0, 0, "write the evaluation as JSON"),

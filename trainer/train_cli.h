@@ -15,6 +15,7 @@ typedef struct cli {
     const char *data, *test, *db, *task, *report, *predict, *out, *name;
     const char *snapshots;                   /* snapshot directory; NULL: tb_snapshot_default_dir(db) */
     const char *embedding, *feature_weights; /* recommend */
+    double genre_weight;                     /* --embedding genre; 0: its default */
     int proba;
     int multilabel;                          /* --multilabel: the genre task learns genre sets */
     int compare;                             /* --model all: every family, the best published */

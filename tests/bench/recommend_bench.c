@@ -10,6 +10,7 @@
 
 #include "bench_clock.h"
 
+#include "embedding.h"
 #include "index.h"
 #include "store.h"
 
@@ -47,8 +48,11 @@ int main(int argc, char **argv) {
     float *vectors;
     char **ids;
     size_t n, dim;
+    tb_embedder *embedder = NULL;
     if (tb_store_open(db, TB_STORE_READ_ONLY, &store) || tb_store_get_published(store, "recommend", &rec) ||
-        tb_store_get_index(store, rec.id, &vectors, &n, &dim, &ids) || tb_index_new(vectors, ids, n, dim, &ix)) {
+        tb_store_get_index(store, rec.id, &vectors, &n, &dim, &ids) || tb_index_new(vectors, ids, n, dim, &ix) ||
+        tb_embedder_load(rec.blob, rec.blob_len, &embedder) ||
+        tb_index_set_label_dims(ix, tb_embedder_label_dims(embedder))) { /* as the server loads it */
         fprintf(stderr, "timbre-recommend-bench: %s\n", tb_error_message());
         return 1;
     }
@@ -101,6 +105,7 @@ int main(int argc, char **argv) {
     free(hits);
     free(batch);
     tb_index_free(ix);
+    tb_embedder_free(embedder);
     tb_model_record_clear(&rec);
     tb_store_close(store);
     return 0;

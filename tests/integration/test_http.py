@@ -175,7 +175,7 @@ def run(a, data, tmp):
     # --- trainer ---
     t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--model", "rf", "--trees", "20", "--threads", "2",
                         "--cv", "3", "--report", report, "--predict", paths["predict.csv"], "--out", preds,
-                        "--proba"], capture_output=True, text=True, timeout=300)
+                        "--proba", "--embedding", "standardized"], capture_output=True, text=True, timeout=300)
     check(t.returncode == 0, f"trainer exit {t.returncode}: {t.stderr[-2000:]}")
     if t.returncode != 0:
         return 1
@@ -254,6 +254,7 @@ def run(a, data, tmp):
         serve_checks(c, header, predict_rows, pred_rows, catalog_row)
         recommend_checks(c, db, header, catalog_row)
         recommendations_checks(c, db, header, catalog_row)
+        genre_index_checks(a, paths, header, catalog_row, tmp)
         conformal_checks(c, header, catalog_row)
         batch_checks(c, header, catalog_row)
         kserve_checks(c, header, predict_rows)
@@ -960,6 +961,52 @@ def recommendations_checks(c, db, header, catalog_row):
             ({"limit": 5}, 400, "seeds", "no seeds")):
         s, b, _ = c.post("/v1/recommendations", body)
         check(is_error(s, b, "not_found" if status == 404 else "bad_request", status, field), f"POST {what}: {s} {b}")
+
+
+def genre_index_checks(a, paths, header, catalog_row, tmp):
+    """The default index where the table has genres: a classifier's genre probabilities beside the
+    standardized features, catalog tracks by their known genres, the genre block kept sparse by the
+    server. Its report, a by-id ranking equal to a naive scan of the stored vectors, feature queries."""
+    db, report = os.path.join(tmp, "genre-index.db"), os.path.join(tmp, "genre-index.json")
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", "recommend", "--threads", "2",
+                        "--report", report, "--log-level", "warn"], capture_output=True, text=True, timeout=300)
+    check(t.returncode == 0, f"genre index trainer: {t.stderr[-1000:]}")
+    if t.returncode != 0:
+        return
+    r = json.load(open(report))
+    m = r["metrics"]
+    check(r["embedding"] == "genre" and m["dim"] == 10 + 12 and m["n_queries"] == 400
+          and all(0.0 <= m[k] <= 1.0 for k in ("genre_hit_at_10", "genre_hit_at_10_other_artists", "coverage_at_10",
+                                                "artist_share_at_10")), f"genre index report {r}")
+    vectors, ids, tracks = index_from_db(db)
+    col = {name: i for i, name in enumerate(header)}
+    tid = catalog_row[col["instance_id"]]
+    row = ids.index(tid)
+    # A catalog track's genre block holds its known genres: equal weights, unit length overall.
+    block = [x for x in vectors[row][:10] if x != 0.0]
+    check(len(block) == len(tracks[tid]["genres"]) and abs(sum(x * x for x in vectors[row]) - 1.0) < 1e-5,
+          f"stored vector of {tid}: genre block {block}")
+    proc, port = start_server(a.server, db, tmp, ())
+    check(port is not None, "server on the genre index")
+    if port is None:
+        return
+    try:
+        c = Client(port)
+        me = (tracks[tid]["track_name"].lower(), tracks[tid]["artists"].lower())
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 8})
+        want = expected_top(vectors, ids, tracks, vectors[row], 8,
+                            lambda t: t == tid or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == me)
+        got = [(x["track_id"], x["score"]) for x in b["tracks"]] if s == 200 else []
+        check(s == 200 and same_ranking(got, want) and b["model"]["name"] == "recommend-genre",
+              f"genre index by id equals a naive scan: {got} vs {want}")
+        s, b, _ = c.post("/v1/recommend", {"features": {"energy": 0.9, "danceability": 0.7}, "k": 5})
+        check(s == 200 and len(b["tracks"]) == 5 and all(-1.0 <= x["score"] <= 1.0 for x in b["tracks"]),
+              f"genre index by features {s}")
+        s, b, _ = c.request("GET", "/v1/recommendations?" + urllib.parse.urlencode(
+            {"seed_genres": tracks[tid]["genres"][0], "limit": 5}))
+        check(s == 200 and len(b["tracks"]) == 5, f"genre index, genre seed {s}")
+    finally:
+        stop_server(proc)
 
 
 def conformal_checks(c, header, catalog_row):

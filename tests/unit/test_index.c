@@ -2,10 +2,12 @@
  * (hand-computed values, blob round trip, hostile blobs); Genre-Hit@k on a hand-made case. */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "check.h"
 #include "embedding.h"
 #include "index.h"
+#include "model.h"
 #include "recommend.h"
 #include "rng.h"
 
@@ -275,7 +277,117 @@ static void coverage_and_artist_share(void) {
     CHECK(isnan(share) && coverage == 0.75);
 }
 
+/* The "genre" embedder: a query's block is the classifier's probabilities, a catalog track's its
+ * known genres; each block has unit length, weighed √w and √(1 − w), so their dot product is
+ * w · (p̂ · ĥ) + (1 − w) · (x̂ · x̂'). Checked by hand on a 3-genre logistic model, then a blob
+ * round trip and a refused weight. */
+static void genre_embedder_scores_by_hand(void) {
+    enum { N = 60 };
+    static double X[N * 2];
+    static int32_t y[N];
+    char *names[2] = {"energy", "tempo"};
+    size_t rows[N];
+    for (size_t i = 0; i < N; i++) {
+        rows[i] = i;
+        y[i] = (int32_t)(i % 3);
+        X[i * 2] = (double)y[i] + 0.1 * (double)(i % 5);
+        X[i * 2 + 1] = 100.0 + 10.0 * (double)(i % 7);
+    }
+    tb_pipeline *pl = NULL;
+    CHECK(tb_pipeline_fit(X, 2, names, rows, N, &pl) == TB_OK);
+    double *Z = NULL;
+    CHECK(tb_pipeline_transform_rows(pl, X, rows, N, &Z) == TB_OK);
+    tb_train_params p;
+    tb_train_params_default(&p);
+    tb_train_data d = {.X = Z, .n = N, .d = 2, .task = TB_TASK_CLASSIFY, .y = y, .n_classes = 3};
+    tb_model *m = NULL;
+    CHECK(tb_model_train("linear", &d, &p, &m) == TB_OK);
+    double proba[3], raw[2] = {1.2, 130.0}, x[2];
+    tb_pipeline_transform(pl, raw, x);
+    tb_model_predict(m, x, proba);
+    tb_embedder *e = NULL;
+    CHECK(tb_embedder_genre_new(pl, m, 0.7, &e) == TB_OK && e->dim == 5 && tb_embedder_label_dims(e) == 3);
+    float q[5], t[5];
+    tb_embedder_embed(e, raw, q);
+    size_t known[2] = {1, 2};
+    double other[2] = {0.3, 150.0}, xo[2];
+    tb_pipeline_transform(e->pipeline, other, xo);
+    tb_embedder_embed_known(e, other, known, 2, t);
+    double np = sqrt(proba[0] * proba[0] + proba[1] * proba[1] + proba[2] * proba[2]);
+    double nx = sqrt(x[0] * x[0] + x[1] * x[1]), no = sqrt(xo[0] * xo[0] + xo[1] * xo[1]);
+    double want = 0.7 * (proba[1] + proba[2]) / (np * sqrt(2.0)) + 0.3 * (x[0] * xo[0] + x[1] * xo[1]) / (nx * no);
+    double got = 0.0, qn = 0.0, tn = 0.0;
+    for (size_t j = 0; j < 5; j++) {
+        got += (double)q[j] * t[j];
+        qn += (double)q[j] * q[j];
+        tn += (double)t[j] * t[j];
+    }
+    CHECK_NEAR(got, want, 1e-6);
+    CHECK_NEAR(qn, 1.0, 1e-6);
+    CHECK_NEAR(tn, 1.0, 1e-6);
+    CHECK(t[0] == 0.0f && fabsf(t[1] - t[2]) < 1e-7f); /* the known genres, equal weight */
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(tb_embedder_save(e, &blob, &len) == TB_OK);
+    tb_embedder *back = NULL;
+    float q2[5];
+    CHECK(tb_embedder_load(blob, len, &back) == TB_OK && back->dim == 5);
+    if (back) {
+        tb_embedder_embed(back, raw, q2);
+        CHECK(memcmp(q, q2, sizeof q) == 0);
+        CHECK_STR(back->ops->kind, "genre");
+    }
+    tb_embedder_free(back);
+    free(blob);
+    tb_embedder_free(e);
+    tb_pipeline *pl2 = NULL;
+    CHECK(tb_pipeline_fit(X, 2, names, rows, N, &pl2) == TB_OK);
+    tb_model *m2 = NULL;
+    CHECK(tb_model_train("linear", &d, &p, &m2) == TB_OK);
+    CHECK_ERR(tb_embedder_genre_new(pl2, m2, 1.0, &e), TB_INVALID, "genre weight");
+    free(Z);
+}
+
+/* An index whose first L values are kept sparse scores as the dense one: single searches with a
+ * sparse and with a dense query block, and batches, against a naive double-precision scan. */
+static void label_dims_score_as_dense(void) {
+    enum { N = 900, L = 12, D = 6, DIM = L + D, M = 20, K = 7 };
+    float *v = random_unit_vectors(N, DIM, 31), *queries = random_unit_vectors(M, DIM, 32);
+    for (size_t i = 0; i < N; i++) /* one or two labels a row, the rest zero */
+        for (size_t g = 0; g < L; g++)
+            if (g != i % L && (g != (i / L) % L || i % 3))
+                v[i * DIM + g] = 0.0f;
+    for (size_t q = 0; q < M / 2; q++) /* half the queries: a sparse label block too */
+        for (size_t g = 2; g < L; g++)
+            queries[q * DIM + g] = 0.0f;
+    float *copy = malloc(N * DIM * sizeof *copy);
+    memcpy(copy, v, N * DIM * sizeof *copy);
+    tb_index *ix = NULL;
+    CHECK(tb_index_new(v, make_ids(N), N, DIM, &ix) == TB_OK && tb_index_set_label_dims(ix, L) == TB_OK);
+    CHECK(ix->n_labels == L && ix->label_start[L] == ix->row_start[N]);
+    static float scores[N];
+    static tb_hit got[K], batch[M * K];
+    size_t want[K];
+    double want_score[K];
+    int same = 1;
+    CHECK(tb_index_search_batch(ix, queries, M, K, 2, batch) == TB_OK);
+    for (size_t q = 0; q < M; q++) {
+        naive_top(copy, N, DIM, queries + q * DIM, K, 0, want, want_score);
+        size_t n = tb_index_search(ix, queries + q * DIM, K, NULL, NULL, scores, got);
+        for (size_t h = 0; h < K && n == K; h++)
+            same &= (got[h].row == want[h] || fabs(want_score[h] - got[h].score) < 1e-5) &&
+                    fabs(want_score[h] - got[h].score) < 1e-5 && fabs(want_score[h] - batch[q * K + h].score) < 1e-5;
+    }
+    CHECK(same);
+    CHECK_ERR(tb_index_set_label_dims(ix, 3), TB_INVALID, "label values");
+    tb_index_free(ix);
+    free(copy);
+    free(queries);
+}
+
 int main(void) {
+    label_dims_score_as_dense();
+    genre_embedder_scores_by_hand();
     filtered_batch_matches_single_searches();
     coverage_and_artist_share();
     test_against_naive();
