@@ -35,3 +35,12 @@ void tb_log(tb_log_level level, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "%s %s: %s\n", stamp, g_names[level], msg);
 }
+
+tb_status tb_log_level_option(void *base, const char *arg) {
+    (void)base;
+    tb_log_level level;
+    if (tb_log_parse_level(arg, &level))
+        return tb_error(TB_INVALID, "--log-level: '%s' is not debug, info, warn or error", arg);
+    tb_log_set_level(level);
+    return TB_OK;
+}

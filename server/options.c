@@ -15,15 +15,6 @@
 #define ROW(flag, arg, type, offset, min, max, help) {flag, arg, type, offset, min, max, help, NULL, 0, NULL}
 #define CUSTOM(flag, arg, help, parse) {flag, arg, TB_OPT_CUSTOM, 0, 0, 0, help, parse, 0, NULL}
 
-static tb_status parse_log_level(void *base, const char *arg) {
-    (void)base;
-    tb_log_level level;
-    if (tb_log_parse_level(arg, &level))
-        return tb_error(TB_INVALID, "--log-level: '%s' is not debug, info, warn or error", arg);
-    tb_log_set_level(level);
-    return TB_OK;
-}
-
 static tb_status parse_cors_origin(void *base, const char *arg) {
     tb_serve_config *c = base;
     size_t n = strlen(arg), used = strlen(c->cors);
@@ -62,7 +53,7 @@ static const tb_opt rows[] = {
      "numeric address and port; port 0 picks a free one\n(IPv6 as [::1]:8080; default 127.0.0.1:8080)"),
     ROW("threads", "N", TB_OPT_UINT, F(http.threads), 1, 1024, "request threads (default: number of cores)"),
     ROW("port-file", "FILE", TB_OPT_STRING, F(port_file), 0, 0, "write the bound port there once listening"),
-    CUSTOM("log-level", "L", "debug | info | warn | error (default info)", parse_log_level),
+    CUSTOM("log-level", "L", "debug | info | warn | error (default info)", tb_log_level_option),
     CUSTOM("cors-origin", "O",
      "let web pages from origin O (e.g. https://app.example.com;\nrepeatable or comma-separated; * for any) call the "
      "API;\nOPTIONS preflights are always answered",

@@ -13,15 +13,6 @@
 #define C(field) offsetof(cli, field)
 #define ROW(flag, arg, type, field, min, max, open, help) {flag, arg, type, C(field), min, max, help, NULL, open, NULL}
 
-static tb_status parse_log_level(void *base, const char *arg) {
-    (void)base;
-    tb_log_level level;
-    if (tb_log_parse_level(arg, &level))
-        return tb_error(TB_INVALID, "--log-level: '%s' is not debug, info, warn or error", arg);
-    tb_log_set_level(level);
-    return TB_OK;
-}
-
 static tb_status parse_pca(void *base, const char *arg) {
     static const tb_opt range = ROW("pca", "X", TB_OPT_DOUBLE, opt.pca, 0, 1e6, TB_OPT_MIN_OPEN, "");
     cli *c = base;
@@ -101,7 +92,7 @@ static const tb_opt cli_rows[] = {
         "reading\nand writing in chunks"),
     ROW("out", "FILE", TB_OPT_STRING, out, 0, 0, 0, "where --predict writes"),
     ROW("proba", NULL, TB_OPT_ON, proba, 0, 0, 0, "with --predict: add one p_GENRE column per genre"),
-    {"log-level", "L", TB_OPT_CUSTOM, 0, 0, 0, "debug | info | warn | error (default info)", parse_log_level, 0, NULL},
+    {"log-level", "L", TB_OPT_CUSTOM, 0, 0, 0, "debug | info | warn | error (default info)", tb_log_level_option, 0, NULL},
 };
 
 #define MAX_GROUPS 16
