@@ -79,6 +79,23 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
+/* Length of the title in a folded "name\nartists": the name up to its first " - ", " (" or " ["
+ * after at least one character. */
+static uint32_t title_length(const char *folded) {
+    const char *nl = strchr(folded, '\n');
+    size_t n = nl ? (size_t)(nl - folded) : strlen(folded);
+    for (size_t i = 1; i + 1 < n; i++)
+        if (folded[i] == ' ' && ((folded[i + 1] == '-' && i + 2 < n && folded[i + 2] == ' ') || folded[i + 1] == '(' ||
+                                 folded[i + 1] == '['))
+            return (uint32_t)i;
+    return (uint32_t)n;
+}
+
+static const char *artists_of(const char *folded) {
+    const char *nl = strchr(folded, '\n');
+    return nl ? nl + 1 : "";
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 tb_catalog *tb_catalog_free(tb_catalog *c) {
@@ -163,7 +180,10 @@ tb_status tb_catalog_load(tb_store *store, tb_catalog **ret) {
         t->folded = c->text + l.rows[i].folded;
         t->popularity = l.rows[i].popularity;
         memcpy(t->audio, l.rows[i].audio, sizeof t->audio);
-        t->song = hash_str(t->folded);
+        t->title_len = title_length(t->folded);
+        t->song = hash_str(artists_of(t->folded));
+        for (uint32_t j = 0; j < t->title_len; j++)
+            t->song = (t->song ^ (unsigned char)t->folded[j]) * 1099511628211ULL;
     }
     set_scales(c);
     /* The vocabulary: distinct genre names, sorted. */
@@ -247,7 +267,9 @@ int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b) {
 }
 
 int tb_catalog_same_song(const tb_catalog *c, size_t a, size_t b) {
-    return c->tracks[a].song == c->tracks[b].song && strcmp(c->tracks[a].folded, c->tracks[b].folded) == 0;
+    const tb_catalog_track *x = &c->tracks[a], *y = &c->tracks[b];
+    return x->song == y->song && x->title_len == y->title_len && memcmp(x->folded, y->folded, x->title_len) == 0 &&
+           strcmp(artists_of(x->folded), artists_of(y->folded)) == 0;
 }
 
 /* Search order: more popular first (unknown popularity last), then lower index (= id order). */

@@ -15,7 +15,9 @@ typedef struct tb_catalog_track {
     const char *id, *name, *artists; /* artists separated by ';' as in the source tables */
     const char *folded;              /* ASCII-lowercased "name\nartists", for search */
     double popularity;               /* NaN when unknown */
-    uint64_t song;                   /* hash of folded name + artists: releases of one song share it */
+    uint64_t song;                   /* hash of the folded title + artists: releases of one song share it */
+    uint32_t title_len;              /* the title: folded name up to " - ", " (" or " [" (a remaster,
+                                        a live take, a feature credit is the same song) */
     uint32_t genre_start;            /* genres: genre_ids[genre_start .. + n_genres) */
     uint16_t n_genres;
     float audio[TB_MAX_AUDIO_FEATURES]; /* tb_audio_features' values as stored; NaN when absent */
@@ -46,7 +48,8 @@ int tb_catalog_has_genre(const tb_catalog *c, size_t t, size_t g);
 int tb_artists_overlap(const char *a, const char *b);
 /* Whether tracks a and b share at least one artist (exact names, ';'-separated). */
 int tb_catalog_share_artist(const tb_catalog *c, size_t a, size_t b);
-/* Whether a and b are the same song (same name and artists, ignoring ASCII case). */
+/* Whether a and b are the same song: the same title (the name before " - ", " (" or " [") and the
+ * same artists, ignoring ASCII case. */
 int tb_catalog_same_song(const tb_catalog *c, size_t a, size_t b);
 
 /* Tracks whose name or artists contain `query` (ASCII case-insensitive), most popular first, ties

@@ -717,6 +717,14 @@ def index_from_db(db):
     return [vec[i * dim:(i + 1) * dim] for i in range(n)], ids, tracks
 
 
+
+def song_key(t):
+    """What the catalog calls one song: the title (the name before " - ", " (" or " [") and the
+    artists, ignoring case (core/catalog.c)."""
+    name = t["track_name"].lower()
+    cut = min([i for i in (name.find(" - ", 1), name.find(" (", 1), name.find(" [", 1)) if i > 0], default=len(name))
+    return name[:cut], t["artists"].lower()
+
 def expected_top(vectors, ids, tracks, qv, k, skip):
     """Naive exact top-k by cosine (rows are unit vectors), ties to the smaller id; skip(id) drops rows;
     one track per song."""
@@ -725,7 +733,7 @@ def expected_top(vectors, ids, tracks, qv, k, skip):
     for neg, i in scored:
         tid = ids[i]
         t = tracks[tid]
-        song = (t["track_name"].lower(), t["artists"].lower())
+        song = song_key(t)
         if skip(tid) or song in songs:
             continue
         songs.add(song)
@@ -753,11 +761,11 @@ def recommend_checks(c, db, header, catalog_row):
     tid = catalog_row[col["instance_id"]]
     row = ids.index(tid)
     me = tracks[tid]
-    my_song = (me["track_name"].lower(), me["artists"].lower())
+    my_song = song_key(me)
 
     s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 7})
     want = expected_top(vectors, ids, tracks, vectors[row], 7,
-                        lambda t: t == tid or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == my_song)
+                        lambda t: t == tid or song_key(tracks[t]) == my_song)
     got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
     check(s == 200 and same_ranking(got, want), f"recommend by id equals a naive scan: {got} vs {want}")
     check(s == 200 and b["track_id"] == tid and b["k"] == 7 and b["model"]["name"] == "recommend-standardized",
@@ -785,7 +793,7 @@ def recommend_checks(c, db, header, catalog_row):
           f"genre filter {s}")
     want = expected_top(vectors, ids, tracks, vectors[row], 10,
                         lambda t: t == tid or genre not in tracks[t]["genres"]
-                        or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == my_song)
+                        or song_key(tracks[t]) == my_song)
     got = [(t["track_id"], t["score"]) for t in b["tracks"]] if s == 200 else []
     check(same_ranking(got, want), "genre-filtered top-10 equals a naive scan")
     s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 10, "min_popularity": 60})
@@ -848,7 +856,7 @@ def recommendations_checks(c, db, header, catalog_row):
     tid = catalog_row[col["instance_id"]]
     row = ids.index(tid)
     me = tracks[tid]
-    song = lambda t: (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower())  # noqa: E731
+    song = lambda t: song_key(tracks[t])  # noqa: E731
     get = lambda **q: c.request("GET", "/v1/recommendations?" + urllib.parse.urlencode(q))  # noqa: E731
 
     # One seed track: the query is its own vector; the track and its song's other releases never answer.
@@ -992,10 +1000,10 @@ def genre_index_checks(a, paths, header, catalog_row, tmp):
         return
     try:
         c = Client(port)
-        me = (tracks[tid]["track_name"].lower(), tracks[tid]["artists"].lower())
+        me = song_key(tracks[tid])
         s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 8})
         want = expected_top(vectors, ids, tracks, vectors[row], 8,
-                            lambda t: t == tid or (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) == me)
+                            lambda t: t == tid or song_key(tracks[t]) == me)
         got = [(x["track_id"], x["score"]) for x in b["tracks"]] if s == 200 else []
         check(s == 200 and same_ranking(got, want) and b["model"]["name"] == "recommend-genre",
               f"genre index by id equals a naive scan: {got} vs {want}")
@@ -1120,9 +1128,9 @@ def taste_checks(c, db, users):
         beta, cv = ridge_loo([vectors[ids.index(t)] for t in rated], ys, lam)
         check(abs(b["fit"]["cv_r2"] - cv) < 1e-6 and cv > 0.9, f"taste cv R² {b['fit']['cv_r2']} vs {cv}")
         check(abs(b["fit"]["intercept"] - beta[-1]) < 1e-6, "taste intercept equals a hand-solved ridge")
-        songs = {(tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) for t in rated}
+        songs = {song_key(tracks[t]) for t in rated}
         unrated = [i for i, t in enumerate(ids) if t not in rated
-                   and (tracks[t]["track_name"].lower(), tracks[t]["artists"].lower()) not in songs]
+                   and song_key(tracks[t]) not in songs]
         # Candidates: the 100 nearest unrated rows of each track rated at or above the median.
         srt = sorted(ys)
         median = srt[len(ys) // 2] if len(ys) % 2 else (srt[len(ys) // 2 - 1] + srt[len(ys) // 2]) / 2

@@ -29,14 +29,19 @@ static void test_index_and_catalog(const char *path) {
     tb_store *s = NULL;
     tb_test_remove_db(path);
     CHECK(tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK);
-    tb_track tracks[5] = {
+    tb_track tracks[10] = {
         {"a1", "Blue Song", "Ann;Bob", "[\"jazz\",\"blues\"]", 50.0, "{}"},
         {"a2", "blue song", "ann;bob", "[\"jazz\"]", 70.0, "{}"},
         {"b1", "Red", "Bob", "[\"rock\"]", NAN, "{}"},
         {"c1", "Green Blues", "Cy", "[]", 70.0, "{}"},
         {"d1", "Yellow", "Dee;Ann", "[\"pop\",\"jazz\"]", 10.0, "{\"energy\":0.25,\"tempo\":121.5,\"key\":7}"},
+        {"e1", "Bohemian Rhapsody", "Queen", "[\"rock\"]", 75.0, "{}"},
+        {"e2", "Bohemian Rhapsody - Remastered 2011", "Queen", "[\"rock\"]", 82.0, "{}"},
+        {"e3", "bohemian rhapsody (Live Aid)", "QUEEN", "[\"rock\"]", 40.0, "{}"},
+        {"e4", "Bohemian Rhapsody - Remastered 2011", "Panic! At The Disco", "[\"rock\"]", 50.0, "{}"},
+        {"f1", "Blue Songbird", "Ann;Bob", "[\"jazz\"]", 20.0, "{}"},
     };
-    CHECK(tb_store_put_tracks(s, tracks, 5) == TB_OK);
+    CHECK(tb_store_put_tracks(s, tracks, 10) == TB_OK);
     float vectors[3 * 2] = {1.0f, 0.0f, 0.6f, 0.8f, 0.0f, -1.0f};
     char *ids[3] = {"a1", "b1", "d1"};
     tb_index_payload ix = {3, 2, vectors, ids};
@@ -66,7 +71,7 @@ static void test_index_and_catalog(const char *path) {
 
     tb_catalog *c = NULL;
     CHECK(tb_catalog_load(s, &c) == TB_OK);
-    CHECK(c->n == 5 && c->n_genres == 4);
+    CHECK(c->n == 10 && c->n_genres == 4);
     CHECK_STR(c->genres[0], "blues");
     CHECK_STR(c->genres[3], "rock");
     CHECK(tb_catalog_find(c, "c1") == 3 && tb_catalog_find(c, "zz") == -1);
@@ -75,6 +80,11 @@ static void test_index_and_catalog(const char *path) {
     CHECK(tb_catalog_share_artist(c, 0, 2) && tb_catalog_share_artist(c, 0, 4) && !tb_catalog_share_artist(c, 2, 4));
     CHECK(!tb_catalog_share_artist(c, 0, 1)); /* artist names are exact */
     CHECK(tb_catalog_same_song(c, 0, 1) && !tb_catalog_same_song(c, 0, 3));
+    /* Regression (issue 18): "Bohemian Rhapsody - Remastered 2011" answered a query of
+     * "Bohemian Rhapsody": a remaster, a live take, a feature credit are the same song. */
+    CHECK(tb_catalog_same_song(c, 5, 6) && tb_catalog_same_song(c, 5, 7) && tb_catalog_same_song(c, 6, 7));
+    CHECK(!tb_catalog_same_song(c, 5, 8)); /* another artist */
+    CHECK(!tb_catalog_same_song(c, 0, 9)); /* "Blue Songbird" is not "Blue Song" */
     CHECK(isnan(c->tracks[2].popularity) && c->tracks[1].popularity == 70.0);
     /* Audio values come out of the stored JSON in tb_audio_features' order; absent ones are NaN. */
     size_t energy = 1, key = 2, tempo = 10;
@@ -83,13 +93,13 @@ static void test_index_and_catalog(const char *path) {
     CHECK_STR(tb_audio_features[tempo], "tempo");
     CHECK(c->tracks[4].audio[energy] == 0.25f && c->tracks[4].audio[tempo] == 121.5f && c->tracks[4].audio[key] == 7.0f);
     CHECK(isnan(c->tracks[4].audio[0]) && isnan(c->tracks[0].audio[energy]));
-    /* "blue" matches a1, a2 and c1 (case-insensitive): popularity 70 (a2, c1 by id) then 50. */
-    size_t found[5], total = 0;
-    CHECK(tb_catalog_search(c, "BLUE", 5, found, &total) == 3 && total == 3);
-    CHECK(found[0] == 1 && found[1] == 3 && found[2] == 0);
-    CHECK(tb_catalog_search(c, "blue", 1, found, &total) == 1 && total == 3 && found[0] == 1);
-    CHECK(tb_catalog_search(c, "ann", 5, found, &total) == 3); /* artists too */
-    CHECK(tb_catalog_search(c, "", 5, found, &total) == 5 && found[4] == 2); /* unknown popularity last */
+    /* "blue" matches a1, a2, c1 and f1 (case-insensitive): popularity 70 (a2, c1 by id), 50, 20. */
+    size_t found[10], total = 0;
+    CHECK(tb_catalog_search(c, "BLUE", 5, found, &total) == 4 && total == 4);
+    CHECK(found[0] == 1 && found[1] == 3 && found[2] == 0 && found[3] == 9);
+    CHECK(tb_catalog_search(c, "blue", 1, found, &total) == 1 && total == 4 && found[0] == 1);
+    CHECK(tb_catalog_search(c, "ann", 5, found, &total) == 4); /* artists too */
+    CHECK(tb_catalog_search(c, "", 10, found, &total) == 10 && found[9] == 2); /* unknown popularity last */
     CHECK(tb_catalog_search(c, "nothing like it", 5, found, &total) == 0 && total == 0);
     tb_catalog_free(c);
     tb_store_close(s);
