@@ -12,7 +12,7 @@ RUN BUILD_DIR=/src/build PREFIX=/opt/timbre bash deploy/build.sh
 FROM debian:bookworm-slim
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      libmicrohttpd12 libcjson1 libsqlite3-0 libopenblas0 zlib1g libsodium23 libgomp1 curl ca-certificates \
+      libmicrohttpd12 libcjson1 libsqlite3-0 libopenblas0 zlib1g libsodium23 libgomp1 libstdc++6 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin timbre \
  && mkdir -p /data && chown timbre /data

@@ -2,7 +2,7 @@
 # Installs the Debian packages Timbre builds and tests with, when any is missing.
 # Used by deploy/run.sh, tests/run.sh, .ci/run and the Dockerfile. Needs root (or sudo) to install.
 set -euo pipefail
-packages=(meson ninja-build pkg-config gcc libc6-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev
+packages=(meson ninja-build pkg-config gcc g++ libc6-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libhnswlib-dev
           libopenblas-dev zlib1g-dev libsodium-dev python3 curl ca-certificates)
 for flag in "$@"; do
   case "$flag" in

@@ -1,0 +1,49 @@
+/* An approximate nearest-neighbour index over the recommendation index's unit vectors (inner
+ * product = cosine): hnswlib's HNSW graph (Debian libhnswlib-dev) behind a C interface; ann.cpp is
+ * the only C++ of the project. Built once, then read-only: searches may run on many threads at
+ * once. Saved as a blob (magic "TMBA", parameters, the SHA-256 of hnswlib's bytes, those bytes);
+ * loading checks the digest, then every graph link, before a search may follow one. */
+#ifndef TB_ANN_H
+#define TB_ANN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" { /* our C headers, for ann.cpp */
+#endif
+
+#include "index.h"
+#include "status.h"
+
+typedef struct tb_ann tb_ann;
+
+typedef struct tb_ann_params {
+    size_t m;               /* links per node (hnswlib's M; 16) */
+    size_t ef_construction; /* breadth while building (200) */
+    size_t ef_search;       /* breadth of a search, at least k (64) */
+    uint64_t seed;
+} tb_ann_params;
+
+#define TB_ANN_PARAMS_DEFAULT {16, 200, 64, 42}
+
+/* Rows 0..n-1 of vectors (n × dim, unit length), inserted on `threads` threads (0: all cores). */
+tb_status tb_ann_build(const float *vectors, size_t n, size_t dim, const tb_ann_params *p, int threads, tb_ann **ret);
+/* The best k rows by inner product (at most k; fewer only when the graph has fewer rows), best
+ * first; score = inner product. Thread-safe. */
+size_t tb_ann_search(const tb_ann *a, const float *q, size_t k, tb_hit *out);
+/* Bytes the graph and its copy of the vectors hold in memory. */
+size_t tb_ann_bytes(const tb_ann *a);
+const tb_ann_params *tb_ann_get_params(const tb_ann *a);
+
+tb_status tb_ann_save(const tb_ann *a, void **ret_blob, size_t *ret_len);
+/* Refuses a wrong magic or version, a digest that does not match, parameters or counts other
+ * than n × dim, and any link to a row that does not exist. */
+tb_status tb_ann_load(const void *blob, size_t len, size_t n, size_t dim, tb_ann **ret);
+tb_ann *tb_ann_free(tb_ann *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
