@@ -36,8 +36,8 @@ static float *clustered(size_t n, uint64_t seed) {
 static char **ids_of(size_t n) {
     char **ids = calloc(n, sizeof *ids);
     for (size_t i = 0; i < n; i++) {
-        ids[i] = malloc(16);
-        snprintf(ids[i], 16, "t%06zu", i);
+        ids[i] = malloc(24);
+        snprintf(ids[i], 24, "t%06zu", i);
     }
     return ids;
 }
