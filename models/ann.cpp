@@ -6,15 +6,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -91,30 +88,12 @@ tb_status tb_ann_build(const float *vectors, size_t n, size_t dim, const tb_ann_
     try {
         a->g.reset(new graph(&a->space, n, p->m, p->ef_construction, p->seed));
         a->g->setEf(p->ef_search);
-        // The first row alone, then the rest on the threads (hnswlib's own parallel insert).
-        a->g->addPoint(vectors, 0);
-        size_t nt = threads > 0 ? (size_t)threads : std::thread::hardware_concurrency();
-        nt = nt ? nt : 1;
-        std::vector<std::thread> pool;
-        std::atomic<size_t> next(1);
-        std::exception_ptr failed;
-        std::mutex failed_lock;
-        for (size_t t = 0; t < nt; t++)
-            pool.emplace_back([&]() {
-                for (size_t i; (i = next++) < n;) {
-                    try {
-                        a->g->addPoint(vectors + i * dim, i);
-                    } catch (...) {
-                        std::lock_guard<std::mutex> lock(failed_lock);
-                        failed = std::current_exception();
-                        next = n;
-                    }
-                }
-            });
-        for (auto &t : pool)
-            t.join();
-        if (failed)
-            std::rethrow_exception(failed);
+        // One thread: hnswlib 0.6.2's concurrent insert reads a node's upper-level links while
+        // another thread is still allocating them (AddressSanitizer: a heap overflow in
+        // searchBaseLayer under two threads), so rows go in one at a time.
+        (void)threads;
+        for (size_t i = 0; i < n; i++)
+            a->g->addPoint(vectors + i * dim, i);
     } catch (const std::bad_alloc &) {
         delete a;
         return tb_error(TB_NOMEM, "out of memory building an approximate index of %zu rows", n);

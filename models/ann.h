@@ -27,7 +27,8 @@ typedef struct tb_ann_params {
 
 #define TB_ANN_PARAMS_DEFAULT {16, 200, 64, 42}
 
-/* Rows 0..n-1 of vectors (n × dim, unit length), inserted on `threads` threads (0: all cores). */
+/* Rows 0..n-1 of vectors (n × dim, unit length), inserted one at a time (`threads` is kept for a
+ * library whose concurrent insert is safe; hnswlib 0.6.2's is not). */
 tb_status tb_ann_build(const float *vectors, size_t n, size_t dim, const tb_ann_params *p, int threads, tb_ann **ret);
 /* The best k rows by inner product (at most k; fewer only when the graph has fewer rows), best
  * first; score = inner product. Thread-safe. */
