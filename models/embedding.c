@@ -285,6 +285,7 @@ tb_embedder *tb_embedder_free(tb_embedder *e) {
     if (e->ops)
         e->ops->free(e->impl);
     tb_pipeline_free(e->pipeline);
+    free(e->ann_blob);
     free(e);
     return NULL;
 }
@@ -368,6 +369,10 @@ tb_status tb_embedder_save(const tb_embedder *e, void **ret_blob, size_t *ret_le
     at = tb_write_len_placeholder(&w);
     e->ops->save(e->impl, &w);
     tb_write_patch_len(&w, at);
+    at = tb_write_len_placeholder(&w); /* minor 1: the approximate index, empty when none */
+    if (e->ann_len)
+        tb_write_bytes(&w, e->ann_blob, e->ann_len);
+    tb_write_patch_len(&w, at);
     return tb_writer_finish(&w, ret_blob, ret_len);
 }
 
@@ -410,7 +415,22 @@ tb_status tb_embedder_load(const void *blob, size_t len, tb_embedder **ret) {
         (st = ops->load(&sec, pipeline->n_features, dim, &e->impl)) != TB_OK)
         goto fail;
     e->ops = ops;
-    if (tb_reader_left(&sec) != 0 || tb_reader_left(&r) != 0) {
+    if (tb_reader_left(&sec) != 0) {
+        st = tb_error(TB_CORRUPT, "embedding blob: unexpected bytes after the embedder");
+        goto fail;
+    }
+    if (minor >= 1 && (st = tb_read_section(&r, &sec, "approximate index section")) == TB_OK &&
+        tb_reader_left(&sec) > 0) {
+        e->ann_len = tb_reader_left(&sec);
+        if (!(e->ann_blob = malloc(e->ann_len))) {
+            st = tb_error(TB_NOMEM, "out of memory");
+            goto fail;
+        }
+        st = tb_read_bytes(&sec, e->ann_blob, e->ann_len, "approximate index");
+    }
+    if (st != TB_OK)
+        goto fail;
+    if (tb_reader_left(&r) != 0) {
         st = tb_error(TB_CORRUPT, "embedding blob: unexpected trailing bytes");
         goto fail;
     }
@@ -424,6 +444,8 @@ fail:
     tb_pipeline_free(pipeline);
     if (e && e->ops)
         e->ops->free(e->impl);
+    if (e)
+        free(e->ann_blob);
     free(e);
     return st;
 }

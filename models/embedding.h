@@ -15,7 +15,7 @@
 
 #define TB_EMBED_MAGIC "TMBE"
 #define TB_EMBED_MAJOR 1
-#define TB_EMBED_MINOR 0
+#define TB_EMBED_MINOR 1 /* 1: a section for an approximate index */
 #define TB_EMBED_MAX_DIM 4096
 
 typedef struct tb_embedder_ops {
@@ -42,6 +42,10 @@ typedef struct tb_embedder {
     void *impl;
     tb_pipeline *pipeline;
     size_t dim;
+    /* Optional: an approximate index over the published vectors (models/ann.h's blob), kept
+     * beside the embedder in its blob; the server loads it against the index's rows. */
+    void *ann_blob;
+    size_t ann_len;
 } tb_embedder;
 
 /* The "standardized" embedder: standardized features times weights (NULL = all 1). Takes

@@ -14,6 +14,7 @@ static void served_free(tb_served *m) {
     tb_index_free(m->index);
     free(m->track);
     free(m->centroids);
+    tb_ann_free(m->ann);
     free(m->kind);
     free(m->name);
     free(m->created_at);
@@ -143,6 +144,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
         else
             x->track[i] = (size_t)t;
     }
+    if (st == TB_OK && x->embedder->ann_len) /* checked against the index's rows before any search */
+        st = tb_ann_load(x->embedder->ann_blob, x->embedder->ann_len, x->index->n, x->index->dim, &x->ann);
     if (st == TB_OK && !(x->centroids = genre_centroids(x->index, x->track, catalog)))
         st = tb_error(TB_NOMEM, "out of memory");
     if (st != TB_OK) {

@@ -7,6 +7,7 @@
 
 #include "catalog.h"
 #include "embedding.h"
+#include "ann.h"
 #include "index.h"
 #include "predictor.h"
 #include "status.h"
@@ -25,6 +26,7 @@ typedef struct tb_served {
     tb_embedder *embedder;
     tb_index *index;
     size_t *track;    /* catalog track of each index row */
+    tb_ann *ann;      /* recommend, optional: the approximate index published with it */
     float *centroids; /* recommend: per catalog genre, the unit mean of its tracks' vectors (zero when
                          none), so a genre can seed a query; n_genres × index dim */
 } tb_served;

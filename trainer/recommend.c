@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "ann.h"
 #include "catalog.h"
 #include "clock.h"
 #include "log.h"
@@ -413,7 +414,47 @@ static tb_status index_all(build *b) {
         return st;
     }
     st = tb_index_new(vec, ids, n, dim, &ret->index); /* takes both */
+    if (st == TB_OK)
+        st = tb_index_set_label_dims(ret->index, tb_embedder_label_dims(ret->embedder));
     ret->build_seconds = tb_now_seconds() - t0;
+    return st;
+}
+
+#define ANN_PROBES 1000
+
+/* The approximate index over the published vectors, kept in the embedder's blob, and its recall
+ * against the exact index with evenly spaced published rows as the queries. */
+static tb_status build_ann(tb_recommend_result *ret, int threads) {
+    const tb_index *ix = ret->index;
+    tb_ann_params p = TB_ANN_PARAMS_DEFAULT;
+    tb_ann *a = NULL;
+    double t0 = tb_now_seconds();
+    tb_status st = tb_ann_build(ix->vectors, ix->n, ix->dim, &p, threads, &a);
+    if (st != TB_OK)
+        return st;
+    ret->ann_seconds = tb_now_seconds() - t0;
+    ret->ann_bytes = tb_ann_bytes(a);
+    size_t k = ret->eval_k < ix->n ? ret->eval_k : ix->n, probes = ix->n < ANN_PROBES ? ix->n : ANN_PROBES;
+    float *scores = tb_malloc_n(ix->n, sizeof *scores);
+    tb_hit *exact = tb_malloc_n(k, sizeof *exact), *approx = tb_malloc_n(k, sizeof *approx);
+    size_t found = 0;
+    if (!scores || !exact || !approx)
+        st = tb_error(TB_NOMEM, "out of memory");
+    for (size_t i = 0; st == TB_OK && i < probes; i++) {
+        const float *q = ix->vectors + (i * (ix->n / probes)) * ix->dim;
+        size_t ne = tb_index_search(ix, q, k, NULL, NULL, scores, exact), na = tb_ann_search(a, q, k, approx);
+        for (size_t x = 0; x < na; x++)
+            for (size_t y = 0; y < ne; y++)
+                found += approx[x].row == exact[y].row;
+    }
+    ret->ann_probes = probes;
+    ret->ann_recall = probes && k ? (double)found / (double)(probes * k) : 0.0;
+    if (st == TB_OK)
+        st = tb_ann_save(a, &ret->embedder->ann_blob, &ret->embedder->ann_len);
+    free(scores);
+    free(exact);
+    free(approx);
+    tb_ann_free(a);
     return st;
 }
 
@@ -427,8 +468,8 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
     for (size_t s = 0; s < b.n_sets && st == TB_OK; s++)
         st = tb_dataset_matrix(b.sets[s], ret->features, b.d, &b.X[s]);
     if (st == TB_OK && (st = assign_sides(&b)) == TB_OK && (st = fit_embedder(&b)) == TB_OK &&
-        (st = evaluate(&b)) == TB_OK)
-        st = index_all(&b);
+        (st = evaluate(&b)) == TB_OK && (st = index_all(&b)) == TB_OK && opt->ann)
+        st = build_ann(ret, opt->threads);
     free(b.side);
     free(b.is_test);
     free(b.X[0]);

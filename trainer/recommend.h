@@ -22,6 +22,7 @@ typedef struct tb_recommend_options {
     const char *classifier;  /* "genre": the family (NULL = gbdt) */
     double genre_weight;     /* "genre": the genre block's share of the cosine (0 = 0.5) */
     size_t eval_k;           /* neighbours judged per query (10) */
+    int ann;                 /* 1: also an approximate (HNSW) index over the published vectors */
     int threads;             /* 0 = all cores */
 } tb_recommend_options;
 
@@ -39,6 +40,10 @@ typedef struct tb_recommend_result {
     size_t eval_k, n_queries, n_pool;
     double build_seconds;      /* embedding and indexing every track */
     double eval_seconds;       /* the evaluation's batch search */
+    /* With opt->ann: its build time and recall@eval_k against exact search, with up to
+     * ANN_PROBES published rows as the queries. */
+    double ann_seconds, ann_recall;
+    size_t ann_probes, ann_bytes;
 } tb_recommend_result;
 
 void tb_recommend_result_clear(tb_recommend_result *r);

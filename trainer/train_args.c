@@ -31,6 +31,14 @@ static tb_status parse_model(void *base, const char *arg) {
     return TB_OK;
 }
 
+static tb_status parse_index(void *base, const char *arg) {
+    cli *c = base;
+    if (strcmp(arg, "exact") != 0 && strcmp(arg, "hnsw") != 0)
+        return tb_error(TB_INVALID, "--index '%s': choose exact or hnsw", arg);
+    c->ann = strcmp(arg, "hnsw") == 0;
+    return TB_OK;
+}
+
 /* The trainer's own flags; each model family's come from its parameter table (tb_model_ops). */
 static const tb_opt cli_rows[] = {
     ROW("data", "FILE", TB_OPT_STRING, data, 0, 0, 0, "training table (.csv or .csv.gz)"),
@@ -81,6 +89,10 @@ static const tb_opt cli_rows[] = {
         "beside the standardized features, catalog tracks by their\nknown genres; --model picks the classifier, default gbdt),\n"
         "standardized (the standardized audio features; the default\nwithout genres or with --feature-weights) or mlp (the\n"
         "last hidden layer of a genre network; --hidden etc. apply)"),
+    {"index", "KIND", TB_OPT_CUSTOM, 0, 0, 0,
+     "recommend: exact (default: every query scans every track) or\nhnsw (also an approximate HNSW graph, hnswlib, stored with\n"
+     "the index; the report gives its recall against exact search)",
+     parse_index, 0, NULL},
     ROW("genre-weight", "W", TB_OPT_DOUBLE, genre_weight, 0, 1, TB_OPT_MIN_OPEN | TB_OPT_MAX_OPEN,
         "--embedding genre: the genres' share of the cosine (0.5)"),
     ROW("feature-weights", "a=w,b=w", TB_OPT_STRING, feature_weights, 0, 0, 0,

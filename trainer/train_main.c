@@ -155,7 +155,7 @@ static tb_status build_recommend(run *r) {
     const char *embedding = c->embedding ? c->embedding : c->feature_weights ? "standardized" : NULL;
     tb_recommend_options ropt = {.eval_k = 10, .threads = c->opt.threads, .embedding = embedding,
                                  .params = &c->opt.params, .classifier = c->opt.model_kind,
-                                 .genre_weight = c->genre_weight};
+                                 .genre_weight = c->genre_weight, .ann = c->ann};
     char **names = NULL;
     size_t n_names = 0;
     tb_status st = tb_trainer_feature_names(r->ds, TB_TARGET_POPULARITY, 0, &names, &n_names);
@@ -184,6 +184,10 @@ static tb_status build_recommend(run *r) {
     else
         tb_log(TB_LOG_INFO, "recommend: index of %zu tracks built in %.2fs (no labelled test tracks to judge it)",
                rec->index->n, rec->build_seconds);
+    if (rec->embedder->ann_len)
+        tb_log(TB_LOG_INFO, "recommend: HNSW graph built in %.2fs, %.1f MB in memory: recall@%zu %.4f against exact "
+               "search (%zu published tracks as queries)", rec->ann_seconds, (double)rec->ann_bytes / 1e6, rec->eval_k,
+               rec->ann_recall, rec->ann_probes);
     return TB_OK;
 }
 

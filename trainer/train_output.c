@@ -269,6 +269,14 @@ static cJSON *recommend_metrics(const tb_recommend_result *r) {
         cJSON_AddNumberToObject(m, "eval_search_seconds", r->eval_seconds);
     }
     cJSON_AddNumberToObject(m, "n_tracks", (double)r->index->n);
+    cJSON_AddStringToObject(m, "index", r->embedder->ann_len ? "hnsw" : "exact");
+    if (r->embedder->ann_len) {
+        char key[48];
+        snprintf(key, sizeof key, "ann_recall_at_%zu", r->eval_k);
+        cJSON_AddNumberToObject(m, key, r->ann_recall);
+        cJSON_AddNumberToObject(m, "ann_build_seconds", r->ann_seconds);
+        cJSON_AddNumberToObject(m, "ann_bytes", (double)r->ann_bytes);
+    }
     cJSON_AddNumberToObject(m, "dim", (double)r->index->dim);
     cJSON_AddNumberToObject(m, "build_seconds", r->build_seconds);
     return m;

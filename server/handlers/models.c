@@ -43,6 +43,13 @@ static cJSON *index_json(const tb_server_state *s, const tb_served *x, int t) {
         cJSON_AddItemToArray(features, cJSON_CreateString(pl->names[j]));
     cJSON_AddNumberToObject(o, "tracks", (double)x->index->n);
     cJSON_AddNumberToObject(o, "dim", (double)x->index->dim);
+    cJSON *ix = cJSON_AddObjectToObject(o, "index");
+    cJSON_AddStringToObject(ix, "kind", x->ann ? "hnsw" : "exact");
+    if (x->ann) {
+        cJSON_AddNumberToObject(ix, "m", (double)tb_ann_get_params(x->ann)->m);
+        cJSON_AddNumberToObject(ix, "ef_search", (double)tb_ann_get_params(x->ann)->ef_search);
+        cJSON_AddNumberToObject(ix, "bytes", (double)tb_ann_bytes(x->ann));
+    }
     cJSON *metrics = cJSON_Parse(x->metrics);
     cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateObject());
     return o;

@@ -147,6 +147,28 @@ long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, s
     return (long)n_keep;
 }
 
+/* The approximate index's answer when it has k accepted, distinct songs among its best 4k + 16
+ * rows; -1 when not (the caller then scans exactly). */
+static long approximate_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k,
+                            tb_index_accept accept, void *ctx, tb_hit *out) {
+    size_t m = 4 * k + 16 < x->index->n ? 4 * k + 16 : x->index->n, n_keep = 0;
+    tb_hit *hits = malloc(m * sizeof *hits);
+    if (!hits)
+        return -1;
+    size_t got = tb_ann_search(x->ann, q, m, hits);
+    for (size_t i = 0; i < got && n_keep < k; i++) {
+        if (!accept(ctx, hits[i].row))
+            continue;
+        int repeat = 0;
+        for (size_t j = 0; j < n_keep && !repeat; j++)
+            repeat = tb_catalog_same_song(c, x->track[out[j].row], x->track[hits[i].row]);
+        if (!repeat)
+            out[n_keep++] = hits[i];
+    }
+    free(hits);
+    return n_keep == k ? (long)n_keep : -1;
+}
+
 static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "k", "exclude_same_artist", "genres", "min_popularity",
                                        NULL};
@@ -185,7 +207,12 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
         tb_embedder_embed(x->embedder, raw, q);
     }
     tb_hit *top = malloc(k * sizeof *top);
-    long n_top = top ? tb_recommend_top(x, c, q, k, accept_row, &f, top) : -1;
+    /* The approximate index answers the unfiltered queries (filters would need a wider search). */
+    int approximate = x->ann && !f.n_genres && isnan(f.min_popularity) && !f.exclude_same_artist;
+    long n_top = top && approximate ? approximate_top(x, c, q, k, accept_row, &f, top) : -1;
+    approximate = n_top >= 0;
+    if (top && n_top < 0)
+        n_top = tb_recommend_top(x, c, q, k, accept_row, &f, top);
     if (n_top < 0) {
         free(top);
         cJSON_Delete(imputed);
@@ -207,6 +234,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", x->name);
     cJSON_AddNumberToObject(model, "version", x->version);
+    cJSON_AddStringToObject(o, "index", approximate ? "hnsw" : "exact");
     return o;
 }
 

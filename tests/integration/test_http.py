@@ -255,6 +255,7 @@ def run(a, data, tmp):
         recommend_checks(c, db, header, catalog_row)
         recommendations_checks(c, db, header, catalog_row)
         genre_index_checks(a, paths, header, catalog_row, tmp)
+        hnsw_index_checks(a, paths, tmp)
         conformal_checks(c, header, catalog_row)
         batch_checks(c, header, catalog_row)
         kserve_checks(c, header, predict_rows)
@@ -1015,6 +1016,57 @@ def genre_index_checks(a, paths, header, catalog_row, tmp):
         check(s == 200 and len(b["tracks"]) == 5, f"genre index, genre seed {s}")
     finally:
         stop_server(proc)
+
+
+def hnsw_index_checks(a, paths, tmp):
+    """--index hnsw: the approximate graph published with the index, its recall in the report, the
+    server answering unfiltered queries from it (close to a naive scan) and filtered ones exactly,
+    and a blob whose graph bytes were altered refused at start."""
+    db, report = os.path.join(tmp, "hnsw.db"), os.path.join(tmp, "hnsw.json")
+    t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", "recommend", "--index", "hnsw",
+                        "--threads", "2", "--report", report, "--log-level", "warn"], capture_output=True, text=True,
+                       timeout=300)
+    check(t.returncode == 0, f"hnsw trainer: {t.stderr[-1000:]}")
+    if t.returncode != 0:
+        return
+    m = json.load(open(report))["metrics"]
+    check(m["index"] == "hnsw" and m["ann_recall_at_10"] >= 0.95 and m["ann_bytes"] > 0, f"hnsw report {m}")
+    vectors, ids, tracks = index_from_db(db)
+    proc, port = start_server(a.server, db, tmp, ())
+    check(port is not None, "server on the hnsw index")
+    if port is None:
+        return
+    try:
+        c = Client(port)
+        s, b, _ = c.request("GET", "/v1/models")
+        rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
+        check(rec and rec[0]["index"]["kind"] == "hnsw" and rec[0]["index"]["m"] == 16, f"/v1/models index {rec}")
+        found = total = 0
+        for tid in ids[::67][:30]:
+            row = ids.index(tid)
+            s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 8})
+            want = expected_top(vectors, ids, tracks, vectors[row], 8,
+                                lambda t, tid=tid: t == tid or song_key(tracks[t]) == song_key(tracks[tid]))
+            got = {x["track_id"] for x in b["tracks"]} if s == 200 else set()
+            check(s == 200 and b["index"] == "hnsw" and len(b["tracks"]) == 8, f"hnsw answer {s}")
+            found += len(got & {w for w, _ in want})
+            total += len(want)
+        check(found >= 0.9 * total, f"hnsw answers against a naive scan: {found} of {total}")
+        tid = ids[5]
+        genre = tracks[tid]["genres"][0]
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 5, "genres": [genre]})
+        want = expected_top(vectors, ids, tracks, vectors[ids.index(tid)], 5,
+                            lambda t: t == tid or genre not in tracks[t]["genres"] or song_key(tracks[t]) == song_key(tracks[tid]))
+        got = [(x["track_id"], x["score"]) for x in b["tracks"]] if s == 200 else []
+        check(s == 200 and b["index"] == "exact" and same_ranking(got, want), "a filtered query scans exactly")
+    finally:
+        stop_server(proc)
+    # Alter one byte of the graph (the blob's last bytes are hnswlib's): its SHA-256 no longer matches.
+    with sqlite3.connect(db) as con:
+        blob = bytearray(con.execute("SELECT blob FROM models WHERE task = 'recommend'").fetchone()[0])
+        blob[-100] ^= 0x5A
+        con.execute("UPDATE models SET blob = ? WHERE task = 'recommend'", (bytes(blob),))
+    refuses(a.server, db, tmp, "approximate index blob: its SHA-256 does not match", "altered hnsw graph")
 
 
 def conformal_checks(c, header, catalog_row):
