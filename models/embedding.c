@@ -2,6 +2,8 @@
 #include "embedding.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,7 +277,19 @@ const tb_embedder_ops *tb_embedder_ops_find(const char *kind) {
     return NULL;
 }
 
-const char *tb_embedder_kinds(void) { return "standardized, mlp, genre"; }
+static char kinds_text[96];
+static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
+
+static void build_kinds(void) { /* from the registry, once */
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof embedder_kinds / sizeof embedder_kinds[0] && len < sizeof kinds_text; i++)
+        len += (size_t)snprintf(kinds_text + len, sizeof kinds_text - len, "%s%s", i ? ", " : "", embedder_kinds[i]->kind);
+}
+
+const char *tb_embedder_kinds(void) {
+    pthread_once(&kinds_once, build_kinds);
+    return kinds_text;
+}
 
 /* ---------- the embedder ---------- */
 

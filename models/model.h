@@ -172,6 +172,10 @@ tb_model *tb_model_free(tb_model *m);
 static inline void tb_model_predict(const tb_model *m, const double *x, double *out) {
     m->ops->predict(m->impl, x, out);
 }
+/* The bound of what family ops counts (its steps_bound parameter in p), 0 when it counts none. */
+static inline size_t tb_model_steps_bound(const tb_model_ops *ops, const tb_train_params *p) {
+    return ops->steps ? *(const size_t *)((const char *)p + ops->steps_bound) : 0;
+}
 /* Steps the model kept (0 for a family that counts none) and its multilabel threshold (0.5). */
 size_t tb_model_steps(const tb_model *m);
 double tb_model_threshold(const tb_model *m);

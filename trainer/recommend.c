@@ -105,7 +105,7 @@ static tb_status learn_embedding(const tb_split_rows *split, const tb_track_rows
         tb_model_resolve_params(ops, data.task, data.n_classes, &params);
         char label[48];
         snprintf(label, sizeof label, "recommend: %s", ops->steps);
-        bar = tb_progress_new(label, *(const size_t *)((const char *)&params + ops->steps_bound));
+        bar = tb_progress_new(label, tb_model_steps_bound(ops, &params));
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }
@@ -160,6 +160,11 @@ static tb_status choose_features(build *b) {
     return TB_OK;
 }
 
+/* A row of the test side: the test table's, or one the split put on the test side. */
+static int is_test_row(const build *b, const tb_track_row *row) {
+    return row->set == 1 || (b->is_test && b->is_test[row->row]);
+}
+
 /* Each distinct track's first training row and first test row (either may be absent). */
 static tb_status assign_sides(build *b) {
     const tb_split_rows *split = b->split;
@@ -180,7 +185,7 @@ static tb_status assign_sides(build *b) {
         *t = (track_side){i, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
         for (size_t r = i; r < j; r++) {
             const tb_track_row *row = &b->tr.rows[r];
-            int test = row->set == 1 || (b->is_test && b->is_test[row->row]);
+            int test = is_test_row(b, row);
             if (test && t->test_row == SIZE_MAX) {
                 t->test_set = row->set;
                 t->test_row = row->row;
@@ -231,7 +236,7 @@ static size_t track_genres(const build *b, size_t first, int side, size_t *out) 
     size_t n = 0, end = tb_track_rows_next(&b->tr, first);
     for (size_t r = first; r < end && n < MAX_TRACK_GENRES; r++) {
         const tb_track_row *row = &b->tr.rows[r];
-        int test = row->set == 1 || (b->is_test && b->is_test[row->row]);
+        int test = is_test_row(b, row);
         if (!row->ds->y || (side >= 0 && test != side))
             continue;
         size_t c = (size_t)row->ds->y[row->row], i = 0;
@@ -342,7 +347,7 @@ static tb_status evaluate(build *b) {
         size_t end = tb_track_rows_next(&b->tr, s->first);
         for (size_t r = s->first; r < end; r++) {
             const tb_track_row *row = &b->tr.rows[r];
-            int test = row->set == 1 || (b->is_test && b->is_test[row->row]);
+            int test = is_test_row(b, row);
             uint32_t c = (uint32_t)row->ds->y[row->row];
             if (test)
                 query_genres[(q - 1) * words + c / 64] |= 1ULL << (c % 64);

@@ -166,7 +166,7 @@ static tb_status fit_predictor(const tb_dataset *ds, const size_t *ds_group, con
     if (with_progress && ops && ops->steps) {
         char label[48];
         snprintf(label, sizeof label, "%s: %s", target == TB_TARGET_GENRE ? "genre" : "popularity", ops->steps);
-        bar = tb_progress_new(label, *(const size_t *)((const char *)&params + ops->steps_bound));
+        bar = tb_progress_new(label, tb_model_steps_bound(ops, &params));
         params.progress = tb_progress_callback;
         params.progress_ctx = bar;
     }

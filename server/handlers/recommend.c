@@ -102,6 +102,23 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     return 0;
 }
 
+/* Up to k of hits[0..n) (best first) into out: accepted ones (accept NULL: all), no two releases
+ * of one song. Returns how many. */
+static size_t distinct_songs(const tb_served *x, const tb_catalog *c, const tb_hit *hits, size_t n, size_t k,
+                             tb_index_accept accept, void *ctx, tb_hit *out) {
+    size_t n_keep = 0;
+    for (size_t i = 0; i < n && n_keep < k; i++) {
+        if (accept && !accept(ctx, hits[i].row))
+            continue;
+        int repeat = 0;
+        for (size_t j = 0; j < n_keep && !repeat; j++)
+            repeat = tb_catalog_same_song(c, x->track[out[j].row], x->track[hits[i].row]);
+        if (!repeat)
+            out[n_keep++] = hits[i];
+    }
+    return n_keep;
+}
+
 long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k, tb_index_accept accept,
                       void *ctx, tb_hit *out) {
     const tb_index *ix = x->index;
@@ -110,39 +127,24 @@ long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, s
     float *scores = malloc(ix->n * sizeof *scores);
     size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
     tb_hit *hits = NULL;
-    size_t *keep = malloc(k * sizeof *keep);
-    if (!scores || !keep) {
-        free(scores);
-        free(keep);
+    if (!scores)
         return -1;
-    }
     tb_index_scores(ix, q, scores);
     for (;;) {
         tb_hit *grown = realloc(hits, m * sizeof *hits);
         if (!grown) {
             free(hits);
-            free(keep);
             free(scores);
             return -1;
         }
         hits = grown;
         size_t got = tb_index_top(scores, ix->n, m, accept, ctx, hits);
-        n_keep = 0;
-        for (size_t i = 0; i < got && n_keep < k; i++) {
-            int repeat = 0;
-            for (size_t j = 0; j < n_keep && !repeat; j++)
-                repeat = tb_catalog_same_song(c, x->track[hits[keep[j]].row], x->track[hits[i].row]);
-            if (!repeat)
-                keep[n_keep++] = i;
-        }
+        n_keep = distinct_songs(x, c, hits, got, k, NULL, NULL, out); /* tb_index_top applied accept */
         if (n_keep == k || got < m || m == ix->n)
             break;
         m = 4 * m < ix->n ? 4 * m : ix->n;
     }
-    for (size_t i = 0; i < n_keep; i++)
-        out[i] = hits[keep[i]];
     free(hits);
-    free(keep);
     free(scores);
     return (long)n_keep;
 }
@@ -151,20 +153,11 @@ long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, s
  * rows; -1 when not (the caller then scans exactly). */
 static long approximate_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k,
                             tb_index_accept accept, void *ctx, tb_hit *out) {
-    size_t m = 4 * k + 16 < x->index->n ? 4 * k + 16 : x->index->n, n_keep = 0;
+    size_t m = 4 * k + 16 < x->index->n ? 4 * k + 16 : x->index->n;
     tb_hit *hits = malloc(m * sizeof *hits);
     if (!hits)
         return -1;
-    size_t got = tb_ann_search(x->ann, q, m, hits);
-    for (size_t i = 0; i < got && n_keep < k; i++) {
-        if (!accept(ctx, hits[i].row))
-            continue;
-        int repeat = 0;
-        for (size_t j = 0; j < n_keep && !repeat; j++)
-            repeat = tb_catalog_same_song(c, x->track[out[j].row], x->track[hits[i].row]);
-        if (!repeat)
-            out[n_keep++] = hits[i];
-    }
+    size_t n_keep = distinct_songs(x, c, hits, tb_ann_search(x->ann, q, m, hits), k, accept, ctx, out);
     free(hits);
     return n_keep == k ? (long)n_keep : -1;
 }

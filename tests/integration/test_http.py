@@ -332,6 +332,14 @@ def run(a, data, tmp):
     if t8.returncode == 0:
         tr = json.load(open(trep))
         check("popularity" not in tr["genre"]["features"], "the multi-task genre network takes no popularity input")
+        # Regression (issue 17): the report called the network's epochs "trees" (ops->n_trees
+        # returned epochs for the mlp). Each family's count is named by its unit now.
+        g = tr["genre"]
+        check("trees" not in g and 1 <= g.get("epochs", 0) <= 4, f"mlp counts epochs: {g}")
+        with sqlite3.connect(os.path.join(tmp, "mt.db")) as con:
+            stored = json.loads(con.execute("SELECT params FROM models WHERE task = 'genre' ORDER BY id DESC").fetchone()[0])
+        check(stored.get("epochs_max") == 4 and 1 <= stored.get("epochs_fitted", 0) <= 4 and "trees_kept" not in stored,
+              f"mlp params name epochs: {stored}")
         check(set(tr["genre"]["single_task"]["metrics"]) == set(tr["genre"]["metrics"])
               and set(tr["popularity"]["single_task"]["metrics"]) == set(tr["popularity"]["metrics"])
               and tr["genre"]["single_task"]["metrics"] != tr["genre"]["metrics"], "single-task comparison reported")

@@ -133,7 +133,7 @@ static void params_defaults_in_range(void) {
                 CHECK(ok);
             }
             if (ops->steps)
-                CHECK(*(const size_t *)((const char *)&p + ops->steps_bound) > 0);
+                CHECK(tb_model_steps_bound(ops, &p) > 0);
         }
         CHECK(ops->n_params > 0 && ops->params_title);
     }
