@@ -132,6 +132,12 @@ size_t tb_ann_bytes(const tb_ann *a) {
 
 const tb_ann_params *tb_ann_get_params(const tb_ann *a) { return &a->params; }
 
+void tb_ann_set_ef(tb_ann *a, size_t ef_search) {
+    ef_search = ef_search < 1 ? 1 : ef_search > MAX_EF ? MAX_EF : ef_search;
+    a->g->setEf(ef_search);
+    a->params.ef_search = ef_search;
+}
+
 tb_status tb_ann_save(const tb_ann *a, void **ret_blob, size_t *ret_len) {
     memfile f;
     if ((f.fd = memfd_create("timbre-ann", 0)) < 0)

@@ -36,6 +36,9 @@ size_t tb_ann_search(const tb_ann *a, const float *q, size_t k, tb_hit *out);
 /* Bytes the graph and its copy of the vectors hold in memory. */
 size_t tb_ann_bytes(const tb_ann *a);
 const tb_ann_params *tb_ann_get_params(const tb_ann *a);
+/* A search's breadth from now on (at least k is used anyway). Not while searches run: for
+ * benchmarks that sweep it over one graph. */
+void tb_ann_set_ef(tb_ann *a, size_t ef_search);
 
 tb_status tb_ann_save(const tb_ann *a, void **ret_blob, size_t *ret_len);
 /* Refuses a wrong magic or version, a digest that does not match, parameters or counts other

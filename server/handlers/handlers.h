@@ -8,6 +8,7 @@
 
 #include "catalog.h"
 #include "index.h"
+#include "nearest.h"
 
 struct tb_request;
 
@@ -46,9 +47,10 @@ enum MHD_Result tb_handle_recommendations_get(struct tb_request *req);
 enum MHD_Result tb_handle_recommendations_post(struct tb_request *req);
 struct tb_served;
 /* The k best index rows for query q among accepted rows (accept may be NULL), at most one per
- * song (releases of one song are repeats), best first, into out (k slots). -1: out of memory. */
+ * song (releases of one song are repeats), best first, into out (k slots); from the HNSW graph
+ * when the served index has one and it finds them (*path says). -1: out of memory. */
 long tb_recommend_top(const struct tb_served *x, const tb_catalog *c, const float *q, size_t k,
-                      tb_index_accept accept, void *ctx, tb_hit *out);
+                      tb_index_accept accept, void *ctx, tb_hit *out, tb_nearest_path *path);
 /* taste.c */
 enum MHD_Result tb_handle_taste(struct tb_request *req);
 enum MHD_Result tb_handle_taste_get(struct tb_request *req);

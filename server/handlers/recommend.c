@@ -1,5 +1,6 @@
 /* POST /v1/recommend: the catalog tracks most similar to a track (by id) or to a set of
- * features, exact cosine top-k over the published index, with optional filters. The query
+ * features: cosine top-k over the published index (its HNSW graph when one is published and its
+ * candidates meet the filters, else the exact scan: models/nearest.h), with optional filters. The query
  * track, other releases of the same song, and repeats of one song never appear. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -102,14 +103,11 @@ static int parse_options(struct tb_request *req, const cJSON *root, size_t *k, r
     return 0;
 }
 
-/* Up to k of hits[0..n) (best first) into out: accepted ones (accept NULL: all), no two releases
- * of one song. Returns how many. */
+/* Up to k of hits[0..n) (best first) into out, no two releases of one song. Returns how many. */
 static size_t distinct_songs(const tb_served *x, const tb_catalog *c, const tb_hit *hits, size_t n, size_t k,
-                             tb_index_accept accept, void *ctx, tb_hit *out) {
+                             tb_hit *out) {
     size_t n_keep = 0;
     for (size_t i = 0; i < n && n_keep < k; i++) {
-        if (accept && !accept(ctx, hits[i].row))
-            continue;
         int repeat = 0;
         for (size_t j = 0; j < n_keep && !repeat; j++)
             repeat = tb_catalog_same_song(c, x->track[out[j].row], x->track[hits[i].row]);
@@ -120,46 +118,31 @@ static size_t distinct_songs(const tb_served *x, const tb_catalog *c, const tb_h
 }
 
 long tb_recommend_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k, tb_index_accept accept,
-                      void *ctx, tb_hit *out) {
+                      void *ctx, tb_hit *out, tb_nearest_path *path) {
     const tb_index *ix = x->index;
-    /* Scores once; then the best m accepted rows, widened while repeats of one song leave fewer
-     * than k distinct songs. */
-    float *scores = malloc(ix->n * sizeof *scores);
+    /* The best m accepted rows (the graph's or the scan's), widened while repeats of one song
+     * leave fewer than k distinct songs. */
     size_t m = 2 * k < ix->n ? 2 * k : ix->n, n_keep = 0;
     tb_hit *hits = NULL;
-    if (!scores)
-        return -1;
-    tb_index_scores(ix, q, scores);
     for (;;) {
         tb_hit *grown = realloc(hits, m * sizeof *hits);
         if (!grown) {
             free(hits);
-            free(scores);
             return -1;
         }
         hits = grown;
-        size_t got = tb_index_top(scores, ix->n, m, accept, ctx, hits);
-        n_keep = distinct_songs(x, c, hits, got, k, NULL, NULL, out); /* tb_index_top applied accept */
-        if (n_keep == k || got < m || m == ix->n)
+        long got = tb_nearest_top(ix, x->ann, q, m, accept, ctx, hits, path);
+        if (got < 0) {
+            free(hits);
+            return -1;
+        }
+        n_keep = distinct_songs(x, c, hits, (size_t)got, k, out);
+        if (n_keep == k || (size_t)got < m || m == ix->n)
             break;
         m = 4 * m < ix->n ? 4 * m : ix->n;
     }
     free(hits);
-    free(scores);
     return (long)n_keep;
-}
-
-/* The approximate index's answer when it has k accepted, distinct songs among its best 4k + 16
- * rows; -1 when not (the caller then scans exactly). */
-static long approximate_top(const tb_served *x, const tb_catalog *c, const float *q, size_t k,
-                            tb_index_accept accept, void *ctx, tb_hit *out) {
-    size_t m = 4 * k + 16 < x->index->n ? 4 * k + 16 : x->index->n;
-    tb_hit *hits = malloc(m * sizeof *hits);
-    if (!hits)
-        return -1;
-    size_t n_keep = distinct_songs(x, c, hits, tb_ann_search(x->ann, q, m, hits), k, accept, ctx, out);
-    free(hits);
-    return n_keep == k ? (long)n_keep : -1;
 }
 
 static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
@@ -200,12 +183,8 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
         tb_embedder_embed(x->embedder, raw, q);
     }
     tb_hit *top = malloc(k * sizeof *top);
-    /* The approximate index answers the unfiltered queries (filters would need a wider search). */
-    int approximate = x->ann && !f.n_genres && isnan(f.min_popularity) && !f.exclude_same_artist;
-    long n_top = top && approximate ? approximate_top(x, c, q, k, accept_row, &f, top) : -1;
-    approximate = n_top >= 0;
-    if (top && n_top < 0)
-        n_top = tb_recommend_top(x, c, q, k, accept_row, &f, top);
+    tb_nearest_path path = TB_NEAREST_EXACT;
+    long n_top = top ? tb_recommend_top(x, c, q, k, accept_row, &f, top, &path) : -1;
     if (n_top < 0) {
         free(top);
         cJSON_Delete(imputed);
@@ -227,7 +206,7 @@ static cJSON *recommend_one(struct tb_request *req, const cJSON *root) {
     cJSON *model = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(model, "name", x->name);
     cJSON_AddNumberToObject(model, "version", x->version);
-    cJSON_AddStringToObject(o, "index", approximate ? "hnsw" : "exact");
+    cJSON_AddStringToObject(o, "index", path == TB_NEAREST_APPROXIMATE ? "hnsw" : "exact");
     return o;
 }
 

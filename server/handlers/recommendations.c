@@ -309,18 +309,17 @@ static cJSON *recommend(struct tb_request *req, spec *s) {
         s->q[j] = (float)(s->q[j] / norm);
     size_t m = 10 * s->limit > MIN_CANDIDATES ? 10 * s->limit : MIN_CANDIDATES;
     m = m < ix->n ? m : ix->n;
-    float *scores = malloc(ix->n * sizeof *scores);
     tb_hit *cand = malloc(m * sizeof *cand);
     double *rel = malloc(m * sizeof *rel);
-    size_t *picked = malloc(s->limit * sizeof *picked), got = 0, n_picked = 0;
-    if (scores && cand && rel && picked) {
-        tb_index_scores(ix, s->q, scores);
-        got = tb_index_top(scores, ix->n, m, accept_row, s, cand);
-        for (size_t i = 0; i < got; i++)
+    size_t *picked = malloc(s->limit * sizeof *picked), n_picked = 0;
+    long got = -1;
+    tb_nearest_path path = TB_NEAREST_EXACT;
+    if (cand && rel && picked && (got = tb_nearest_top(ix, s->x->ann, s->q, m, accept_row, s, cand, &path)) > 0) {
+        for (long i = 0; i < got; i++)
             rel[i] = relevance(s, s->x->track[cand[i].row], cand[i].score);
-        n_picked = select_tracks(s, cand, rel, got, picked);
+        n_picked = select_tracks(s, cand, rel, (size_t)got, picked);
     }
-    cJSON *o = scores && cand && rel && picked ? cJSON_CreateObject() : NULL;
+    cJSON *o = got >= 0 ? cJSON_CreateObject() : NULL;
     if (o) {
         cJSON *list = cJSON_AddArrayToObject(o, "tracks");
         for (size_t i = 0; i < n_picked; i++) {
@@ -334,6 +333,7 @@ static cJSON *recommend(struct tb_request *req, spec *s) {
         cJSON_AddItemToObject(o, "seeds", s->seeds);
         cJSON_AddNumberToObject(o, "limit", (double)s->limit);
         cJSON_AddNumberToObject(o, "candidates", (double)got);
+        cJSON_AddStringToObject(o, "index", path == TB_NEAREST_APPROXIMATE ? "hnsw" : "exact");
         cJSON *model = cJSON_AddObjectToObject(o, "model");
         cJSON_AddStringToObject(model, "name", s->x->name);
         cJSON_AddNumberToObject(model, "version", s->x->version);
@@ -341,7 +341,6 @@ static cJSON *recommend(struct tb_request *req, spec *s) {
         cJSON_Delete(s->seeds);
         tb_reply_fail(req, TB_NOMEM, NULL, "out of memory");
     }
-    free(scores);
     free(cand);
     free(rel);
     free(picked);

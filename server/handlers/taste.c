@@ -269,7 +269,7 @@ enum MHD_Result tb_handle_taste(tb_request *req) {
         for (size_t j = 0; j < dim; j++)
             q[j] = (float)fit.w[j];
         f.candidate = candidate;
-        n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top);
+        n_top = tb_recommend_top(x, f.c, q, k, accept_unrated, &f, top, NULL);
     }
     if (n_top < 0) {
         tb_input_fail(req, TB_NOMEM, NULL, "out of memory");

@@ -1028,8 +1028,10 @@ def genre_index_checks(a, paths, header, catalog_row, tmp):
 
 def hnsw_index_checks(a, paths, tmp):
     """--index hnsw: the approximate graph published with the index, its recall in the report, the
-    server answering unfiltered queries from it (close to a naive scan) and filtered ones exactly,
-    and a blob whose graph bytes were altered refused at start."""
+    server answering from it close to a naive scan, filtered queries holding only matching tracks
+    (from the graph when its candidates meet the filter, else exactly), the same answers from a
+    second load of the database, a blob whose graph bytes were altered refused at start, and a
+    corrupt new version refused by a running server that keeps serving the old one."""
     db, report = os.path.join(tmp, "hnsw.db"), os.path.join(tmp, "hnsw.json")
     t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", "recommend", "--index", "hnsw",
                         "--threads", "2", "--report", report, "--log-level", "warn"], capture_output=True, text=True,
@@ -1040,41 +1042,107 @@ def hnsw_index_checks(a, paths, tmp):
     m = json.load(open(report))["metrics"]
     check(m["index"] == "hnsw" and m["ann_recall_at_10"] >= 0.95 and m["ann_bytes"] > 0, f"hnsw report {m}")
     vectors, ids, tracks = index_from_db(db)
-    proc, port = start_server(a.server, db, tmp, ())
-    check(port is not None, "server on the hnsw index")
-    if port is None:
-        return
-    try:
-        c = Client(port)
-        s, b, _ = c.request("GET", "/v1/models")
-        rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
-        check(rec and rec[0]["index"]["kind"] == "hnsw" and rec[0]["index"]["m"] == 16, f"/v1/models index {rec}")
-        found = total = 0
-        for tid in ids[::67][:30]:
-            row = ids.index(tid)
-            s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 8})
-            want = expected_top(vectors, ids, tracks, vectors[row], 8,
-                                lambda t, tid=tid: t == tid or song_key(tracks[t]) == song_key(tracks[tid]))
-            got = {x["track_id"] for x in b["tracks"]} if s == 200 else set()
-            check(s == 200 and b["index"] == "hnsw" and len(b["tracks"]) == 8, f"hnsw answer {s}")
-            found += len(got & {w for w, _ in want})
-            total += len(want)
-        check(found >= 0.9 * total, f"hnsw answers against a naive scan: {found} of {total}")
-        tid = ids[5]
-        genre = tracks[tid]["genres"][0]
-        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 5, "genres": [genre]})
-        want = expected_top(vectors, ids, tracks, vectors[ids.index(tid)], 5,
-                            lambda t: t == tid or genre not in tracks[t]["genres"] or song_key(tracks[t]) == song_key(tracks[tid]))
-        got = [(x["track_id"], x["score"]) for x in b["tracks"]] if s == 200 else []
-        check(s == 200 and b["index"] == "exact" and same_ranking(got, want), "a filtered query scans exactly")
-    finally:
-        stop_server(proc)
+    with sqlite3.connect(db) as con:
+        energy = dict(con.execute("SELECT track_id, json_extract(features, '$.energy') FROM tracks"))
+    copy = os.path.join(tmp, "hnsw-copy.db")
+    shutil.copy(db, copy)
+    answers = []
+    for served in (db, copy):
+        proc, port = start_server(a.server, served, tmp, ("--watch", "1"))
+        check(port is not None, "server on the hnsw index")
+        if port is None:
+            return
+        try:
+            c = Client(port)
+            answers.append(hnsw_answers(c, vectors, ids, tracks, energy, check_all=served == db))
+            if served == copy:
+                corrupt_version_refused(c, copy)
+        finally:
+            stop_server(proc)
+    check(len(answers) == 2 and answers[0] == answers[1] and len(answers[0]) == 60,
+          "a second load of the database answers the same, to the last bit of every score")
     # Alter one byte of the graph (the blob's last bytes are hnswlib's): its SHA-256 no longer matches.
     with sqlite3.connect(db) as con:
         blob = bytearray(con.execute("SELECT blob FROM models WHERE task = 'recommend'").fetchone()[0])
         blob[-100] ^= 0x5A
         con.execute("UPDATE models SET blob = ? WHERE task = 'recommend'", (bytes(blob),))
     refuses(a.server, db, tmp, "approximate index blob: its SHA-256 does not match", "altered hnsw graph")
+
+
+def hnsw_answers(c, vectors, ids, tracks, energy, check_all):
+    """Unfiltered and filtered answers of the hnsw-served index, checked (all of them when
+    check_all) against a naive scan; returns them for comparing two loads."""
+    s, b, _ = c.request("GET", "/v1/models")
+    rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
+    check(rec and rec[0]["index"]["kind"] == "hnsw" and rec[0]["index"]["m"] == 16, f"/v1/models index {rec}")
+    answers, found, total, paths = [], 0, 0, []
+    for tid in ids[::67][:30]:
+        row = ids.index(tid)
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 8})
+        answers.append(json.dumps(b, sort_keys=True))
+        check(s == 200 and b["index"] == "hnsw" and len(b["tracks"]) == 8, f"hnsw answer {s}")
+        if check_all and s == 200:
+            want = expected_top(vectors, ids, tracks, vectors[row], 8,
+                                lambda t, tid=tid: t == tid or song_key(tracks[t]) == song_key(tracks[tid]))
+            found += len({x["track_id"] for x in b["tracks"]} & {w for w, _ in want})
+            total += len(want)
+        # The query's own genre and a popularity floor: the graph's candidates mostly meet them
+        # (k 4: in a catalog of 2,000 tracks a wider search goes to the scan, nearest.h).
+        genre = tracks[tid]["genres"][0]
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 4, "genres": [genre], "min_popularity": 20})
+        answers.append(json.dumps(b, sort_keys=True))
+        ok = s == 200 and len(b["tracks"]) == 4 and all(
+            genre in tracks[x["track_id"]]["genres"] and (tracks[x["track_id"]]["popularity"] or 0) >= 20
+            and x["track_id"] != tid for x in b["tracks"])
+        check(ok, f"a filtered hnsw answer holds only matching tracks: {s} {b.get('tracks')}")
+        paths.append(b.get("index"))
+    if check_all:
+        check(found >= 0.9 * total, f"hnsw answers against a naive scan: {found} of {total}")
+        check(paths.count("hnsw") >= 20, f"filters met by the graph's candidates: {paths}")
+        # A filter that passes a sliver of the catalog: the sample sends it to the exact scan.
+        tid = ids[5]
+        top = sorted(tracks, key=lambda t: -(tracks[t]["popularity"] or 0))
+        floor = tracks[top[min(30, len(top) - 1)]]["popularity"]
+        s, b, _ = c.post("/v1/recommend", {"track_id": tid, "k": 5, "min_popularity": floor})
+        want = expected_top(vectors, ids, tracks, vectors[ids.index(tid)], 5,
+                            lambda t: t == tid or (tracks[t]["popularity"] or 0) < floor
+                            or song_key(tracks[t]) == song_key(tracks[tid]))
+        got = [(x["track_id"], x["score"]) for x in b["tracks"]] if s == 200 else []
+        check(s == 200 and b["index"] == "exact" and same_ranking(got, want), "a narrow filter scans exactly")
+        # /v1/recommendations: a seed excluded, an attribute range, one track per artist.
+        seed = ids[11]
+        s, b, _ = c.request("GET", f"/v1/recommendations?seed_tracks={seed}&min_energy=0.4&max_per_artist=1&limit=10")
+        got = b.get("tracks", []) if s == 200 else []
+        artists = [a for x in got for a in tracks[x["track_id"]]["artists"].split(";")]
+        check(s == 200 and b["index"] in ("hnsw", "exact") and len(got) == 10 and seed not in {x["track_id"] for x in got}
+              and all(energy[x["track_id"]] >= 0.4 for x in got) and len(artists) == len(set(artists)),
+              f"filtered /v1/recommendations from the hnsw index: {s} {b}")
+    return answers
+
+
+def corrupt_version_refused(c, db):
+    """A new version of the index whose graph is corrupt, published into the database a running
+    --watch server serves: refused, the old version keeps answering."""
+    before = c.post("/v1/recommend", {"track_id": index_from_db(db)[1][3], "k": 4})
+    with sqlite3.connect(db) as con:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(models)") if r[1] not in ("id", "version", "blob", "published")]
+        old, version, blob = con.execute(
+            "SELECT id, version, blob FROM models WHERE task = 'recommend' AND published = 1").fetchone()
+        blob = bytearray(blob)
+        blob[-100] ^= 0x5A
+        con.execute("UPDATE models SET published = 0 WHERE id = ?", (old,))
+        cur = con.execute(f"INSERT INTO models ({', '.join(cols)}, version, blob, published) "
+                          f"SELECT {', '.join(cols)}, ?, ?, 1 FROM models WHERE id = ?", (version + 1, bytes(blob), old))
+        new = cur.lastrowid
+        con.execute("INSERT INTO index_vectors SELECT ?, n_rows, dim, vectors FROM index_vectors WHERE model_id = ?",
+                    (new, old))
+        con.execute("INSERT INTO index_rows SELECT ?, row, track_id FROM index_rows WHERE model_id = ?", (new, old))
+    check(wait_for(lambda: metric(c, 'timbre_reloads_total{outcome="failed"}') == 1), "corrupt hnsw version refused")
+    after = c.post("/v1/recommend", {"track_id": index_from_db(db)[1][3], "k": 4})
+    s, b, _ = c.request("GET", "/v1/models")
+    rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
+    check(before[0] == after[0] == 200 and before[1] == after[1] and rec and rec[0]["version"] == version,
+          f"the old index keeps serving after a corrupt graph: {rec}")
 
 
 def conformal_checks(c, header, catalog_row):

@@ -1,13 +1,19 @@
 /* The approximate index (hnswlib behind tb_ann): recall@10 against the exact index on clustered
- * unit vectors, a blob round trip giving the same answers, and hostile blobs refused. */
+ * unit vectors, a blob round trip (in memory and through SQLite) giving the same answers, hostile
+ * blobs refused, and filtered top-k (models/nearest.h) holding only accepted rows. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ann.h"
 #include "check.h"
 #include "index.h"
+#include "nearest.h"
 #include "rng.h"
+#include "store.h"
 
 enum { N = 6000, D = 16, Q = 200, K = 10 };
 
@@ -40,6 +46,45 @@ static char **ids_of(size_t n) {
         snprintf(ids[i], 24, "t%06zu", i);
     }
     return ids;
+}
+
+
+/* The graph's blob published through SQLite as a recommendation index's blob, read back. */
+static tb_ann *through_sqlite(const void *blob, size_t len, const float *v, size_t n) {
+    char path[] = "/tmp/timbre-test-ann-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    close(fd);
+    tb_store *s = NULL;
+    tb_ann *back = NULL;
+    char **ids = ids_of(n);
+    tb_index_payload ix = {n, D, v, ids};
+    tb_model_record m = {.task = "recommend", .kind = "embedder", .name = "recommend-test", .params = "{}",
+                         .metrics = "{}", .feature_schema = "[]", .blob = (void *)blob, .blob_len = len};
+    tb_model_record got = {0};
+    int64_t id;
+    int version;
+    if (tb_store_open(path, TB_STORE_READ_WRITE, &s) == TB_OK && tb_store_publish_index(s, &m, &ix, &id, &version) == TB_OK &&
+        tb_store_get_published(s, "recommend", &got) == TB_OK)
+        CHECK(tb_ann_load(got.blob, got.blob_len, n, D, &back) == TB_OK);
+    tb_model_record_clear(&got);
+    tb_store_close(s);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    unlink(path);
+    return back;
+}
+
+static int same_answers(const tb_ann *a, const tb_ann *b, const float *queries) {
+    int same = a && b;
+    for (size_t q = 0; same && q < Q; q++) {
+        tb_hit x[K], y[K];
+        size_t nx = tb_ann_search(a, queries + q * D, K, x), ny = tb_ann_search(b, queries + q * D, K, y);
+        same &= nx == ny && memcmp(x, y, nx * sizeof *x) == 0;
+    }
+    return same;
 }
 
 static void recall_against_exact_and_round_trip(void) {
@@ -76,13 +121,10 @@ static void recall_against_exact_and_round_trip(void) {
     CHECK(tb_ann_save(a, &blob, &len) == TB_OK);
     tb_ann *back = NULL;
     CHECK(tb_ann_load(blob, len, N, D, &back) == TB_OK);
-    int same = back != NULL;
-    for (size_t q = 0; same && q < Q; q++) {
-        tb_hit x[K], y[K];
-        size_t nx = tb_ann_search(a, queries + q * D, K, x), ny = tb_ann_search(back, queries + q * D, K, y);
-        same &= nx == ny && memcmp(x, y, nx * sizeof *x) == 0;
-    }
-    CHECK(same);
+    CHECK(same_answers(a, back, queries));
+    tb_ann *stored = through_sqlite(blob, len, v, N);
+    CHECK(same_answers(a, stored, queries));
+    tb_ann_free(stored);
     CHECK(back && tb_ann_get_params(back)->m == 16 && tb_ann_get_params(back)->ef_search == 64);
     tb_ann_free(back);
 
@@ -112,6 +154,55 @@ static void recall_against_exact_and_round_trip(void) {
     free(queries);
 }
 
+static int every_seventh(void *ctx, size_t row) { return (void)ctx, row % 7 == 0; }
+static int first_twenty(void *ctx, size_t row) { return (void)ctx, row < 20; }
+
+/* Filtered top-k over the graph: only accepted rows; a common filter answered from the graph's
+ * candidates close to the exact answer; a rare one (20 of 6,000 rows) sent to the scan and equal
+ * to it; without a graph, the scan. */
+static void filtered_search(void) {
+    float *v = clustered(N, 1), *queries = clustered(Q, 3);
+    float *copy = malloc(N * D * sizeof *copy);
+    memcpy(copy, v, N * D * sizeof *copy);
+    tb_index *ix = NULL;
+    tb_ann *a = NULL;
+    tb_ann_params p = TB_ANN_PARAMS_DEFAULT;
+    CHECK(tb_index_new(copy, ids_of(N), N, D, &ix) == TB_OK && tb_ann_build(v, N, D, &p, 1, &a) == TB_OK);
+    if (!ix || !a)
+        return;
+    CHECK_NEAR(tb_nearest_pass_share(N, every_seventh, NULL), 1.0 / 7, 0.01);
+    CHECK(tb_nearest_pass_share(N, NULL, NULL) == 1.0);
+    static float scores[N];
+    size_t hits = 0, approximate = 0, only_accepted = 1, rare_exact = 1;
+    for (size_t q = 0; q < Q; q++) {
+        const float *qv = queries + q * D;
+        tb_hit want[K], got[K];
+        tb_nearest_path path;
+        size_t nw = tb_index_search(ix, qv, K, every_seventh, NULL, scores, want);
+        long ng = tb_nearest_top(ix, a, qv, K, every_seventh, NULL, got, &path);
+        CHECK(ng == (long)K && nw == K);
+        approximate += path == TB_NEAREST_APPROXIMATE;
+        for (long i = 0; i < ng; i++) {
+            only_accepted &= got[i].row % 7 == 0;
+            for (size_t j = 0; j < nw; j++)
+                hits += got[i].row == want[j].row;
+        }
+        nw = tb_index_search(ix, qv, K, first_twenty, NULL, scores, want);
+        ng = tb_nearest_top(ix, a, qv, K, first_twenty, NULL, got, &path);
+        rare_exact &= path == TB_NEAREST_FALLBACK && ng == (long)nw && memcmp(got, want, nw * sizeof *got) == 0;
+        ng = tb_nearest_top(ix, NULL, qv, K, every_seventh, NULL, got, &path);
+        rare_exact &= path == TB_NEAREST_EXACT && ng == (long)K;
+    }
+    fprintf(stderr, "filtered recall@10 %.4f, %zu of %d from the graph\n", (double)hits / (Q * K), approximate, Q);
+    CHECK(only_accepted && approximate == Q);
+    CHECK((double)hits / (Q * K) >= 0.95);
+    CHECK(rare_exact);
+    tb_ann_free(a);
+    tb_index_free(ix);
+    free(v);
+    free(queries);
+}
+
 static void bad_parameters_are_refused(void) {
     float v[4] = {1, 0, 0, 1};
     tb_ann_params p = TB_ANN_PARAMS_DEFAULT;
@@ -124,6 +215,7 @@ static void bad_parameters_are_refused(void) {
 
 int main(void) {
     recall_against_exact_and_round_trip();
+    filtered_search();
     bad_parameters_are_refused();
     return tb_test_done();
 }
