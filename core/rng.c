@@ -1,6 +1,8 @@
 /* xoshiro256** by Blackman and Vigna (public domain), seeded with splitmix64. */
 #include "rng.h"
 
+#include <math.h>
+
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -44,6 +46,11 @@ uint64_t tb_rng_below(tb_rng *rng, uint64_t n) {
 }
 
 double tb_rng_uniform(tb_rng *rng) { return (double)(tb_rng_next(rng) >> 11) * 0x1.0p-53; }
+
+double tb_rng_normal(tb_rng *rng) {
+    double u = 1.0 - tb_rng_uniform(rng), v = tb_rng_uniform(rng); /* u in (0, 1]: log(u) finite */
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
 
 void tb_rng_shuffle(tb_rng *rng, size_t *v, size_t n) {
     for (size_t i = n; i > 1; i--) {

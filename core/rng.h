@@ -18,6 +18,8 @@ uint64_t tb_rng_next(tb_rng *rng);
 uint64_t tb_rng_below(tb_rng *rng, uint64_t n);
 /* Uniform double in [0, 1). */
 double tb_rng_uniform(tb_rng *rng);
+/* Standard normal (Box–Muller on two uniforms; one value per call). */
+double tb_rng_normal(tb_rng *rng);
 /* Fisher–Yates shuffle of n size_t values. */
 void tb_rng_shuffle(tb_rng *rng, size_t *v, size_t n);
 

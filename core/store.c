@@ -566,6 +566,33 @@ out:
     return st;
 }
 
+tb_status tb_store_index_sizes(tb_store *s, int64_t model_id, tb_index_sizes *ret) {
+    sqlite3_stmt *stmt = NULL;
+    tb_status st = TB_OK;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT length(m.blob), v.n_rows, v.dim, json_extract(m.metrics, '$.index') = 'hnsw' "
+                           "FROM models m JOIN index_vectors v ON v.model_id = m.id WHERE m.id = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        st = db_error(s, "reading index sizes");
+    } else {
+        sqlite3_bind_int64(stmt, 1, model_id);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            sqlite3_int64 b = sqlite3_column_int64(stmt, 0), n = sqlite3_column_int64(stmt, 1),
+                          d = sqlite3_column_int64(stmt, 2);
+            *ret = (tb_index_sizes){b > 0 ? (size_t)b : 0, n > 0 ? (size_t)n : 0, d > 0 ? (size_t)d : 0,
+                                    sqlite3_column_int(stmt, 3) == 1};
+        } else {
+            st = rc == SQLITE_DONE ? tb_error(TB_NOT_FOUND, "%s: index %lld has no vectors", s->path, (long long)model_id)
+                                   : db_error(s, "reading index sizes");
+        }
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
 tb_status tb_store_get_index(tb_store *s, int64_t model_id, float **ret_vectors, size_t *ret_n, size_t *ret_dim,
                              char ***ret_track_ids) {
     sqlite3_stmt *stmt = NULL;

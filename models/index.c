@@ -31,6 +31,15 @@ tb_index *tb_index_free(tb_index *ix) {
     return NULL;
 }
 
+size_t tb_index_bytes(const tb_index *ix) {
+    size_t dense = ix->dim - ix->n_labels, nnz = ix->n_labels ? ix->label_start[ix->n_labels] : 0;
+    size_t bytes = sizeof *ix + ix->n * ix->dim * sizeof(float) + dense * ix->n * sizeof(float);
+    bytes += ix->n_labels ? (ix->n_labels + 1 + ix->n + 1) * sizeof(uint32_t) + 2 * nnz * (sizeof(uint32_t) + sizeof(float)) : 0;
+    for (size_t i = 0; i < ix->n; i++)
+        bytes += sizeof *ix->ids + strlen(ix->ids[i]) + 1;
+    return bytes;
+}
+
 tb_status tb_index_new(float *vectors, char **ids, size_t n, size_t dim, tb_index **ret) {
     tb_index *ix = calloc(1, sizeof *ix);
     if (!ix) {

@@ -46,6 +46,8 @@ tb_index *tb_index_free(tb_index *ix);
  * equal to float rounding). For embeddings whose leading block is a one-hot-like label vector,
  * where the dense scan would spend most of its time on zeros. Call before any search. */
 tb_status tb_index_set_label_dims(tb_index *ix, size_t n_labels);
+/* Bytes the index holds: vectors, their transposed copy, the sparse label block, the ids. */
+size_t tb_index_bytes(const tb_index *ix);
 /* Row of the track id, or -1. */
 long tb_index_find(const tb_index *ix, const char *id);
 

@@ -4,15 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-double tb_nearest_pass_share(size_t n, tb_index_accept accept, void *ctx) {
-    if (!accept || n == 0)
-        return 1.0;
-    size_t m = n < TB_NEAREST_SAMPLE ? n : TB_NEAREST_SAMPLE, pass = 0;
-    for (size_t i = 0; i < m; i++)
-        pass += accept(ctx, i * n / m) != 0;
-    return (double)pass / (double)m;
-}
-
 static long exact_top(const tb_index *ix, const float *q, size_t k, tb_index_accept accept, void *ctx, tb_hit *out) {
     float *scores = malloc((ix->n ? ix->n : 1) * sizeof *scores);
     if (!scores)
@@ -22,24 +13,43 @@ static long exact_top(const tb_index *ix, const float *q, size_t k, tb_index_acc
     return got;
 }
 
-/* k accepted rows among the graph's best `fetch`, widening; -1 when the bound is reached short of
- * k (or out of memory). */
-static long approximate_top(const tb_index *ix, const tb_ann *ann, const float *q, size_t k, size_t fetch,
-                            size_t limit, tb_index_accept accept, void *ctx, tb_hit *out) {
-    limit = limit < ix->n ? limit : ix->n;
-    fetch = fetch < limit ? fetch : limit;
+/* The widest graph search worth trying: a search of breadth ef scores about 16 neighbours of
+ * dim values per step, the scan every row's dense values (and a genre block's one or two
+ * nonzeros), so past n · dense / (16 · dim) rows the scan is cheaper. */
+static size_t widest_fetch(const tb_index *ix, size_t first) {
+    size_t dense = ix->dim - ix->n_labels + (ix->n_labels ? 2 : 0);
+    double rows = (double)ix->n * (double)dense / (16.0 * (double)ix->dim);
+    size_t limit = rows < TB_NEAREST_MAX_FETCH ? (size_t)rows : TB_NEAREST_MAX_FETCH;
+    limit = limit > first ? limit : first;
+    return limit < ix->n ? limit : ix->n;
+}
+
+/* k accepted rows among the graph's best `fetch`, widening while the share that passes promises
+ * k within the widest search; -1 when it does not (the caller scans) or out of memory. */
+static long approximate_top(const tb_index *ix, const tb_ann *ann, const float *q, size_t k, tb_index_accept accept,
+                            void *ctx, tb_hit *out) {
+    size_t first = 4 * k + 16 < ix->n ? 4 * k + 16 : ix->n, limit = widest_fetch(ix, first), fetch = first;
     tb_hit *hits = malloc(limit * sizeof *hits);
     long result = -1;
-    for (size_t tried = 0; hits && tried < limit; fetch = 4 * fetch < limit ? 4 * fetch : limit) {
-        size_t got = tb_ann_search(ann, q, fetch, hits), n_keep = 0;
-        for (size_t i = 0; i < got && n_keep < k; i++)
-            if (!accept || accept(ctx, hits[i].row))
-                out[n_keep++] = hits[i];
-        tried = fetch;
+    while (hits) {
+        size_t got = tb_ann_search(ann, q, fetch, hits), n_keep = 0, pass = 0;
+        for (size_t i = 0; i < got; i++)
+            if (!accept || accept(ctx, hits[i].row)) {
+                if (n_keep < k)
+                    out[n_keep++] = hits[i];
+                pass++;
+            }
         if (n_keep == k) {
             result = (long)k;
             break;
         }
+        /* None of the nearest pass: the filter lies away from the query. Else the rows the
+         * passes seen so far promise k in, with a quarter to spare. */
+        double needed = pass ? 1.25 * (double)fetch * (double)k / (double)pass : INFINITY;
+        if (got < fetch || fetch >= limit || needed > (double)limit)
+            break;
+        fetch = needed > 4.0 * (double)fetch ? (size_t)needed : 4 * fetch;
+        fetch = fetch < limit ? fetch : limit;
     }
     free(hits);
     return result;
@@ -52,15 +62,7 @@ long tb_nearest_top(const tb_index *ix, const tb_ann *ann, const float *q, size_
     k = k < ix->n ? k : ix->n;
     if (!ann || k == 0)
         return exact_top(ix, q, k, accept, ctx, out);
-    /* Widen no further than a sixteenth of the rows: a search of breadth ef scores about 16 new
-     * neighbours per step, so by then it costs what the scan costs. */
-    size_t first = 4 * k + 16, limit = ix->n / 16 < TB_NEAREST_MAX_FETCH ? ix->n / 16 : TB_NEAREST_MAX_FETCH;
-    limit = limit > first ? limit : first;
-    /* Expected passes among the widest candidates, were they drawn at random: under k, and the
-     * graph would likely be searched in vain. */
-    if (tb_nearest_pass_share(ix->n, accept, ctx) * (double)limit < (double)k)
-        return exact_top(ix, q, k, accept, ctx, out);
-    long got = approximate_top(ix, ann, q, k, first, limit, accept, ctx, out);
+    long got = approximate_top(ix, ann, q, k, accept, ctx, out);
     if (got >= 0) {
         if (path)
             *path = TB_NEAREST_APPROXIMATE;

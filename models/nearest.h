@@ -1,18 +1,18 @@
 /* The best k accepted rows of the published vectors for one query: from the approximate graph
  * when one is loaded and its candidates hold k rows that pass the filter, else from the exact
  * scan. hnswlib 0.6.2 cannot filter inside its search, so a filter is met by over-fetching: the
- * graph's best 4k + 16 rows, widened ×4 up to min(TB_NEAREST_MAX_FETCH, n / 16) while fewer than
- * k pass. A filter whose pass rate on an evenly spaced sample of rows promises fewer than k
- * passes among that many rows goes straight to the exact scan. Either way the answer holds only
- * accepted rows; how close it is to the exact one is measured by tests/bench/recommend_scale.sh. */
+ * graph's best 4k + 16 rows, widened while fewer than k pass, to as many rows as the passes seen
+ * so far promise k in, but no wider than the search that would cost what the scan costs (at most
+ * TB_NEAREST_MAX_FETCH). When none of the first rows pass, or the promise lies beyond that
+ * bound, the exact scan answers. Either way the answer holds only accepted rows; how close it
+ * is to the exact one is measured by tests/bench/recommend_scale.sh. */
 #ifndef TB_NEAREST_H
 #define TB_NEAREST_H
 
 #include "ann.h"
 #include "index.h"
 
-#define TB_NEAREST_MAX_FETCH 4096 /* graph candidates at most: ef = 4096 costs ~1-3 ms at 1 M rows */
-#define TB_NEAREST_SAMPLE 512      /* rows tested to estimate a filter's pass rate */
+#define TB_NEAREST_MAX_FETCH 4096 /* graph candidates at most */
 
 typedef enum tb_nearest_path {
     TB_NEAREST_EXACT,       /* no graph */
@@ -24,8 +24,5 @@ typedef enum tb_nearest_path {
  * when out of memory. ann may be NULL. *path (may be NULL) says which search answered. */
 long tb_nearest_top(const tb_index *ix, const tb_ann *ann, const float *q, size_t k, tb_index_accept accept,
                     void *ctx, tb_hit *out, tb_nearest_path *path);
-
-/* The filter's pass rate on TB_NEAREST_SAMPLE evenly spaced rows (1 without a filter). */
-double tb_nearest_pass_share(size_t n, tb_index_accept accept, void *ctx);
 
 #endif

@@ -17,6 +17,7 @@
 #include "limits.h"
 #include "log.h"
 #include "slice.h"
+#include "memory.h"
 #include "state.h"
 #include "userdb.h"
 
@@ -71,9 +72,9 @@ static void describe(const tb_server_state *s, const char *what) {
 
 /* Loads and validates the database's published models off the request path, then swaps them in;
  * on any failure the current models keep serving. */
-static int reload(tb_http *http, const char *db, const char *why) {
+static int reload(tb_http *http, const char *db, const tb_load_options *o, const char *why) {
     tb_server_state *fresh = NULL;
-    if (tb_server_state_load(db, &fresh) != TB_OK) {
+    if (tb_server_state_load(db, o, &fresh) != TB_OK) {
         tb_log(TB_LOG_ERROR, "reload (%s) refused, still serving the previous models: %s", why, tb_error_message());
         tb_http_count_reload(http, 0);
         return 0;
@@ -152,8 +153,9 @@ int main(int argc, char **argv) {
 
     /* Each request runs its BLAS calls on its own thread; a BLAS thread pool would only contend. */
     tb_index_blas_single_thread();
+    tb_load_options load = {cfg.memory_budget_mb ? cfg.memory_budget_mb << 20 : tb_memory_limit(), cfg.exact_index};
     tb_server_state *state = NULL;
-    tb_status st = tb_server_state_load(db, &state);
+    tb_status st = tb_server_state_load(db, &load, &state);
     if (st != TB_OK) {
         tb_log(TB_LOG_ERROR, "cannot start: %s", tb_error_message());
         return 1;
@@ -199,7 +201,7 @@ int main(int argc, char **argv) {
             sig = sigtimedwait(&signals, NULL, &wait);
             if (sig < 0) {
                 if (errno == EAGAIN && newly_published(http, last_failed, fp) &&
-                    !reload(http, db, "a newly published model"))
+                    !reload(http, db, &load, "a newly published model"))
                     memcpy(last_failed, fp, sizeof fp);
                 continue;
             }
@@ -207,7 +209,7 @@ int main(int argc, char **argv) {
             continue;
         }
         if (sig == SIGHUP) {
-            reload(http, db, "SIGHUP");
+            reload(http, db, &load, "SIGHUP");
             continue;
         }
         tb_log(TB_LOG_INFO, "received %s: no longer listening; finishing the requests already received (at most %u s)",

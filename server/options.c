@@ -105,6 +105,12 @@ static const tb_opt rows[] = {
      "lines\n(scopes predict, write, admin), never the keys (default:\nno keys, every route open)"),
     ROW("new-api-key", "SCOPES", TB_OPT_STRING, F(new_api_key), 0, 0,
      "print a new random key and its line for that file, and exit"),
+    ROW("memory-budget-mb", "N", TB_OPT_SIZE, F(memory_budget_mb), 1, (size_t)1 << 30,
+     "the most the process may hold: a recommendation index that\nwould load past it (at start or on reload) is "
+     "refused with\nits size, and the models already served keep serving\n(default: the cgroup's memory.max, else "
+     "physical memory)"),
+    ROW("exact-index", NULL, TB_OPT_ON, F(exact_index), 0, 0,
+     "leave a published HNSW graph unloaded: every recommendation\nscans the index exactly (less memory, recall 1)"),
     ROW("watch", "S", TB_OPT_UINT, F(watch_s), 1, 86400,
      "every S seconds, reload when the database holds a newly\npublished model (SIGHUP reloads at any time)"),
 };

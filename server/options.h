@@ -14,6 +14,8 @@ typedef struct tb_serve_config {
     char cors[4096];             /* the --cors-origin values, comma-joined */
     const char *proxies[TB_MAX_TRUSTED_PROXIES];
     double rate_burst;           /* 0: twice the rate */
+    size_t memory_budget_mb;     /* 0: the cgroup's limit or physical memory */
+    int exact_index;             /* --exact-index */
     tb_http_options http;        /* host and port are set from listen by the caller */
 } tb_serve_config;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "memory.h"
 #include "route.h"
 
 /* Statuses the server sends; anything else counts under the last slot as "other". */
@@ -206,17 +207,21 @@ char *tb_metrics_render(const tb_metrics *m, const tb_server_state *state, long 
         atomic_load_explicit(&m->reloads[0], memory_order_relaxed));
     put(&t, "# HELP timbre_catalog_tracks Tracks in the loaded catalog.\n# TYPE timbre_catalog_tracks gauge\n"
             "timbre_catalog_tracks %zu\n", state->catalog ? state->catalog->n : (size_t)0);
-    /* Resident memory from /proc/self/statm (pages); absent where there is no /proc. */
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size_pages, resident_pages;
-    if (f && fscanf(f, "%llu %llu", &size_pages, &resident_pages) == 2) {
-        long page = sysconf(_SC_PAGESIZE);
+    size_t resident = tb_memory_resident(); /* absent where there is no /proc */
+    if (resident)
         put(&t, "# HELP timbre_process_resident_memory_bytes Resident memory of the process.\n"
-                "# TYPE timbre_process_resident_memory_bytes gauge\ntimbre_process_resident_memory_bytes %llu\n",
-            resident_pages * (unsigned long long)(page > 0 ? page : 4096));
+                "# TYPE timbre_process_resident_memory_bytes gauge\ntimbre_process_resident_memory_bytes %zu\n",
+            resident);
+    put(&t, "# HELP timbre_memory_budget_bytes The most the process may hold: a larger index is refused at load.\n"
+            "# TYPE timbre_memory_budget_bytes gauge\ntimbre_memory_budget_bytes %zu\n", state->load.memory_budget);
+    const tb_served *rec = state->served[TB_SERVED_RECOMMEND];
+    if (rec) {
+        put(&t, "# HELP timbre_index_bytes Memory the recommendation index holds, by part (exact: vectors, ids; "
+                "hnsw: the graph).\n# TYPE timbre_index_bytes gauge\ntimbre_index_bytes{kind=\"exact\"} %zu\n",
+            tb_index_bytes(rec->index));
+        if (rec->ann)
+            put(&t, "timbre_index_bytes{kind=\"hnsw\"} %zu\n", tb_ann_bytes(rec->ann));
     }
-    if (f)
-        fclose(f);
     if (t.failed) {
         free(t.buf);
         return NULL;

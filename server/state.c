@@ -1,6 +1,8 @@
 /* Loading the published models. */
 #include "state.h"
 
+#include "memory.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,11 +112,50 @@ static float *genre_centroids(const tb_index *ix, const size_t *track, const tb_
     return out;
 }
 
+/* What loading the index needs at its peak, from its stored sizes: SQLite's copy of the vectors
+ * and ours, the transposed copy, ids and row map (~48 bytes a row), the blob, and with a graph
+ * three times more (the embedder's copy of it, the memory file hnswlib reads, the graph). */
+static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options *o) {
+    tb_index_sizes z;
+    if (!o->memory_budget)
+        return TB_OK;
+    tb_status st = tb_store_index_sizes(store, id, &z);
+    if (st != TB_OK)
+        return st == TB_NOT_FOUND ? TB_OK : st; /* the load says what is missing */
+    int graph = z.graph && !o->exact_index;
+    double mb = 1024.0 * 1024.0, need = 3.0 * (double)z.n_rows * (double)z.dim * sizeof(float) +
+                                          48.0 * (double)z.n_rows + (graph ? 4.0 : 1.0) * (double)z.blob_bytes;
+    double resident = (double)tb_memory_resident();
+    if (resident + need > (double)o->memory_budget)
+        return tb_error(TB_NOMEM,
+                        "loading it needs about %.0f MB (%zu tracks of %zu values, a %.0f MB blob%s) beside the %.0f "
+                        "MB already resident: over the memory budget of %.0f MB (--memory-budget-mb%s)",
+                        need / mb, z.n_rows, z.dim, (double)z.blob_bytes / mb, graph ? " with its HNSW graph" : "",
+                        resident / mb, (double)o->memory_budget / mb,
+                        graph ? "; --exact-index leaves the graph out" : "");
+    return TB_OK;
+}
+
+/* The graph kept beside the embedder, loaded against the index's rows (checked before any search);
+ * the embedder's copy of its bytes is then dropped. */
+static tb_status load_graph(tb_served *x) {
+    tb_status st = tb_ann_load(x->embedder->ann_blob, x->embedder->ann_len, x->index->n, x->index->dim, &x->ann);
+    free(x->embedder->ann_blob);
+    x->embedder->ann_blob = NULL;
+    x->embedder->ann_len = 0;
+    return st;
+}
+
 /* Loads the published recommendation index, if any, and ties its rows to the catalog. */
-static tb_status load_index(tb_store *store, const tb_catalog *catalog, const char *task, tb_served **ret) {
+static tb_status load_index(tb_store *store, const tb_catalog *catalog, const char *task, int64_t id,
+                            const tb_load_options *o, tb_served **ret) {
     tb_model_record rec;
-    tb_status st = tb_store_get_served(store, task, &rec);
-    if (st == TB_NOT_FOUND)
+    tb_status st = check_budget(store, id, o);
+    if (st != TB_OK) {
+        tb_error_prefix(st, "the published recommendation index (model %lld)", (long long)id);
+        return st;
+    }
+    if ((st = tb_store_get_served(store, task, &rec)) == TB_NOT_FOUND)
         return TB_OK;
     if (st != TB_OK)
         return st;
@@ -126,6 +167,9 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
         st = tb_error(TB_NOMEM, "out of memory");
     if (st == TB_OK)
         st = tb_embedder_load(rec.blob, rec.blob_len, &x->embedder);
+    free(rec.blob); /* the embedder holds what it needs */
+    rec.blob = NULL;
+    rec.blob_len = 0;
     if (st == TB_OK && (st = tb_store_get_index(store, rec.id, &vectors, &n, &dim, &ids)) == TB_OK) {
         st = tb_index_new(vectors, ids, n, dim, &x->index);
         if (st == TB_INVALID)
@@ -144,8 +188,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
         else
             x->track[i] = (size_t)t;
     }
-    if (st == TB_OK && x->embedder->ann_len) /* checked against the index's rows before any search */
-        st = tb_ann_load(x->embedder->ann_blob, x->embedder->ann_len, x->index->n, x->index->dim, &x->ann);
+    if (st == TB_OK && x->embedder->ann_len && !o->exact_index)
+        st = load_graph(x);
     if (st == TB_OK && !(x->centroids = genre_centroids(x->index, x->track, catalog)))
         st = tb_error(TB_NOMEM, "out of memory");
     if (st != TB_OK) {
@@ -160,11 +204,12 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
     return TB_OK;
 }
 
-tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
+tb_status tb_server_state_load(const char *db_path, const tb_load_options *o, tb_server_state **ret) {
     tb_server_state *s = calloc(1, sizeof *s);
     if (!s)
         return tb_error(TB_NOMEM, "out of memory");
     snprintf(s->source, sizeof s->source, "%s", db_path);
+    s->load = *o;
     tb_status st = TB_OK;
     if (tb_snapshot_is_dir(db_path)) {
         char file[sizeof s->source + 80];
@@ -188,7 +233,7 @@ tb_status tb_server_state_load(const char *db_path, tb_server_state **ret) {
         st = tb_catalog_load(s->store, &s->catalog);
     for (int t = 0; t < TB_N_TASKS && st == TB_OK; t++)
         st = expected[t] ? load_model(s->store, tb_store_tasks[t], expected[t], &s->served[t])
-                         : load_index(s->store, s->catalog, tb_store_tasks[t], &s->served[t]);
+                         : load_index(s->store, s->catalog, tb_store_tasks[t], served[t], o, &s->served[t]);
     if (st != TB_OK) {
         tb_server_state_free(s);
         return st;

@@ -34,6 +34,12 @@ typedef struct tb_served {
 /* Indices of tb_server_state.served, in tb_store_tasks order. */
 enum { TB_SERVED_GENRE, TB_SERVED_MULTILABEL, TB_SERVED_POPULARITY, TB_SERVED_RECOMMEND };
 
+/* How a load may grow the process. */
+typedef struct tb_load_options {
+    size_t memory_budget; /* bytes the process may hold once a load is done and while it runs (0: no check) */
+    int exact_index;      /* leave a published HNSW graph unloaded: every query scans */
+} tb_load_options;
+
 typedef struct tb_server_state {
     char *db_path;                /* a request that saves (a taste) opens its own writable connection;
                                      NULL when serving a snapshot, which nothing writes */
@@ -45,12 +51,15 @@ typedef struct tb_server_state {
     /* Per task, indexed like tb_store_tasks (TB_SERVED_*); NULL when none is published. Every
      * route that lists what is served (/readyz, /v1/models, /metrics) walks this one array. */
     tb_served *served[TB_N_TASKS];
+    tb_load_options load;         /* what it was loaded with (/metrics shows the budget) */
 } tb_server_state;
 
 /* db_path: a database file, or a snapshot directory (its CURRENT snapshot, checked against its
- * SHA-256, opened immutable). Opens the database read-only, loads the catalog and every published model and index. Fails (nothing half-built) when
- * the database is missing or invalid, or a published blob does not load. */
-tb_status tb_server_state_load(const char *db_path, tb_server_state **ret);
+ * SHA-256, opened immutable). Opens the database read-only, loads the catalog and every published
+ * model and index. Fails (nothing half-built) when the database is missing or invalid, a
+ * published blob does not load, or the index would take the process past o->memory_budget
+ * (checked from the stored sizes before anything large is read). */
+tb_status tb_server_state_load(const char *db_path, const tb_load_options *o, tb_server_state **ret);
 tb_server_state *tb_server_state_free(tb_server_state *s);
 /* 1 when some task is served (what /readyz asks). */
 int tb_server_state_any(const tb_server_state *s);

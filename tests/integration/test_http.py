@@ -135,8 +135,8 @@ def train_small(a, train_csv, tmp):
     return db
 
 
-def refuses(server, db, tmp, needle, what):
-    proc = subprocess.run([server, "--db", db, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+def refuses(server, db, tmp, needle, what, extra=()):
+    proc = subprocess.run([server, "--db", db, "--listen", "127.0.0.1:0", *extra], capture_output=True, text=True,
                           timeout=30)
     check(proc.returncode == 1 and needle in proc.stderr, f"{what}: exit {proc.returncode}, stderr {proc.stderr!r}")
 
@@ -1055,12 +1055,30 @@ def hnsw_index_checks(a, paths, tmp):
         try:
             c = Client(port)
             answers.append(hnsw_answers(c, vectors, ids, tracks, energy, check_all=served == db))
+            graph, exact = (metric(c, f'timbre_index_bytes{{kind="{k}"}}') for k in ("hnsw", "exact"))
+            budget = metric(c, "timbre_memory_budget_bytes")
+            check(graph and exact and graph > 0 and exact >= 4 * len(ids) * len(vectors[0]) and budget > 2 ** 28,
+                  f"/metrics: index bytes (graph {graph}, exact {exact}) and the budget {budget}")
             if served == copy:
                 corrupt_version_refused(c, copy)
         finally:
             stop_server(proc)
     check(len(answers) == 2 and answers[0] == answers[1] and len(answers[0]) == 60,
           "a second load of the database answers the same, to the last bit of every score")
+    refuses(a.server, db, tmp, "over the memory budget of 1 MB", "an index past --memory-budget-mb",
+            ("--memory-budget-mb", "1"))
+    proc, port = start_server(a.server, db, tmp, ("--exact-index",))
+    check(port is not None, "server with --exact-index")
+    if port is not None:
+        try:
+            c = Client(port)
+            s, b, _ = c.request("GET", "/v1/models")
+            rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
+            s2, b2, _ = c.post("/v1/recommend", {"track_id": ids[0], "k": 3})
+            check(rec and rec[0]["index"]["kind"] == "exact" and s2 == 200 and b2["index"] == "exact"
+                  and metric(c, 'timbre_index_bytes{kind="hnsw"}') is None, f"--exact-index leaves the graph out {rec}")
+        finally:
+            stop_server(proc)
     # Alter one byte of the graph (the blob's last bytes are hnswlib's): its SHA-256 no longer matches.
     with sqlite3.connect(db) as con:
         blob = bytearray(con.execute("SELECT blob FROM models WHERE task = 'recommend'").fetchone()[0])

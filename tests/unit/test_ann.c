@@ -170,8 +170,6 @@ static void filtered_search(void) {
     CHECK(tb_index_new(copy, ids_of(N), N, D, &ix) == TB_OK && tb_ann_build(v, N, D, &p, 1, &a) == TB_OK);
     if (!ix || !a)
         return;
-    CHECK_NEAR(tb_nearest_pass_share(N, every_seventh, NULL), 1.0 / 7, 0.01);
-    CHECK(tb_nearest_pass_share(N, NULL, NULL) == 1.0);
     static float scores[N];
     size_t hits = 0, approximate = 0, only_accepted = 1, rare_exact = 1;
     for (size_t q = 0; q < Q; q++) {

@@ -1,10 +1,30 @@
-/* Grouped, stratified splits and folds. */
+/* Grouped, stratified splits and folds; the normal deviates of the RNG. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "check.h"
+#include "rng.h"
 #include "split.h"
 
+/* Mean 0, variance 1 and the one-sigma share 0.6827 of a standard normal, on 200,000 draws. */
+static void normal_deviates(void) {
+    tb_rng rng;
+    tb_rng_seed(&rng, 7);
+    double sum = 0, sq = 0;
+    size_t inside = 0, n = 200000;
+    for (size_t i = 0; i < n; i++) {
+        double x = tb_rng_normal(&rng);
+        sum += x;
+        sq += x * x;
+        inside += fabs(x) < 1.0;
+    }
+    CHECK_NEAR(sum / (double)n, 0.0, 0.01);
+    CHECK_NEAR(sq / (double)n, 1.0, 0.01);
+    CHECK_NEAR((double)inside / (double)n, 0.6827, 0.004);
+}
+
 int main(void) {
+    normal_deviates();
     const char *keys[] = {"a", "b", "a", "c", "b", "d"};
     size_t group[6], n_groups;
     CHECK(tb_groups_from_keys(keys, 6, group, &n_groups) == TB_OK);
