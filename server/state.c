@@ -112,9 +112,10 @@ static float *genre_centroids(const tb_index *ix, const size_t *track, const tb_
     return out;
 }
 
-/* What loading the index needs at its peak, from its stored sizes: SQLite's copy of the vectors
- * and ours, the transposed copy, ids and row map (~48 bytes a row), the blob, and with a graph
- * three times more (the embedder's copy of it, the memory file hnswlib reads, the graph). */
+/* What loading the index needs at its peak, from its stored sizes, erring high: the vectors and
+ * their transposed copy, ids and row map (~48 bytes a row), the blob, and with a graph two more
+ * copies of it at once (the embedder's copy, the memory file hnswlib reads, the graph). Measured:
+ * 1.4 times the peak resident size at 200,000 tracks (tests/bench/recommend_scale.sh). */
 static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options *o) {
     tb_index_sizes z;
     if (!o->memory_budget)
@@ -123,8 +124,8 @@ static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options
     if (st != TB_OK)
         return st == TB_NOT_FOUND ? TB_OK : st; /* the load says what is missing */
     int graph = z.graph && !o->exact_index;
-    double mb = 1024.0 * 1024.0, need = 3.0 * (double)z.n_rows * (double)z.dim * sizeof(float) +
-                                          48.0 * (double)z.n_rows + (graph ? 4.0 : 1.0) * (double)z.blob_bytes;
+    double mb = 1024.0 * 1024.0, need = 2.0 * (double)z.n_rows * (double)z.dim * sizeof(float) +
+                                          48.0 * (double)z.n_rows + (graph ? 3.0 : 1.0) * (double)z.blob_bytes;
     double resident = (double)tb_memory_resident();
     if (resident + need > (double)o->memory_budget)
         return tb_error(TB_NOMEM,
@@ -136,10 +137,12 @@ static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options
     return TB_OK;
 }
 
-/* The graph kept beside the embedder, loaded against the index's rows (checked before any search);
- * the embedder's copy of its bytes is then dropped. */
-static tb_status load_graph(tb_served *x) {
-    tb_status st = tb_ann_load(x->embedder->ann_blob, x->embedder->ann_len, x->index->n, x->index->dim, &x->ann);
+/* The graph kept beside the embedder, loaded against the index's rows (checked before any search)
+ * unless left out; the embedder's copy of its bytes is then dropped. */
+static tb_status load_graph(tb_served *x, int leave_out) {
+    tb_status st = leave_out ? TB_OK
+                             : tb_ann_load(x->embedder->ann_blob, x->embedder->ann_len, x->index->n, x->index->dim,
+                                           &x->ann);
     free(x->embedder->ann_blob);
     x->embedder->ann_blob = NULL;
     x->embedder->ann_len = 0;
@@ -188,8 +191,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
         else
             x->track[i] = (size_t)t;
     }
-    if (st == TB_OK && x->embedder->ann_len && !o->exact_index)
-        st = load_graph(x);
+    if (st == TB_OK && x->embedder->ann_len)
+        st = load_graph(x, o->exact_index);
     if (st == TB_OK && !(x->centroids = genre_centroids(x->index, x->track, catalog)))
         st = tb_error(TB_NOMEM, "out of memory");
     if (st != TB_OK) {

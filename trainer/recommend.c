@@ -473,7 +473,8 @@ tb_status tb_recommend_build(const tb_split_rows *split, const tb_recommend_opti
     for (size_t s = 0; s < b.n_sets && st == TB_OK; s++)
         st = tb_dataset_matrix(b.sets[s], ret->features, b.d, &b.X[s]);
     if (st == TB_OK && (st = assign_sides(&b)) == TB_OK && (st = fit_embedder(&b)) == TB_OK &&
-        (st = evaluate(&b)) == TB_OK && (st = index_all(&b)) == TB_OK && opt->ann)
+        (st = evaluate(&b)) == TB_OK && (st = index_all(&b)) == TB_OK &&
+        (opt->index_kind == TB_INDEX_HNSW || (opt->index_kind == TB_INDEX_AUTO && ret->index->n >= TB_HNSW_AUTO_ROWS)))
         st = build_ann(ret, opt->threads);
     free(b.side);
     free(b.is_test);

@@ -11,6 +11,12 @@
 #include "status.h"
 #include "trainer.h"
 
+/* auto: the HNSW graph from TB_HNSW_AUTO_ROWS published tracks on. Below, the exact scan costs
+ * under 0.4 ms a query (0.73 ns a row with the genre embedding, tests/bench/recommend_scale.sh)
+ * and the graph would add build time and memory for little. */
+typedef enum tb_index_kind { TB_INDEX_AUTO, TB_INDEX_EXACT, TB_INDEX_HNSW } tb_index_kind;
+#define TB_HNSW_AUTO_ROWS 500000
+
 typedef struct tb_recommend_options {
     char *const *features;   /* embedding inputs; NULL = the dataset's features (never popularity) */
     size_t n_features;
@@ -22,7 +28,7 @@ typedef struct tb_recommend_options {
     const char *classifier;  /* "genre": the family (NULL = gbdt) */
     double genre_weight;     /* "genre": the genre block's share of the cosine (0 = 0.5) */
     size_t eval_k;           /* neighbours judged per query (10) */
-    int ann;                 /* 1: also an approximate (HNSW) index over the published vectors */
+    tb_index_kind index_kind; /* whether an approximate (HNSW) index is built over the published vectors */
     int threads;             /* 0 = all cores */
 } tb_recommend_options;
 

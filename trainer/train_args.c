@@ -33,10 +33,13 @@ static tb_status parse_model(void *base, const char *arg) {
 
 static tb_status parse_index(void *base, const char *arg) {
     cli *c = base;
-    if (strcmp(arg, "exact") != 0 && strcmp(arg, "hnsw") != 0)
-        return tb_error(TB_INVALID, "--index '%s': choose exact or hnsw", arg);
-    c->ann = strcmp(arg, "hnsw") == 0;
-    return TB_OK;
+    static const char *const kinds[] = {"auto", "exact", "hnsw"}; /* tb_index_kind order */
+    for (int k = 0; k < 3; k++)
+        if (strcmp(arg, kinds[k]) == 0) {
+            c->index_kind = (tb_index_kind)k;
+            return TB_OK;
+        }
+    return tb_error(TB_INVALID, "--index '%s': choose auto, exact or hnsw", arg);
 }
 
 /* The trainer's own flags; each model family's come from its parameter table (tb_model_ops). */
@@ -90,8 +93,8 @@ static const tb_opt cli_rows[] = {
         "standardized (the standardized audio features; the default\nwithout genres or with --feature-weights) or mlp (the\n"
         "last hidden layer of a genre network; --hidden etc. apply)"),
     {"index", "KIND", TB_OPT_CUSTOM, 0, 0, 0,
-     "recommend: exact (default: every query scans every track) or\nhnsw (also an approximate HNSW graph, hnswlib, stored with\n"
-     "the index; the report gives its recall against exact search)",
+     "recommend: auto (default: hnsw from 500,000 tracks on, else\nexact), exact (every query scans every track) or hnsw (also\n"
+     "an approximate HNSW graph, hnswlib, stored with the index;\nthe report gives its recall against exact search)",
      parse_index, 0, NULL},
     ROW("genre-weight", "W", TB_OPT_DOUBLE, genre_weight, 0, 1, TB_OPT_MIN_OPEN | TB_OPT_MAX_OPEN,
         "--embedding genre: the genres' share of the cosine (0.5)"),

@@ -16,7 +16,7 @@ typedef struct cli {
     const char *snapshots;                   /* snapshot directory; NULL: tb_snapshot_default_dir(db) */
     const char *embedding, *feature_weights; /* recommend */
     double genre_weight;                     /* --embedding genre; 0: its default */
-    int ann;                                 /* --index hnsw */
+    tb_index_kind index_kind;                /* --index */
     int proba;
     int multilabel;                          /* --multilabel: the genre task learns genre sets */
     int compare;                             /* --model all: every family, the best published */

@@ -155,7 +155,7 @@ static tb_status build_recommend(run *r) {
     const char *embedding = c->embedding ? c->embedding : c->feature_weights ? "standardized" : NULL;
     tb_recommend_options ropt = {.eval_k = 10, .threads = c->opt.threads, .embedding = embedding,
                                  .params = &c->opt.params, .classifier = c->opt.model_kind,
-                                 .genre_weight = c->genre_weight, .ann = c->ann};
+                                 .genre_weight = c->genre_weight, .index_kind = c->index_kind};
     char **names = NULL;
     size_t n_names = 0;
     tb_status st = tb_trainer_feature_names(r->ds, TB_TARGET_POPULARITY, 0, &names, &n_names);

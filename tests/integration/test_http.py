@@ -185,7 +185,8 @@ def run(a, data, tmp):
     check(r["embedding"] == "standardized" and "popularity" not in r["features"] and len(r["features"]) == 12,
           f"recommend inputs {r}")
     check(0.0 < r["metrics"]["genre_hit_at_10"] < 1.0 and r["metrics"]["n_queries"] == 400
-          and r["metrics"]["n_pool"] == 1600 and r["metrics"]["n_tracks"] == 2000, f"recommend metrics {r}")
+          and r["metrics"]["n_pool"] == 1600 and r["metrics"]["n_tracks"] == 2000
+          and r["metrics"]["index"] == "exact", f"recommend metrics (--index auto: exact under 500,000 tracks) {r}")
     g = rep["genre"]
     for key in ("task", "model", "n_train", "n_test", "n_features", "train_seconds", "predict_seconds", "metrics",
                 "cv", "model_id", "version"):
@@ -1029,13 +1030,14 @@ def genre_index_checks(a, paths, header, catalog_row, tmp):
 def hnsw_index_checks(a, paths, tmp):
     """--index hnsw: the approximate graph published with the index, its recall in the report, the
     server answering from it close to a naive scan, filtered queries holding only matching tracks
-    (from the graph when its candidates meet the filter, else exactly), the same answers from a
-    second load of the database, a blob whose graph bytes were altered refused at start, and a
+    (from the graph when its candidates meet the filter, else exactly), the same answers from the
+    immutable snapshot a replica serves and from a copy of the database, a blob whose graph bytes were altered refused at start, and a
     corrupt new version refused by a running server that keeps serving the old one."""
     db, report = os.path.join(tmp, "hnsw.db"), os.path.join(tmp, "hnsw.json")
+    snapshots = os.path.join(tmp, "hnsw.snapshots")
     t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", "recommend", "--index", "hnsw",
-                        "--threads", "2", "--report", report, "--log-level", "warn"], capture_output=True, text=True,
-                       timeout=300)
+                        "--threads", "2", "--report", report, "--log-level", "warn", "--snapshots", snapshots],
+                       capture_output=True, text=True, timeout=300)
     check(t.returncode == 0, f"hnsw trainer: {t.stderr[-1000:]}")
     if t.returncode != 0:
         return
@@ -1047,7 +1049,7 @@ def hnsw_index_checks(a, paths, tmp):
     copy = os.path.join(tmp, "hnsw-copy.db")
     shutil.copy(db, copy)
     answers = []
-    for served in (db, copy):
+    for served in (db, snapshots, copy):
         proc, port = start_server(a.server, served, tmp, ("--watch", "1"))
         check(port is not None, "server on the hnsw index")
         if port is None:
@@ -1063,8 +1065,8 @@ def hnsw_index_checks(a, paths, tmp):
                 corrupt_version_refused(c, copy)
         finally:
             stop_server(proc)
-    check(len(answers) == 2 and answers[0] == answers[1] and len(answers[0]) == 60,
-          "a second load of the database answers the same, to the last bit of every score")
+    check(len(answers) == 3 and answers[0] == answers[1] == answers[2] and len(answers[0]) == 60,
+          "the snapshot and a copy of the database answer as the database, to the last bit of every score")
     refuses(a.server, db, tmp, "over the memory budget of 1 MB", "an index past --memory-budget-mb",
             ("--memory-budget-mb", "1"))
     proc, port = start_server(a.server, db, tmp, ("--exact-index",))
