@@ -13,10 +13,12 @@
 
 #include "alloc.h"
 #include "gbdt_walk.h"
+#include "half.h"
 #include "model.h"
 #include "rng.h"
 #include "split.h"
 #include "tree.h"
+#include "treeshap.h"
 
 #define GBDT_FORMAT 1
 #define GBDT_MAX_TREES 100000
@@ -30,6 +32,8 @@ typedef struct gbdt {
     size_t n_trees;
     tb_boosted_tree *trees;
     tb_gbdt_walk *walk; /* the trees as prediction walks them */
+    int half;           /* the walk keeps leaf values as binary16 */
+    size_t max_depth;   /* of the deepest tree (TreeSHAP's scratch) */
 } gbdt;
 
 static void gbdt_free(void *impl) {
@@ -39,6 +43,7 @@ static void gbdt_free(void *impl) {
     for (size_t t = 0; t < g->n_trees; t++) {
         free(g->trees[t].nodes);
         free(g->trees[t].values);
+        free(g->trees[t].cover);
     }
     free(g->trees);
     free(g->base);
@@ -65,10 +70,60 @@ static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
 
 /* The walk form prediction uses, built after training and after loading. */
 static tb_status gbdt_prepare(gbdt *g) {
-    int half = g->task == TB_TASK_CLASSIFY && g->k >= GBDT_HALF_FROM_CLASSES;
+    g->half = g->task == TB_TASK_CLASSIFY && g->k >= GBDT_HALF_FROM_CLASSES;
+    g->max_depth = 0;
+    for (size_t t = 0; t < g->n_trees; t++) {
+        tb_shap_tree st = {g->trees[t].nodes, g->trees[t].n_nodes, NULL, FEATURE_MASK, MISSING_RIGHT};
+        long depth = tb_shap_tree_depth(&st);
+        if (depth < 0)
+            return tb_error(TB_CORRUPT, "boosted tree %zu: a split's children come before it", t);
+        g->max_depth = (size_t)depth > g->max_depth ? (size_t)depth : g->max_depth;
+    }
     tb_gbdt_walk_free(g->walk);
     g->walk = NULL;
-    return tb_gbdt_walk_new(g->trees, g->n_trees, g->k, g->n_features, half, &g->walk);
+    return tb_gbdt_walk_new(g->trees, g->n_trees, g->k, g->n_features, g->half, &g->walk);
+}
+
+/* ---------- explanation ---------- */
+
+typedef struct explained_leaf {
+    const gbdt *g;
+    const tb_boosted_tree *tree;
+    const size_t *outputs;
+    size_t n_out;
+} explained_leaf;
+
+/* A leaf's values as prediction adds them (binary16-rounded when the walk keeps them so). */
+static void explained_value(const void *ctx, uint32_t leaf, double *out) {
+    const explained_leaf *e = ctx;
+    const float *v = e->tree->values + (size_t)leaf * e->g->k;
+    for (size_t o = 0; o < e->n_out; o++)
+        out[o] = e->g->half ? tb_half_to_float(tb_float_to_half(v[e->outputs[o]])) : v[e->outputs[o]];
+}
+
+/* TreeSHAP in margin space: base = the base score plus every tree's expected output. */
+static tb_status gbdt_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
+                              double *base, double *value) {
+    const gbdt *g = impl;
+    for (size_t t = 0; t < g->n_trees; t++)
+        if (!g->trees[t].cover)
+            return tb_error(TB_INVALID, "this boosted model was saved before trees kept their covers: retrain it to "
+                                        "explain its predictions");
+    tb_shap_work *w = tb_shap_work_new(g->max_depth, n_out);
+    if (!w)
+        return tb_error(TB_NOMEM, "out of memory");
+    memset(phi, 0, g->n_features * n_out * sizeof *phi);
+    for (size_t o = 0; o < n_out; o++)
+        base[o] = value[o] = g->base[outputs[o]];
+    tb_status st = TB_OK;
+    for (size_t t = 0; t < g->n_trees && st == TB_OK; t++) {
+        const tb_boosted_tree *tr = &g->trees[t];
+        tb_shap_tree st_tree = {tr->nodes, tr->n_nodes, tr->cover, FEATURE_MASK, MISSING_RIGHT};
+        explained_leaf e = {g, tr, outputs, n_out};
+        st = tb_treeshap_add(&st_tree, x, g->n_features, n_out, explained_value, &e, w, phi, base, value);
+    }
+    tb_shap_work_free(w);
+    return st;
 }
 
 static void gbdt_predict(const void *impl, const double *x, double *out) {
@@ -264,6 +319,7 @@ static void find_split(const booster *b, open_leaf *lf) {
 typedef struct grow_tree {
     tb_tree_node *nodes;
     unsigned *split_bin;
+    float *cover; /* rows reaching each node */
     size_t n_nodes, cap;
 } grow_tree;
 
@@ -280,6 +336,10 @@ static int add_nodes(grow_tree *t, size_t count) {
         if (!s)
             return -1;
         t->split_bin = s;
+        float *c = realloc(t->cover, cap * sizeof *c);
+        if (!c)
+            return -1;
+        t->cover = c;
         t->cap = cap;
     }
     t->n_nodes += count;
@@ -304,6 +364,7 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
         leaves[i].sum = sums + i * b->kk2;
     open_leaf *root = &leaves[0];
     *root = (open_leaf){.node = 0, .start = 0, .end = n_rows, .depth = 0, .hist = pool[0], .sum = root->sum};
+    t->cover[0] = (float)n_rows;
     for (uint32_t i = 0; i < n_rows; i++) {
         const double *src = b->gh + (size_t)b->rows[i] * b->kk2;
         for (size_t c = 0; c < b->kk2; c++)
@@ -349,6 +410,8 @@ static tb_status grow(booster *b, uint32_t n_rows, double **pool, grow_tree *t, 
             .threshold = threshold,
         };
         t->split_bin[best->node] = best->bin;
+        t->cover[child] = (float)(lo - best->start);
+        t->cover[child + 1] = (float)(best->end - lo);
         open_leaf *right = &leaves[n_leaves++];
         double *right_sum = right->sum;
         *right = (open_leaf){.node = child + 1, .start = lo, .end = best->end, .depth = best->depth + 1,
@@ -785,9 +848,12 @@ static tb_status round_tree(boost_run *r, uint32_t n_rows, grow_tree *gt, tb_boo
     tb_status st = TB_OK;
     if (n_rows == 0 || (st = grow(b, n_rows, r->pool, gt, &leaves, &n_leaves)) != TB_OK) {
         free(gt->nodes);
+        free(gt->cover);
         return n_rows == 0 ? tb_error(TB_INVALID, "a boosting round sampled no rows") : st;
     }
     tb_boosted_tree *tree = &g->trees[g->n_trees];
+    tree->cover = gt->cover;
+    gt->cover = NULL;
     tree->nodes = gt->nodes;
     tree->n_nodes = (uint32_t)gt->n_nodes;
     tree->n_leaves = (uint32_t)n_leaves;
@@ -796,7 +862,9 @@ static tb_status round_tree(boost_run *r, uint32_t n_rows, grow_tree *gt, tb_boo
         free(leaves[0].sum);
         free(leaves);
         free(gt->nodes);
+        free(tree->cover);
         tree->nodes = NULL;
+        tree->cover = NULL;
         return tb_error(TB_NOMEM, "out of memory");
     }
     g->n_trees++;
@@ -900,6 +968,7 @@ static tb_status run_rounds(boost_run *r) {
         for (size_t t = best_round; t < g->n_trees; t++) {
             free(g->trees[t].nodes);
             free(g->trees[t].values);
+            free(g->trees[t].cover);
         }
         g->n_trees = best_round;
     }
@@ -973,6 +1042,32 @@ static void gbdt_save(const void *impl, tb_writer *w) {
         tb_tree_nodes_write(w, tr->nodes, tr->n_nodes);
         tb_write_f32s(w, tr->values, (size_t)tr->n_leaves * g->k);
     }
+    /* Covers trail the trees: a model saved without them still loads (and cannot explain). */
+    int covered = g->n_trees > 0;
+    for (size_t t = 0; t < g->n_trees; t++)
+        covered &= g->trees[t].cover != NULL;
+    for (size_t t = 0; covered && t < g->n_trees; t++)
+        tb_write_f32s(w, g->trees[t].cover, g->trees[t].n_nodes);
+}
+
+/* The optional covers after the trees: all or none; each node's cover is its children's sum. */
+static tb_status read_covers(tb_reader *r, gbdt *g) {
+    if (tb_reader_left(r) == 0)
+        return TB_OK;
+    for (size_t t = 0; t < g->n_trees; t++) {
+        tb_boosted_tree *tr = &g->trees[t];
+        tb_status st = tb_read_f32s(r, &tr->cover, tr->n_nodes, "tree covers");
+        if (st != TB_OK)
+            return st;
+        for (uint32_t i = 0; i < tr->n_nodes; i++) {
+            const tb_tree_node *nd = &tr->nodes[i];
+            float c = tr->cover[i];
+            if (!(c >= 0.0f) ||
+                (nd->feature >= 0 && fabsf(c - tr->cover[nd->child] - tr->cover[nd->child + 1]) > 1e-6f * c))
+                return tb_error(TB_CORRUPT, "boosted tree %zu: node %u's cover is not its children's sum", t, i);
+        }
+    }
+    return TB_OK;
 }
 
 static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl) {
@@ -1014,6 +1109,8 @@ static tb_status gbdt_load(tb_reader *r, tb_task task, size_t n_features, size_t
             if (!isfinite(tr->values[v]))
                 st = tb_error(TB_CORRUPT, "boosted tree %u: non-finite leaf value", t);
     }
+    if (st == TB_OK)
+        st = read_covers(r, g);
     if (st == TB_OK)
         st = gbdt_prepare(g);
     if (st != TB_OK) {
@@ -1063,6 +1160,8 @@ const tb_model_ops tb_gbdt_ops = {
     .predict = gbdt_predict,
     .predict_block = gbdt_predict_block,
     .n_steps = gbdt_n_trees,
+    .explain = gbdt_explain,
+    .explain_space = "margin",
     .save = gbdt_save,
     .load = gbdt_load,
     .free = gbdt_free,

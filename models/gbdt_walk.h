@@ -18,6 +18,8 @@ typedef struct tb_boosted_tree {
     uint32_t n_nodes, n_leaves;
     tb_tree_node *nodes;
     float *values; /* n_leaves × k: added to the raw scores */
+    float *cover;  /* n_nodes: training rows of the round that reached each node (for TreeSHAP's
+                      expectations); NULL in models saved before covers were kept */
 } tb_boosted_tree;
 
 typedef struct tb_gbdt_walk tb_gbdt_walk;

@@ -139,6 +139,16 @@ struct tb_model_ops {
     void (*predict_block)(const void *impl, const double *x, size_t n, double *out);
     /* Steps the trained model kept: trees of a forest, rounds after early stopping, epochs run. */
     size_t (*n_steps)(const void *impl);
+    /* Optional: exact per-feature contributions (TreeSHAP for trees) to outputs[0 .. n_out) for
+     * the row x: phi gets n_features × n_out values (phi[j * n_out + o]), base and value n_out
+     * each: base + Σ phi = value, the output in the family's explain_space (below) computed in
+     * double precision (prediction may sum in float). TB_INVALID when this model cannot (a
+     * boosted model saved before covers were kept). */
+    tb_status (*explain)(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
+                         double *base, double *value);
+    /* What explain's sums equal: "margin" (boosting's raw scores, before the softmax),
+     * "probability" or "value". */
+    const char *explain_space;
     /* Optional, multilabel: the probability from which a label joins the predicted set (0.5). */
     double (*threshold)(const void *impl);
     void (*save)(const void *impl, tb_writer *w);
