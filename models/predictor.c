@@ -91,6 +91,20 @@ size_t tb_predictor_predict(const tb_predictor *p, const double *raw, double *ou
     return tb_predictor_finish(p, raw, out);
 }
 
+tb_status tb_predictor_explain(const tb_predictor *p, const double *raw, const size_t *outputs, size_t n_out,
+                               double *phi, double *base, double *value) {
+    const tb_model_ops *ops = p->model->ops;
+    if (!ops->explain)
+        return tb_error(TB_INVALID, "the model is '%s', which has no exact explanation yet (gbdt has: TreeSHAP)",
+                        ops->kind);
+    if (p->pipeline->components)
+        return tb_error(TB_INVALID, "the model reads %zu PCA components, not the features: its contributions would "
+                                    "not name a feature", p->pipeline->n_outputs);
+    double x[1024]; /* MODEL_MAX_FEATURES */
+    tb_pipeline_transform(p->pipeline, raw, x);
+    return ops->explain(p->model->impl, x, outputs, n_out, phi, base, value);
+}
+
 double tb_predictor_sigma(const tb_predictor *p, const double *raw) {
     const tb_calibration *c = p->calibration;
     return c && c->difficulty ? tb_difficulty_sigma(p->pipeline, c->difficulty, c->sigma_floor, raw) : 1.0;

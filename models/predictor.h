@@ -50,6 +50,12 @@ static inline size_t tb_predictor_finish(const tb_predictor *p, const double *ra
     return p->twins ? tb_twins_apply(p->twins, raw, out) : 0;
 }
 
+/* Per-feature contributions of the model's outputs[0 .. n_out) for a raw row (models/model.h's
+ * explain: phi n_features × n_out, base and value n_out, base + Σ phi = value in the family's
+ * explain_space). TB_INVALID naming the family when it has no exact method, or when the model
+ * reads PCA components rather than the features. */
+tb_status tb_predictor_explain(const tb_predictor *p, const double *raw, const size_t *outputs, size_t n_out,
+                               double *phi, double *base, double *value);
 /* Popularity: the calibration's difficulty σ for a raw row (1 when there is none). */
 double tb_predictor_sigma(const tb_predictor *p, const double *raw);
 

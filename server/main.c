@@ -153,7 +153,8 @@ int main(int argc, char **argv) {
 
     /* Each request runs its BLAS calls on its own thread; a BLAS thread pool would only contend. */
     tb_index_blas_single_thread();
-    tb_load_options load = {cfg.memory_budget_mb ? cfg.memory_budget_mb << 20 : tb_memory_limit(), cfg.exact_index};
+    tb_load_options load = {cfg.memory_budget_mb ? cfg.memory_budget_mb << 20 : tb_memory_limit(), cfg.exact_index,
+                            cfg.hnsw_ef};
     tb_server_state *state = NULL;
     tb_status st = tb_server_state_load(db, &load, &state);
     if (st != TB_OK) {

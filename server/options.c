@@ -111,6 +111,9 @@ static const tb_opt rows[] = {
      "physical memory)"),
     ROW("exact-index", NULL, TB_OPT_ON, F(exact_index), 0, 0,
      "leave a published HNSW graph unloaded: every recommendation\nscans the index exactly (less memory, recall 1)"),
+    ROW("hnsw-ef", "N", TB_OPT_SIZE, F(hnsw_ef), 1, 100000,
+     "breadth of an HNSW search: higher finds more of the exact\ntop k, slower (default: the one trained with the graph,\n"
+     "128)"),
     ROW("watch", "S", TB_OPT_UINT, F(watch_s), 1, 86400,
      "every S seconds, reload when the database holds a newly\npublished model (SIGHUP reloads at any time)"),
 };

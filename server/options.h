@@ -16,6 +16,7 @@ typedef struct tb_serve_config {
     double rate_burst;           /* 0: twice the rate */
     size_t memory_budget_mb;     /* 0: the cgroup's limit or physical memory */
     int exact_index;             /* --exact-index */
+    size_t hnsw_ef;              /* --hnsw-ef; 0: the graph's own */
     tb_http_options http;        /* host and port are set from listen by the caller */
 } tb_serve_config;
 

@@ -193,6 +193,8 @@ static tb_status load_index(tb_store *store, const tb_catalog *catalog, const ch
     }
     if (st == TB_OK && x->embedder->ann_len)
         st = load_graph(x, o->exact_index);
+    if (st == TB_OK && x->ann && o->hnsw_ef) /* before any search: setting it is not thread-safe */
+        tb_ann_set_ef(x->ann, o->hnsw_ef);
     if (st == TB_OK && !(x->centroids = genre_centroids(x->index, x->track, catalog)))
         st = tb_error(TB_NOMEM, "out of memory");
     if (st != TB_OK) {

@@ -38,6 +38,7 @@ enum { TB_SERVED_GENRE, TB_SERVED_MULTILABEL, TB_SERVED_POPULARITY, TB_SERVED_RE
 typedef struct tb_load_options {
     size_t memory_budget; /* bytes the process may hold once a load is done and while it runs (0: no check) */
     int exact_index;      /* leave a published HNSW graph unloaded: every query scans */
+    size_t hnsw_ef;       /* a loaded graph's search breadth (0: the one stored with it) */
 } tb_load_options;
 
 typedef struct tb_server_state {

@@ -30,6 +30,9 @@ enum MHD_Result tb_handle_popularity(struct tb_request *req);
 
 /* conformal.c */
 enum MHD_Result tb_handle_genre_set(struct tb_request *req);
+/* explain.c */
+enum MHD_Result tb_handle_genre_explain(struct tb_request *req);
+enum MHD_Result tb_handle_popularity_explain(struct tb_request *req);
 /* kserve.c (Open Inference Protocol) */
 enum MHD_Result tb_handle_v2_live(struct tb_request *req);
 enum MHD_Result tb_handle_v2_ready(struct tb_request *req);

@@ -25,8 +25,16 @@ def peak_rss(pid):
     return {k: int(fields[k].split()[0]) * 1024 for k in ("VmHWM", "VmRSS")}
 
 
+def wrk_run(url, rows, seconds, pace_ms=0):
+    env = dict(os.environ, TRACK_ROWS=str(rows), TRACK_PREFIX="scale", PACE_MS=str(pace_ms))
+    r = subprocess.run(["wrk", "-t1", "-c4", f"-d{seconds}s", "--latency", "-s", os.path.join(HERE, "http", "post.lua"),
+                        url], env=env, capture_output=True, text=True, check=True)
+    return json.loads(next(l for l in r.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+
+
 def http_run(build, db, rows, seconds, extra):
-    """Serves db, waits for it, runs wrk; the load time, the server's memory and wrk's result."""
+    """Serves db, waits for it; wrk at saturation (4 connections), then paced at about half that
+    rate (a p99 not made of queueing); the load time and the server's memory."""
     port = free_port()
     t0 = time.monotonic()
     proc = subprocess.Popen([os.path.join(build, "server/timbre-serve"), "--db", db, "--listen", f"127.0.0.1:{port}",
@@ -35,18 +43,24 @@ def http_run(build, db, rows, seconds, extra):
         if not wait_http(port, "/readyz", seconds=1800):
             sys.exit("timbre-serve on the scaled catalog did not start")
         out = {"load_seconds": round(time.monotonic() - t0, 1), **peak_rss(proc.pid)}
-        env = dict(os.environ, TRACK_ROWS=str(rows), TRACK_PREFIX="scale")
         url = f"http://127.0.0.1:{port}/v1/recommend"
-        for warm in (True, False):
-            r = subprocess.run(["wrk", "-t1", "-c4", f"-d{3 if warm else seconds}s", "--latency", "-s",
-                                os.path.join(HERE, "http", "post.lua"), url], env=env, capture_output=True,
-                               text=True, check=True)
-        line = next(l for l in r.stdout.splitlines() if l.startswith("RESULT "))
-        out.update(json.loads(line[len("RESULT "):]))
+        wrk_run(url, rows, 3)  # warm-up
+        out["saturated"] = wrk_run(url, rows, seconds)
+        pace = max(1, round(1000.0 * 4 / (out["saturated"]["rps"] / 2.0)))
+        out["paced"] = wrk_run(url, rows, seconds, pace)
+        out["paced"]["pace_ms"] = pace
         return out
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def http_sizes(args, rows, catalog):
+    runs = {"hnsw": http_run(args.build, catalog, rows, args.seconds, [])}
+    for ef in [e for e in args.http_ef.split(",") if e]:
+        runs[f"hnsw ef {ef}"] = http_run(args.build, catalog, rows, args.seconds, ["--hnsw-ef", ef])
+    runs["exact"] = http_run(args.build, catalog, rows, args.seconds, ["--exact-index"])
+    return runs
 
 
 def main():
@@ -59,11 +73,18 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--ef", default="16,32,64,128,256")
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--http-ef", default="", help="also serve with these --hnsw-ef values")
+    ap.add_argument("--http-only", action="store_true", help="only the HTTP runs, on WORK/HTTP_ROWS/catalog.db")
     ap.add_argument("--work", default=None, help="keep the files here (default: a scratch directory, removed)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="timbre-scale-")
     os.makedirs(work, exist_ok=True)
     summary = {"sizes": []}
+    if args.http_only:
+        runs = http_sizes(args, args.http_rows, os.path.join(work, str(args.http_rows), "catalog.db"))
+        json.dump(runs, open(os.path.join(work, "http.json"), "w"), indent=1)
+        http_report(runs)
+        return
     try:
         base = os.path.join(work, "base.db")
         if not os.path.exists(base):
@@ -90,8 +111,7 @@ def main():
             os.remove(os.path.join(d, "vectors.f32"))
             if rows == args.http_rows:
                 print(f"HTTP, {rows} rows ...", file=sys.stderr, flush=True)
-                size["http"] = {"hnsw": http_run(args.build, catalog, rows, args.seconds, []),
-                                "exact": http_run(args.build, catalog, rows, args.seconds, ["--exact-index"])}
+                size["http"] = http_sizes(args, rows, catalog)
             summary["sizes"].append(size)
             with open(os.path.join(work, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1)
@@ -123,11 +143,20 @@ def report(size):
         print(f"| {x['filter']} | {x['pass_share']:.4f} | {x['recall']:.4f} | {x['from_graph']:.3f} | {x['ms']:.3f} | "
               f"{x['exact_ms']:.3f} |")
     if "http" in size:
-        print("| POST /v1/recommend by id | req/s | p50 ms | p99 ms | load s | peak RSS MB | RSS MB |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for k, r in size["http"].items():
-            print(f"| {k} | {r['rps']:,.0f} | {r['p50_us'] / 1e3:.2f} | {r['p99_us'] / 1e3:.2f} | {r['load_seconds']} | "
-                  f"{r['VmHWM'] / mb:.0f} | {r['VmRSS'] / mb:.0f} |")
+        http_report(size["http"])
+    sys.stdout.flush()
+
+
+def http_report(runs):
+    mb = 1 << 20
+    print("| POST /v1/recommend by id | load | req/s | p50 ms | p99 ms | paced req/s | p50 ms | p99 ms | load s | "
+          "peak RSS MB | RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, r in runs.items():
+        a, b = r["saturated"], r["paced"]
+        print(f"| {k} | 4 connections | {a['rps']:,.0f} | {a['p50_us'] / 1e3:.2f} | {a['p99_us'] / 1e3:.2f} | "
+              f"{b['rps']:,.0f} | {b['p50_us'] / 1e3:.2f} | {b['p99_us'] / 1e3:.2f} | {r['load_seconds']} | "
+              f"{r['VmHWM'] / mb:.0f} | {r['VmRSS'] / mb:.0f} |")
     sys.stdout.flush()
 
 

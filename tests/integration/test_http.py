@@ -10,6 +10,7 @@ import csv
 import gzip
 import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -257,6 +258,7 @@ def run(a, data, tmp):
         recommendations_checks(c, db, header, catalog_row)
         genre_index_checks(a, paths, header, catalog_row, tmp)
         hnsw_index_checks(a, paths, tmp)
+        explain_checks(a, c, paths, catalog_row, header, tmp)
         conformal_checks(c, header, catalog_row)
         batch_checks(c, header, catalog_row)
         kserve_checks(c, header, predict_rows)
@@ -1163,6 +1165,70 @@ def corrupt_version_refused(c, db):
     rec = [x for x in b["models"] if x["task"] == "recommend"] if s == 200 else []
     check(before[0] == after[0] == 200 and before[1] == after[1] and rec and rec[0]["version"] == version,
           f"the old index keeps serving after a corrupt graph: {rec}")
+
+
+def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
+    """The explain routes: on boosting (gbdt genre and popularity models) base + the contributions
+    = the margin, whose softmax is the served probability; the genre asked, the top N, batches,
+    a track id; bad requests 400; on the rf server, a 400 naming the family."""
+    s, b, _ = rf_client.post("/v1/genre/explain", {"features": {"tempo": 120}})
+    check(s == 400 and "'rf'" in b["error"]["message"], f"rf genre model: no exact explanation yet {s} {b}")
+    db = os.path.join(tmp, "explain.db")
+    for task in ("genre", "popularity"):
+        t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", task, "--model", "gbdt",
+                            "--threads", "2", "--log-level", "warn", "--calibration-fraction", "0"],
+                           capture_output=True, text=True, timeout=300)
+        check(t.returncode == 0, f"gbdt trainer for explanations: {t.stderr[-1000:]}")
+    proc, port = start_server(a.server, db, tmp)
+    if t.returncode != 0 or port is None:
+        check(False, "server on the gbdt models")
+        return
+    try:
+        c = Client(port)
+        feats = {"tempo": 128.0, "energy": 0.81, "danceability": 0.66, "loudness": -5.5, "valence": None}
+        s, g, _ = c.post("/v1/genre", {"features": feats})
+        s2, e, _ = c.post("/v1/genre/explain", {"features": feats, "top": 3})
+        ok = s == s2 == 200 and e["space"] == "margin" and len(e["explained"]) == 3
+        check(ok, f"genre explain {s2} {e}")
+        if not ok:
+            return
+        margins = []
+        for x in e["explained"]:
+            total = x["base"] + sum(y["contribution"] for y in x["contributions"])
+            margins.append(x["output"])
+            check(abs(total - x["output"]) < 1e-9 and len(x["contributions"]) == 13, f"base + contributions {x}")
+            mags = [abs(y["contribution"]) for y in x["contributions"]]
+            check(mags == sorted(mags, reverse=True), "contributions largest first")
+        first = e["explained"][0]
+        check(first["genre"] == g["genre"] and abs(first["probability"] - g["probabilities"][0]["probability"]) < 1e-12,
+              f"the predicted genre explained first {first['genre']} {g['genre']}")
+        probs = [x["probability"] for x in e["explained"]]
+        check(probs == sorted(probs, reverse=True), f"top 3 most probable first {probs}")
+        valence = [y for y in first["contributions"] if y["feature"] == "valence"]
+        check(valence and valence[0]["value"] is None and valence[0].get("imputed") is True, f"missing named {valence}")
+        # Differences of margins are differences of log-probabilities.
+        check(abs((margins[0] - margins[1]) - math.log(probs[0] / probs[1])) < 1e-5, "margins are log-odds")
+        s, one, _ = c.post("/v1/genre/explain", {"features": feats, "genre": e["explained"][2]["genre"]})
+        check(s == 200 and one["explained"] == e["explained"][2:3], "a named genre explained as in the top 3")
+        s, batch, _ = c.post("/v1/genre/explain", {"instances": [{"features": feats}, {"features": {"tempo": 90}}]})
+        check(s == 200 and len(batch["predictions"]) == 2 and batch["predictions"][0]["explained"] == e["explained"][:1],
+              f"batch explain {s}")
+        col = {name: i for i, name in enumerate(header)}
+        s, by_id, _ = c.post("/v1/genre/explain", {"track_id": catalog_row[col["instance_id"]]})
+        check(s == 200 and by_id["track_id"] == catalog_row[col["instance_id"]], f"explain by track id {s}")
+        for body, field in (({"features": feats, "genre": "Polka"}, "genre"), ({"features": feats, "top": 0}, "top"),
+                            ({"features": feats, "top": 2, "genre": "Rock"}, "genre"), ({"features": feats, "x": 1}, None)):
+            s, b, _ = c.post("/v1/genre/explain", body)
+            check(s == 400 and (field is None or b["error"].get("field") == field), f"bad explain {body}: {s} {b}")
+        del feats["valence"]
+        s, p, _ = c.post("/v1/popularity", {"features": feats})
+        s2, pe, _ = c.post("/v1/popularity/explain", {"features": feats})
+        x = pe["explained"][0] if s2 == 200 else {}
+        check(s == s2 == 200 and pe["space"] == "margin" and abs(x["popularity"] - p["popularity"]) < 1e-12
+              and abs(x["base"] + sum(y["contribution"] for y in x["contributions"]) - x["output"]) < 1e-9
+              and abs(x["output"] - p["popularity"]) < 1e-3, f"popularity explain {s2} {pe}")
+    finally:
+        stop_server(proc)
 
 
 def conformal_checks(c, header, catalog_row):

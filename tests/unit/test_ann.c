@@ -125,7 +125,7 @@ static void recall_against_exact_and_round_trip(void) {
     tb_ann *stored = through_sqlite(blob, len, v, N);
     CHECK(same_answers(a, stored, queries));
     tb_ann_free(stored);
-    CHECK(back && tb_ann_get_params(back)->m == 16 && tb_ann_get_params(back)->ef_search == 64);
+    CHECK(back && tb_ann_get_params(back)->m == 16 && tb_ann_get_params(back)->ef_search == 128);
     tb_ann_free(back);
 
     /* Hostile blobs: another shape, a flipped byte anywhere (the digest), every truncation. */
