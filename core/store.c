@@ -571,8 +571,8 @@ tb_status tb_store_index_sizes(tb_store *s, int64_t model_id, tb_index_sizes *re
     tb_status st = TB_OK;
     pthread_mutex_lock(&s->lock);
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT length(m.blob), v.n_rows, v.dim, json_extract(m.metrics, '$.index') = 'hnsw' "
-                           "FROM models m JOIN index_vectors v ON v.model_id = m.id WHERE m.id = ?1",
+                           "SELECT length(m.blob), v.n_rows, v.dim FROM models m JOIN index_vectors v ON "
+                           "v.model_id = m.id WHERE m.id = ?1",
                            -1, &stmt, NULL) != SQLITE_OK) {
         st = db_error(s, "reading index sizes");
     } else {
@@ -581,8 +581,7 @@ tb_status tb_store_index_sizes(tb_store *s, int64_t model_id, tb_index_sizes *re
         if (rc == SQLITE_ROW) {
             sqlite3_int64 b = sqlite3_column_int64(stmt, 0), n = sqlite3_column_int64(stmt, 1),
                           d = sqlite3_column_int64(stmt, 2);
-            *ret = (tb_index_sizes){b > 0 ? (size_t)b : 0, n > 0 ? (size_t)n : 0, d > 0 ? (size_t)d : 0,
-                                    sqlite3_column_int(stmt, 3) == 1};
+            *ret = (tb_index_sizes){b > 0 ? (size_t)b : 0, n > 0 ? (size_t)n : 0, d > 0 ? (size_t)d : 0};
         } else {
             st = rc == SQLITE_DONE ? tb_error(TB_NOT_FOUND, "%s: index %lld has no vectors", s->path, (long long)model_id)
                                    : db_error(s, "reading index sizes");

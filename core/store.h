@@ -54,11 +54,9 @@ typedef struct tb_index_payload {
 tb_status tb_store_publish_index(tb_store *s, const tb_model_record *m, const tb_index_payload *ix, int64_t *ret_id,
                                  int *ret_version);
 /* What loading index `model_id` reads, before reading it: its model row's blob bytes (the
- * embedder and any graph), whether its metrics say a graph is in the blob ("index": "hnsw"), and
- * its vectors' rows and values. TB_NOT_FOUND when it has none. */
+ * embedder and any graph) and its vectors' rows and values. TB_NOT_FOUND when it has none. */
 typedef struct tb_index_sizes {
     size_t blob_bytes, n_rows, dim;
-    int graph;
 } tb_index_sizes;
 tb_status tb_store_index_sizes(tb_store *s, int64_t model_id, tb_index_sizes *ret);
 /* The vectors and row ids of index `model_id` (caller frees the vectors, each id and the array).

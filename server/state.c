@@ -113,9 +113,10 @@ static float *genre_centroids(const tb_index *ix, const size_t *track, const tb_
 }
 
 /* What loading the index needs at its peak, from its stored sizes, erring high: the vectors and
- * their transposed copy, ids and row map (~48 bytes a row), the blob, and with a graph two more
- * copies of it at once (the embedder's copy, the memory file hnswlib reads, the graph). Measured:
- * 1.4 times the peak resident size at 200,000 tracks (tests/bench/recommend_scale.sh). */
+ * their transposed copy, ids and row map (~48 bytes a row), and the blob three times (the
+ * record's, then the embedder's copy of a graph in it, the memory file hnswlib reads, the graph:
+ * taken as all graph, which costs an embedder-only blob a few MB of slack). Measured: 1.4 times
+ * the peak resident size at 1 M tracks (tests/bench/recommend_scale.sh). */
 static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options *o) {
     tb_index_sizes z;
     if (!o->memory_budget)
@@ -123,17 +124,16 @@ static tb_status check_budget(tb_store *store, int64_t id, const tb_load_options
     tb_status st = tb_store_index_sizes(store, id, &z);
     if (st != TB_OK)
         return st == TB_NOT_FOUND ? TB_OK : st; /* the load says what is missing */
-    int graph = z.graph && !o->exact_index;
     double mb = 1024.0 * 1024.0, need = 2.0 * (double)z.n_rows * (double)z.dim * sizeof(float) +
-                                          48.0 * (double)z.n_rows + (graph ? 3.0 : 1.0) * (double)z.blob_bytes;
+                                          48.0 * (double)z.n_rows + (o->exact_index ? 1.0 : 3.0) * (double)z.blob_bytes;
     double resident = (double)tb_memory_resident();
     if (resident + need > (double)o->memory_budget)
         return tb_error(TB_NOMEM,
-                        "loading it needs about %.0f MB (%zu tracks of %zu values, a %.0f MB blob%s) beside the %.0f "
-                        "MB already resident: over the memory budget of %.0f MB (--memory-budget-mb%s)",
-                        need / mb, z.n_rows, z.dim, (double)z.blob_bytes / mb, graph ? " with its HNSW graph" : "",
-                        resident / mb, (double)o->memory_budget / mb,
-                        graph ? "; --exact-index leaves the graph out" : "");
+                        "loading it needs about %.0f MB (%zu tracks of %zu values, a %.0f MB blob) beside the %.0f "
+                        "MB already resident: over the memory budget of %.0f MB (--memory-budget-mb; --exact-index "
+                        "leaves a graph out)",
+                        need / mb, z.n_rows, z.dim, (double)z.blob_bytes / mb, resident / mb,
+                        (double)o->memory_budget / mb);
     return TB_OK;
 }
 

@@ -242,6 +242,10 @@ static int publish(bench *b, tb_store *src, const char *out_db, const tb_model_r
     tb_model_record m = *rec;
     m.blob = blob;
     m.blob_len = blob_len;
+    char metrics[128]; /* what the trainer's report says of a graph */
+    snprintf(metrics, sizeof metrics, "{\"index\":\"hnsw\",\"n_tracks\":%zu,\"ann_bytes\":%zu}", b->n,
+             tb_ann_bytes(b->ann));
+    m.metrics = metrics;
     tb_index_payload ix = {b->n, b->dim, b->vectors, ids};
     int64_t id;
     int version;
