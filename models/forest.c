@@ -13,6 +13,7 @@
 #include "model.h"
 #include "forest.h"
 #include "tree.h"
+#include "treeshap.h"
 
 #define FOREST_FORMAT 1
 #define FOREST_MAX_TREES 100000
@@ -23,6 +24,7 @@ typedef struct forest {
     size_t n_classes; /* outputs: classes, or 1 */
     size_t n_trees;
     tb_tree *trees;
+    size_t max_depth; /* of the deepest tree (TreeSHAP's scratch); set once trained or loaded */
 } forest;
 
 static void forest_free(void *impl) {
@@ -33,6 +35,15 @@ static void forest_free(void *impl) {
         tb_tree_clear(&f->trees[t]);
     free(f->trees);
     free(f);
+}
+
+static void set_max_depth(forest *f) {
+    f->max_depth = 0;
+    for (size_t t = 0; t < f->n_trees; t++) {
+        tb_shap_tree st = {f->trees[t].nodes, f->trees[t].n_nodes, NULL, INT32_MAX, 0};
+        long depth = tb_shap_tree_depth(&st);
+        f->max_depth = depth > (long)f->max_depth ? (size_t)depth : f->max_depth;
+    }
 }
 
 static size_t resolve_mtry(const tb_train_params *p, tb_task task, size_t d) {
@@ -149,6 +160,7 @@ static tb_status forest_train_kind(const tb_train_data *data, const tb_train_par
         forest_free(f);
         return tb_error(failed, "%s", failure);
     }
+    set_max_depth(f);
     *ret_impl = f;
     return TB_OK;
 }
@@ -221,6 +233,7 @@ static void forest_save(const void *impl, tb_writer *w) {
     tb_write_u32(w, (uint32_t)f->n_trees);
     for (size_t t = 0; t < f->n_trees; t++)
         tb_tree_save(&f->trees[t], f->task, w);
+    tb_tree_covers_write(w, f->trees, f->n_trees);
 }
 
 static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size_t n_outputs, void **ret_impl) {
@@ -249,8 +262,65 @@ static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size
         }
     }
     f->n_trees = n_trees;
+    if ((st = tb_tree_covers_read(r, f->trees, n_trees)) != TB_OK) {
+        forest_free(f);
+        return st;
+    }
+    set_max_depth(f);
     *ret_impl = f;
     return TB_OK;
+}
+
+/* ---------- explanation ---------- */
+
+typedef struct explained_leaf {
+    const forest *f;
+    const tb_tree *tree;
+    const size_t *outputs;
+    size_t n_out;
+} explained_leaf;
+
+/* A leaf's share of the forest's output: its probabilities of the outputs asked (or its value),
+ * divided by the tree count. */
+static void explained_value(const void *ctx, uint32_t leaf, double *out) {
+    const explained_leaf *e = ctx;
+    const tb_tree *t = e->tree;
+    double scale = 1.0 / (double)e->f->n_trees;
+    if (e->f->task != TB_TASK_CLASSIFY) {
+        out[0] = scale * t->leaf_value[leaf];
+        return;
+    }
+    for (size_t o = 0; o < e->n_out; o++)
+        out[o] = 0.0;
+    for (uint32_t i = t->leaf_start[leaf]; i < t->leaf_start[leaf + 1]; i++)
+        for (size_t o = 0; o < e->n_out; o++)
+            if (t->leaf_class[i] == e->outputs[o])
+                out[o] = scale * (double)t->leaf_prob[i];
+}
+
+/* TreeSHAP in probability space (the value's space to regress): base + Σ phi = the prediction. */
+static tb_status forest_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
+                                double *base, double *value) {
+    const forest *f = impl;
+    for (size_t t = 0; t < f->n_trees; t++)
+        if (!f->trees[t].cover)
+            return tb_error(TB_INVALID, "this forest was saved before trees kept their covers: retrain it to explain "
+                                        "its predictions");
+    tb_shap_work *w = tb_shap_work_new(f->max_depth, n_out);
+    if (!w)
+        return tb_error(TB_NOMEM, "out of memory");
+    memset(phi, 0, f->n_features * n_out * sizeof *phi);
+    for (size_t o = 0; o < n_out; o++)
+        base[o] = value[o] = 0.0;
+    tb_status st = TB_OK;
+    for (size_t t = 0; t < f->n_trees && st == TB_OK; t++) {
+        const tb_tree *tr = &f->trees[t];
+        tb_shap_tree shap_tree = {tr->nodes, tr->n_nodes, tr->cover, INT32_MAX, 0};
+        explained_leaf e = {f, tr, outputs, n_out};
+        st = tb_treeshap_add(&shap_tree, x, f->n_features, n_out, explained_value, &e, w, phi, base, value);
+    }
+    tb_shap_work_free(w);
+    return st;
 }
 
 /* Forests balance class weights unless told not to; rf bootstraps, extra trees do not. */
@@ -299,6 +369,8 @@ const tb_model_ops tb_forest_ops = {
     .predict = forest_predict,
     .predict_block = forest_predict_block,
     .n_steps = forest_n_trees,
+    .explain = forest_explain,
+    .explain_space = "probability",
     .save = forest_save,
     .load = forest_load,
     .free = forest_free,
@@ -313,6 +385,8 @@ const tb_model_ops tb_extra_ops = {
     .predict = forest_predict,
     .predict_block = forest_predict_block,
     .n_steps = forest_n_trees,
+    .explain = forest_explain,
+    .explain_space = "probability",
     .save = forest_save,
     .load = forest_load,
     .free = forest_free,

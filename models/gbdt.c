@@ -1050,22 +1050,17 @@ static void gbdt_save(const void *impl, tb_writer *w) {
         tb_write_f32s(w, g->trees[t].cover, g->trees[t].n_nodes);
 }
 
-/* The optional covers after the trees: all or none; each node's cover is its children's sum. */
+/* The optional covers after the trees: all or none (tree.h's rule for forests too). */
 static tb_status read_covers(tb_reader *r, gbdt *g) {
     if (tb_reader_left(r) == 0)
         return TB_OK;
     for (size_t t = 0; t < g->n_trees; t++) {
         tb_boosted_tree *tr = &g->trees[t];
         tb_status st = tb_read_f32s(r, &tr->cover, tr->n_nodes, "tree covers");
+        if (st == TB_OK)
+            st = tb_tree_covers_check(tr->nodes, tr->n_nodes, tr->cover);
         if (st != TB_OK)
-            return st;
-        for (uint32_t i = 0; i < tr->n_nodes; i++) {
-            const tb_tree_node *nd = &tr->nodes[i];
-            float c = tr->cover[i];
-            if (!(c >= 0.0f) ||
-                (nd->feature >= 0 && fabsf(c - tr->cover[nd->child] - tr->cover[nd->child + 1]) > 1e-6f * c))
-                return tb_error(TB_CORRUPT, "boosted tree %zu: node %u's cover is not its children's sum", t, i);
-        }
+            return tb_error_prefix(st, "boosted tree %zu", t);
     }
     return TB_OK;
 }

@@ -156,6 +156,7 @@ void tb_tree_clear(tb_tree *t) {
     free(t->leaf_class);
     free(t->leaf_prob);
     free(t->leaf_value);
+    free(t->cover);
     memset(t, 0, sizeof *t);
 }
 
@@ -184,7 +185,9 @@ static int reserve_nodes(builder *b, size_t need) {
     tb_tree *t = b->t;
     if (need <= cap)
         return 0;
-    if (grow((void **)&t->nodes, &cap, need, sizeof *t->nodes))
+    size_t cover_cap = cap; /* grows in step with the nodes */
+    if (grow((void **)&t->nodes, &cap, need, sizeof *t->nodes) ||
+        grow((void **)&t->cover, &cover_cap, need, sizeof *t->cover))
         return -1;
     b->node_cap = cap;
     return 0;
@@ -422,6 +425,7 @@ tb_status tb_tree_grow(tb_tree_work *w, const tb_tree_spec *s, const double *wei
             sumsq = sum_y;
             pure = lo == hi;
         }
+        ret_tree->cover[f.node] = (float)w_total;
         best_split best = {0};
         if (!pure && n_node >= 2 * s->min_samples_leaf && n_node >= 2 &&
             (s->max_depth == 0 || f.depth < s->max_depth)) {
@@ -512,6 +516,39 @@ tb_status tb_tree_nodes_read(tb_reader *r, uint32_t n_nodes, uint32_t n_leaves, 
         }
     }
     *ret_nodes = nodes;
+    return TB_OK;
+}
+
+void tb_tree_covers_write(tb_writer *w, const tb_tree *trees, size_t n_trees) {
+    int covered = n_trees > 0;
+    for (size_t t = 0; t < n_trees; t++)
+        covered &= trees[t].cover != NULL;
+    for (size_t t = 0; covered && t < n_trees; t++)
+        tb_write_f32s(w, trees[t].cover, trees[t].n_nodes);
+}
+
+tb_status tb_tree_covers_read(tb_reader *r, tb_tree *trees, size_t n_trees) {
+    if (tb_reader_left(r) == 0)
+        return TB_OK;
+    for (size_t t = 0; t < n_trees; t++) {
+        tb_tree *tr = &trees[t];
+        tb_status st = tb_read_f32s(r, &tr->cover, tr->n_nodes, "tree covers");
+        if (st == TB_OK)
+            st = tb_tree_covers_check(tr->nodes, tr->n_nodes, tr->cover);
+        if (st != TB_OK)
+            return tb_error_prefix(st, "tree %zu", t);
+    }
+    return TB_OK;
+}
+
+tb_status tb_tree_covers_check(const tb_tree_node *nodes, uint32_t n_nodes, const float *cover) {
+    for (uint32_t i = 0; i < n_nodes; i++) {
+        const tb_tree_node *nd = &nodes[i];
+        float c = cover[i];
+        if (!(c >= 0.0f) || !isfinite(c) ||
+            (nd->feature >= 0 && fabsf(c - cover[nd->child] - cover[nd->child + 1]) > 1e-5f * c))
+            return tb_error(TB_CORRUPT, "node %u's cover is not its children's sum", i);
+    }
     return TB_OK;
 }
 

@@ -49,9 +49,19 @@ typedef struct tb_tree {
     float *leaf_prob;
     /* regress: one value per leaf */
     double *leaf_value;
+    /* per node: the training weight that reached it (bag counts × class weights), TreeSHAP's
+       expectations; NULL in models saved before covers were kept */
+    float *cover;
 } tb_tree;
 
 void tb_tree_clear(tb_tree *t);
+/* Covers trail a family's trees in its blob: every tree's or none (written only when all have
+ * them); reading finds none in a model saved before them, and checks each split's cover is its
+ * children's sum. */
+void tb_tree_covers_write(tb_writer *w, const tb_tree *trees, size_t n_trees);
+tb_status tb_tree_covers_read(tb_reader *r, tb_tree *trees, size_t n_trees);
+/* Each split's cover is its children's sum, every cover finite and >= 0 (nodes already checked). */
+tb_status tb_tree_covers_check(const tb_tree_node *nodes, uint32_t n_nodes, const float *cover);
 
 static inline uint32_t tb_tree_leaf(const tb_tree *t, const double *x) {
     const tb_tree_node *nodes = t->nodes, *nd = nodes;

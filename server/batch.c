@@ -9,6 +9,11 @@
 #include "request.h"
 
 enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one) {
+    return tb_run_single_or_batch_max(req, one, req->limits->max_batch_rows);
+}
+
+enum MHD_Result tb_run_single_or_batch_max(struct tb_request *req, tb_one_fn one, size_t max_rows) {
+    max_rows = max_rows < req->limits->max_batch_rows ? max_rows : req->limits->max_batch_rows;
     cJSON *root = NULL;
     if (tb_input_parse_object(req, &root))
         return req->result;
@@ -23,9 +28,9 @@ enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one) {
     cJSON *out = NULL, *predictions = NULL;
     if (tb_input_only_keys(req, root, keys, ""))
         goto done;
-    if (!cJSON_IsArray(instances) || n < 1 || (size_t)n > req->limits->max_batch_rows) {
-        tb_reply_fail(req, TB_INVALID, "instances",
-                       "\"instances\" must be an array of 1 to %zu request objects", req->limits->max_batch_rows);
+    if (!cJSON_IsArray(instances) || n < 1 || (size_t)n > max_rows) {
+        tb_reply_fail(req, TB_INVALID, "instances", "\"instances\" must be an array of 1 to %zu request objects%s",
+                      max_rows, max_rows < req->limits->max_batch_rows ? " on this route" : "");
         goto done;
     }
     out = cJSON_CreateObject();

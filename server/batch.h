@@ -14,5 +14,7 @@ typedef cJSON *(*tb_one_fn)(struct tb_request *req, const cJSON *obj);
 /* Parses the body and replies: one's object for a single request, or the predictions of a batch of
  * at most --max-batch-rows instances. */
 enum MHD_Result tb_run_single_or_batch(struct tb_request *req, tb_one_fn one);
+/* The same with batches of at most max_rows (and --max-batch-rows), for costly routes. */
+enum MHD_Result tb_run_single_or_batch_max(struct tb_request *req, tb_one_fn one, size_t max_rows);
 
 #endif

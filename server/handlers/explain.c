@@ -1,5 +1,5 @@
 /* POST /v1/genre/explain and POST /v1/popularity/explain: the inputs of the predict routes, and
- * each feature's exact contribution to the prediction (models/treeshap.c for boosting), with the
+ * each feature's exact contribution to the prediction (models/treeshap.c for trees), with the
  * base value they add to; batches as {"instances": [...]}. A genre request explains the predicted
  * genre, the genre named by "genre", or the "top" N (at most TB_TOP_GENRES). */
 #include <cjson/cJSON.h>
@@ -131,7 +131,8 @@ static cJSON *explain_one(struct tb_request *req, const cJSON *root, int task) {
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "space", p->model->ops->explain_space);
+    /* To regress, boosting's margin and a forest's mean are the value itself. */
+    cJSON_AddStringToObject(o, "space", genre ? p->model->ops->explain_space : "value");
     cJSON *list = cJSON_AddArrayToObject(o, "explained");
     for (size_t i = 0; i < n_out; i++) {
         cJSON *e = cJSON_CreateObject();
@@ -165,11 +166,11 @@ static cJSON *popularity_explain_one(struct tb_request *req, const cJSON *root) 
 enum MHD_Result tb_handle_genre_explain(struct tb_request *req) {
     if (!req->state->served[TB_SERVED_GENRE])
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published genre model is loaded");
-    return tb_run_single_or_batch(req, genre_explain_one);
+    return tb_run_single_or_batch_max(req, genre_explain_one, TB_MAX_EXPLAIN_ROWS);
 }
 
 enum MHD_Result tb_handle_popularity_explain(struct tb_request *req) {
     if (!req->state->served[TB_SERVED_POPULARITY])
         return tb_reply_fail(req, TB_UNAVAILABLE, NULL, "no published popularity model is loaded");
-    return tb_run_single_or_batch(req, popularity_explain_one);
+    return tb_run_single_or_batch_max(req, popularity_explain_one, TB_MAX_EXPLAIN_ROWS);
 }

@@ -1168,11 +1168,17 @@ def corrupt_version_refused(c, db):
 
 
 def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
-    """The explain routes: on boosting (gbdt genre and popularity models) base + the contributions
-    = the margin, whose softmax is the served probability; the genre asked, the top N, batches,
-    a track id; bad requests 400; on the rf server, a 400 naming the family."""
-    s, b, _ = rf_client.post("/v1/genre/explain", {"features": {"tempo": 120}})
-    check(s == 400 and "'rf'" in b["error"]["message"], f"rf genre model: no exact explanation yet {s} {b}")
+    """The explain routes: on the rf server, base + the contributions = the served probability; on
+    boosting (gbdt genre and popularity models) = the margin, whose softmax is the served
+    probability; the genre asked, the top N, batches, a track id; bad requests 400."""
+    # A forest explains in probability space: base + contributions = the served probability.
+    feats = {"tempo": 128.0, "energy": 0.81, "danceability": 0.66, "loudness": -5.5, "valence": None}
+    s, g, _ = rf_client.post("/v1/genre", {"features": feats})
+    s2, e, _ = rf_client.post("/v1/genre/explain", {"features": feats})
+    x = e["explained"][0] if s2 == 200 else {}
+    check(s == s2 == 200 and e["space"] == "probability" and x["genre"] == g["genre"]
+          and abs(x["base"] + sum(y["contribution"] for y in x["contributions"]) - x["output"]) < 1e-9
+          and abs(x["output"] - g["probabilities"][0]["probability"]) < 1e-9, f"rf genre explanation {s2} {e}")
     db = os.path.join(tmp, "explain.db")
     for task in ("genre", "popularity"):
         t = subprocess.run([a.trainer, "--data", paths["train.csv"], "--db", db, "--task", task, "--model", "gbdt",
@@ -1213,6 +1219,8 @@ def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
         s, batch, _ = c.post("/v1/genre/explain", {"instances": [{"features": feats}, {"features": {"tempo": 90}}]})
         check(s == 200 and len(batch["predictions"]) == 2 and batch["predictions"][0]["explained"] == e["explained"][:1],
               f"batch explain {s}")
+        s, b, _ = c.post("/v1/genre/explain", {"instances": [{"features": feats}] * 17})
+        check(s == 400 and "1 to 16 request objects on this route" in b["error"]["message"], f"explain batch bound {b}")
         col = {name: i for i, name in enumerate(header)}
         s, by_id, _ = c.post("/v1/genre/explain", {"track_id": catalog_row[col["instance_id"]]})
         check(s == 200 and by_id["track_id"] == catalog_row[col["instance_id"]], f"explain by track id {s}")
@@ -1224,7 +1232,7 @@ def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
         s, p, _ = c.post("/v1/popularity", {"features": feats})
         s2, pe, _ = c.post("/v1/popularity/explain", {"features": feats})
         x = pe["explained"][0] if s2 == 200 else {}
-        check(s == s2 == 200 and pe["space"] == "margin" and abs(x["popularity"] - p["popularity"]) < 1e-12
+        check(s == s2 == 200 and pe["space"] == "value" and abs(x["popularity"] - p["popularity"]) < 1e-12
               and abs(x["base"] + sum(y["contribution"] for y in x["contributions"]) - x["output"]) < 1e-9
               and abs(x["output"] - p["popularity"]) < 1e-3, f"popularity explain {s2} {pe}")
     finally:
