@@ -43,6 +43,24 @@ static void linear_predict(const void *impl, const double *x, double *out) {
         tb_softmax(out, k);
 }
 
+/* Exact for a linear score: each input's weight times its value, the training mean of a
+ * standardized input being 0 (and an imputed one sitting there); base = the intercept. Margin
+ * space for classes (before the softmax), the value to regress. */
+static tb_status linear_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
+                                double *base, double *value) {
+    const linear *m = impl;
+    size_t d = m->d, k = m->k;
+    for (size_t o = 0; o < n_out; o++) {
+        size_t c = outputs[o];
+        base[o] = value[o] = m->w[d * k + c];
+        for (size_t j = 0; j < d; j++) {
+            phi[j * n_out + o] = x[j] * m->w[j * k + c];
+            value[o] += phi[j * n_out + o];
+        }
+    }
+    return TB_OK;
+}
+
 /* Solves A x = b in place (A: n × n symmetric positive definite, overwritten by its Cholesky
  * factor). Returns -1 when A is not positive definite. */
 static int cholesky_solve(double *a, double *b, size_t n) {
@@ -293,6 +311,8 @@ const tb_model_ops tb_linear_ops = {
     .resolve = linear_resolve,
     .train = linear_train,
     .predict = linear_predict,
+    .explain = linear_explain,
+    .explain_space = "margin",
     .save = linear_save,
     .load = linear_load,
     .free = linear_free,

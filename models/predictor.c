@@ -96,7 +96,7 @@ tb_status tb_predictor_explain(const tb_predictor *p, const double *raw, const s
     const tb_model_ops *ops = p->model->ops;
     if (!ops->explain)
         return tb_error(TB_INVALID, "the model is '%s', which has no exact explanation yet (gbdt, rf and extra have: "
-                                    "TreeSHAP)",
+                                    "TreeSHAP; linear: its weights)",
                         ops->kind);
     if (p->pipeline->components)
         return tb_error(TB_INVALID, "the model reads %zu PCA components, not the features: its contributions would "

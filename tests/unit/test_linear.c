@@ -85,6 +85,19 @@ int main(void) {
     }
     CHECK(correct >= N - 6);
     check_model_round_trip(m, mid);
+    /* Explanations: weight × input per feature, the intercept as base; base + Σ = the margin,
+     * whose softmax is the prediction, on every training row. */
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        size_t outputs[2] = {0, 1};
+        double phi[4], base[2], value[2];
+        CHECK(m->ops->explain(m->impl, X + 2 * i, outputs, 2, phi, base, value) == TB_OK);
+        tb_model_predict(m, X + 2 * i, out);
+        for (int c = 0; c < 2; c++)
+            worst = fmax(worst, fabs(base[c] + phi[c] + phi[2 + c] - value[c]));
+        worst = fmax(worst, fabs(1.0 / (1.0 + exp(value[0] - value[1])) - out[1]));
+    }
+    CHECK(worst < 1e-12 && !strcmp(m->ops->explain_space, "margin"));
     tb_model_free(m);
     /* Two identical columns: the penalty splits the slope evenly. With x = y = 1..4 and an
      * unpenalized intercept, u = w1 + w2 minimizes 5(1 − u)² + u²/2, so u = 10/11 and the
