@@ -195,6 +195,32 @@ void tb_train_log_conformal(const tb_task_result *r) {
     }
 }
 
+/* {"space", "rows", "seconds", "features": [{"feature", "mean_abs"}] largest first}, or NULL. */
+static cJSON *importance_json(const tb_task_result *r) {
+    if (!r->importance)
+        return NULL;
+    size_t d = r->n_features, order[1024];
+    for (size_t j = 0; j < d && j < 1024; j++) {
+        size_t i = j;
+        for (; i > 0 && r->importance[order[i - 1]] < r->importance[j]; i--)
+            order[i] = order[i - 1];
+        order[i] = j;
+    }
+    cJSON *o = cJSON_CreateObject();
+    const char *space = r->predictor->model->ops->explain_space;
+    cJSON_AddStringToObject(o, "space", r->target == TB_TARGET_POPULARITY ? "value" : space);
+    cJSON_AddNumberToObject(o, "rows", (double)r->importance_rows);
+    cJSON_AddNumberToObject(o, "seconds", r->importance_seconds);
+    cJSON *list = cJSON_AddArrayToObject(o, "features");
+    for (size_t i = 0; i < d && i < 1024; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "feature", r->features[order[i]]);
+        cJSON_AddNumberToObject(e, "mean_abs", r->importance[order[i]]);
+        cJSON_AddItemToArray(list, e);
+    }
+    return o;
+}
+
 /* Publishes one trained task; fills model id and version. */
 tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *r, int64_t *ret_id, int *ret_version) {
     char name[128];
@@ -214,6 +240,8 @@ tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *
         cJSON_AddItemToObject(metrics, "conformal", conformal_json(r));
     if (r->cv_folds)
         cJSON_AddItemToObject(metrics, "cv", cv_json(r));
+    if (r->importance)
+        cJSON_AddItemToObject(metrics, "importances", importance_json(r));
     cJSON *schema = string_array(r->features, r->n_features);
     cJSON *classes = r->target != TB_TARGET_POPULARITY
                          ? string_array(r->predictor->class_names, r->predictor->n_classes)
@@ -358,6 +386,8 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
         cJSON_AddItemToObject(o, "conformal", conformal_json(r));
     if (r->target == TB_TARGET_GENRE)
         cJSON_AddItemToObject(o, "twins", twins_json(r));
+    if (r->importance)
+        cJSON_AddItemToObject(o, "importances", importance_json(r));
     cJSON_AddNumberToObject(o, "model_id", (double)id);
     cJSON_AddNumberToObject(o, "version", version);
     return o;

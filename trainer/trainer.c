@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "importance.h"
 #include "number_text.h"
 #include "log.h"
 #include "pipeline.h"
@@ -26,6 +27,7 @@ static void free_names(char **names, size_t n) {
 void tb_task_result_clear(tb_task_result *r) {
     tb_predictor_free(r->predictor);
     free_names(r->features, r->n_features);
+    free(r->importance);
     memset(r, 0, sizeof *r);
 }
 
@@ -340,6 +342,11 @@ static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const doubl
         st = score(ts, res->target, test, n_test, pred, &res->cls, &res->reg);
     if (st == TB_OK)
         st = tb_trainer_conformal_eval(res->predictor, ts, raw, test, n_test, pred, res->target, res);
+    t0 = tb_now_seconds();
+    if (st == TB_OK)
+        st = tb_trainer_importances(res->predictor, raw, test, n_test, pred, threads, &res->importance,
+                                    &res->importance_rows);
+    res->importance_seconds = tb_now_seconds() - t0;
     free(pred);
     return st;
 }

@@ -74,6 +74,10 @@ typedef struct tb_task_result {
                                      whose genre a twin carries (twins are kept when ≥ half) */
     tb_conformal_row conformal[TB_CONFORMAL_MAX_ROWS];
     size_t n_conformal;
+    double *importance;          /* n_features: mean |contribution| on importance_rows test rows
+                                    (importance.h); NULL when the family cannot explain */
+    size_t importance_rows;
+    double importance_seconds;
     size_t cv_folds;             /* 0 when not run */
     double cv_mean[5], cv_std[5];/* genre: accuracy, micro_f1, macro_f1, top3, log_loss;
                                     popularity: mse, rmse, mae, r2, spearman */

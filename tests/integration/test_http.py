@@ -193,6 +193,10 @@ def run(a, data, tmp):
                 "cv", "model_id", "version"):
         check(key in g, f"report key {key}")
     check(set(g["metrics"]) == {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"}, "genre metrics")
+    imp = g.get("importances", {})
+    means = [x["mean_abs"] for x in imp.get("features", [])]
+    check(imp.get("space") == "probability" and imp.get("rows") == 400 and len(means) == 13 and means[0] > 0
+          and means == sorted(means, reverse=True), f"global importances (mean |contribution|) {imp}")
     check(set(rep["popularity"]["metrics"]) == {"mse", "rmse", "mae", "r2", "spearman"}, "popularity metrics")
     check(g["n_train"] + g["conformal"]["calibration_rows"] == 1600 and 100 < g["conformal"]["calibration_rows"] < 220
           and g["n_test"] == 400 and g["n_features"] == 13, f"split sizes {g}")

@@ -1,0 +1,50 @@
+/* Mean |contribution| per feature (see importance.h). */
+#include "importance.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+
+tb_status tb_trainer_importances(const tb_predictor *p, const double *raw, const size_t *rows, size_t n,
+                                 const double *pred, int threads, double **ret, size_t *ret_rows) {
+    *ret = NULL;
+    *ret_rows = 0;
+    if (!p->model->ops->explain || p->pipeline->components || n == 0)
+        return TB_OK;
+    size_t d = p->pipeline->n_features, k = p->model->n_outputs, m = n < TB_IMPORTANCE_ROWS ? n : TB_IMPORTANCE_ROWS;
+    double *phi = tb_calloc_n(m * d, sizeof *phi), *sum = tb_calloc_n(d, sizeof *sum);
+    if (!phi || !sum) {
+        free(phi);
+        free(sum);
+        return tb_error(TB_NOMEM, "out of memory");
+    }
+    tb_status failed = TB_OK;
+    long m_l = (long)m;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads > 0 ? threads : omp_get_max_threads())
+    for (long i = 0; i < m_l; i++) {
+        size_t at = (size_t)i * n / m, out = 0; /* the test row, and the output explained */
+        for (size_t c = 1; c < k; c++)
+            out = pred[at * k + c] > pred[at * k + out] ? c : out;
+        double base, value;
+        if (tb_predictor_explain(p, raw + rows[at] * d, &out, 1, phi + (size_t)i * d, &base, &value) != TB_OK) {
+#pragma omp critical
+            failed = TB_INVALID;
+        }
+    }
+    if (failed != TB_OK) { /* e.g. a model loaded without covers: no importances, not an error */
+        free(phi);
+        free(sum);
+        return TB_OK;
+    }
+    for (size_t i = 0; i < m; i++) /* in row order: the sums do not depend on the thread count */
+        for (size_t j = 0; j < d; j++)
+            sum[j] += fabs(phi[i * d + j]);
+    for (size_t j = 0; j < d; j++)
+        sum[j] /= (double)m;
+    free(phi);
+    *ret = sum;
+    *ret_rows = m;
+    return TB_OK;
+}
