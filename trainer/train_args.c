@@ -107,6 +107,9 @@ static const tb_opt cli_rows[] = {
         "reading\nand writing in chunks"),
     ROW("out", "FILE", TB_OPT_STRING, out, 0, 0, 0, "where --predict writes"),
     ROW("proba", NULL, TB_OPT_ON, proba, 0, 0, 0, "with --predict: add one p_GENRE column per genre"),
+    ROW("explain", NULL, TB_OPT_ON, explain, 0, 0, 0,
+        "with --predict: add TASK_base and one why_TASK_FEATURE\ncolumn per input: each feature's exact contribution to the\n"
+        "predicted genre's score or to the popularity (tree and\nlinear models; see /v1/genre/explain)"),
     {"log-level", "L", TB_OPT_CUSTOM, 0, 0, 0, "debug | info | warn | error (default info)", tb_log_level_option, 0, NULL},
 };
 

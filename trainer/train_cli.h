@@ -18,6 +18,7 @@ typedef struct cli {
     double genre_weight;                     /* --embedding genre; 0: its default */
     tb_index_kind index_kind;                /* --index */
     int proba;
+    int explain;                             /* --explain: contribution columns with --predict */
     int multilabel;                          /* --multilabel: the genre task learns genre sets */
     int compare;                             /* --model all: every family, the best published */
     tb_dataset_options ds_opt;
@@ -32,6 +33,12 @@ tb_status tb_train_snapshot(tb_store *store, const char *db, const char *dir);
 
 /* Writes one CSV field, quoted as RFC 4180 asks when it holds a comma, quote or line break. */
 void tb_train_put_csv_field(FILE *f, const char *s);
+/* --explain: a predictor's columns TASK_base and why_TASK_FEATURE per input, and one row's values
+ * (the contributions to out's most probable genre, or to the popularity). TB_INVALID, before any
+ * column, when the model has no exact explanation (tb_train_explainable). */
+tb_status tb_train_explainable(const tb_predictor *p, const char *task);
+void tb_train_put_explain_header(FILE *f, const tb_predictor *p, const char *task);
+tb_status tb_train_put_explain_row(FILE *f, const tb_predictor *p, const double *raw, const double *out);
 /* --predict without --data: labels with what --db serves, streaming (train_label.c). */
 tb_status tb_train_label_stream(const cli *c);
 

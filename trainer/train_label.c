@@ -123,7 +123,7 @@ static tb_status fill_row(labeler *L, size_t n_l, char **fields, long date_col, 
     return TB_OK;
 }
 
-static void write_rows(FILE *f, labeler *L, size_t n_l, int genre_at, int proba, char **ids, size_t n) {
+static tb_status write_rows(FILE *f, labeler *L, size_t n_l, int genre_at, const cli *c, char **ids, size_t n) {
     for (size_t r = 0; r < n; r++) {
         tb_train_put_csv_field(f, ids[r]);
         const double *gp = NULL;
@@ -139,11 +139,18 @@ static void write_rows(FILE *f, labeler *L, size_t n_l, int genre_at, int proba,
                 fprintf(f, ",%.17g", L[l].out[r]);
             }
         }
-        if (proba && gp)
+        if (c->proba && gp)
             for (size_t k = 0; k < L[genre_at].p->n_classes; k++)
                 fprintf(f, ",%.17g", gp[k]);
+        for (size_t l = 0; c->explain && l < n_l; l++) {
+            size_t d = L[l].p->pipeline->n_features, k = L[l].p->model->n_outputs;
+            tb_status st = tb_train_put_explain_row(f, L[l].p, L[l].raw + r * d, L[l].out + r * k);
+            if (st != TB_OK)
+                return st;
+        }
         fputc('\n', f);
     }
+    return TB_OK;
 }
 
 tb_status tb_train_label_stream(const cli *c) {
@@ -186,6 +193,8 @@ tb_status tb_train_label_stream(const cli *c) {
     }
     for (size_t l = 0; st == TB_OK && l < n_l; l++)
         st = prepare(&L[l], header, n_cols, date_col, c->predict);
+    for (size_t l = 0; st == TB_OK && c->explain && l < n_l; l++)
+        st = tb_train_explainable(L[l].p, (int)l == genre_at ? "genre" : "popularity");
     if (st == TB_OK && !(ids = calloc(LABEL_CHUNK, sizeof *ids)))
         st = tb_error(TB_NOMEM, "out of memory");
     if (st == TB_OK && !(f = fopen(tmp, "w")))
@@ -201,6 +210,8 @@ tb_status tb_train_label_stream(const cli *c) {
                 fputc(',', f);
                 tb_train_put_csv_field(f, col);
             }
+        for (size_t l = 0; c->explain && l < n_l; l++)
+            tb_train_put_explain_header(f, L[l].p, (int)l == genre_at ? "genre" : "popularity");
         fputc('\n', f);
     }
     size_t in_chunk = 0;
@@ -230,7 +241,7 @@ tb_status tb_train_label_stream(const cli *c) {
             for (size_t l = 0; l < n_l && st == TB_OK; l++)
                 st = tb_trainer_predict_raw(L[l].p, L[l].raw, in_chunk, c->opt.threads, L[l].out);
             if (st == TB_OK)
-                write_rows(f, L, n_l, genre_at, c->proba, ids, in_chunk);
+                st = write_rows(f, L, n_l, genre_at, c, ids, in_chunk);
             in_chunk = 0;
         }
         if (end)

@@ -523,6 +523,38 @@ void tb_train_put_csv_field(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+tb_status tb_train_explainable(const tb_predictor *p, const char *task) {
+    if (!p->model->ops->explain || p->pipeline->components)
+        return tb_error(TB_INVALID, "--explain: the %s model is '%s'%s, which has no exact explanation (gbdt, rf, "
+                                    "extra and linear have)", task, p->model->ops->kind,
+                        p->pipeline->components ? " on PCA components" : "");
+    return TB_OK;
+}
+
+void tb_train_put_explain_header(FILE *f, const tb_predictor *p, const char *task) {
+    fprintf(f, ",%s_base", task);
+    for (size_t j = 0; j < p->pipeline->n_features; j++) {
+        char col[300];
+        snprintf(col, sizeof col, "why_%s_%s", task, p->pipeline->names[j]);
+        fputc(',', f);
+        tb_train_put_csv_field(f, col);
+    }
+}
+
+tb_status tb_train_put_explain_row(FILE *f, const tb_predictor *p, const double *raw, const double *out) {
+    size_t d = p->pipeline->n_features, k = p->model->n_outputs, best = 0;
+    double phi[1024], base, value; /* MODEL_MAX_FEATURES inputs at most */
+    for (size_t c = 1; c < k; c++)
+        best = out[c] > out[best] ? c : best;
+    tb_status st = tb_predictor_explain(p, raw, &best, 1, phi, &base, &value);
+    if (st != TB_OK)
+        return st;
+    fprintf(f, ",%.17g", base);
+    for (size_t j = 0; j < d; j++)
+        fprintf(f, ",%.17g", phi[j]);
+    return TB_OK;
+}
+
 tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size_t n_results) {
     tb_dataset_options o = c->ds_opt;
     o.require_label = 0;
@@ -530,11 +562,16 @@ tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size
     tb_status st = tb_dataset_load(c->predict, &o, &ds);
     if (st != TB_OK)
         return st;
-    double *pred[2] = {NULL, NULL};
+    double *pred[2] = {NULL, NULL}, *raw[2] = {NULL, NULL};
     const tb_predictor *genre = NULL;
     for (size_t i = 0; i < n_results && st == TB_OK; i++) {
+        const tb_predictor *p = results[i].predictor;
         if (results[i].target == TB_TARGET_GENRE)
-            genre = results[i].predictor;
+            genre = p;
+        if (c->explain && (st = tb_train_explainable(p, tb_train_target_name(results[i].target))) == TB_OK)
+            st = tb_dataset_matrix(ds, p->pipeline->names, p->pipeline->n_features, &raw[i]);
+        if (st != TB_OK)
+            break;
         size_t absent = 0;
         st = tb_trainer_predict_dataset(results[i].predictor, ds, c->opt.threads, &pred[i], &absent);
         if (st == TB_OK && absent)
@@ -555,8 +592,10 @@ tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size
                 snprintf(col, sizeof col, "p_%s", genre->class_names[k]);
                 tb_train_put_csv_field(f, col);
             }
+        for (size_t i = 0; c->explain && i < n_results; i++)
+            tb_train_put_explain_header(f, results[i].predictor, tb_train_target_name(results[i].target));
         fputc('\n', f);
-        for (size_t r = 0; r < ds->n_rows; r++) {
+        for (size_t r = 0; r < ds->n_rows && st == TB_OK; r++) {
             char buf[32];
             tb_train_put_csv_field(f, tb_dataset_id(ds, r, buf));
             const double *gp = NULL;
@@ -575,15 +614,22 @@ tb_status tb_train_write_predictions(const cli *c, tb_task_result *results, size
             if (c->proba && gp)
                 for (size_t k = 0; k < genre->n_classes; k++)
                     fprintf(f, ",%.17g", gp[k]);
+            for (size_t i = 0; c->explain && i < n_results && st == TB_OK; i++) {
+                const tb_predictor *p = results[i].predictor;
+                st = tb_train_put_explain_row(f, p, raw[i] + r * p->pipeline->n_features,
+                                              pred[i] + r * p->model->n_outputs);
+            }
             fputc('\n', f);
         }
-        if (fclose(f) != 0)
+        if (fclose(f) != 0 && st == TB_OK)
             st = tb_error(TB_IO, "%s: write failed", c->out);
-        else
+        else if (st == TB_OK)
             tb_log(TB_LOG_INFO, "wrote %zu predictions to %s", ds->n_rows, c->out);
     }
     free(pred[0]);
     free(pred[1]);
+    free(raw[0]);
+    free(raw[1]);
     tb_dataset_free(ds);
     return st;
 }

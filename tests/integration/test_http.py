@@ -1232,6 +1232,7 @@ def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
                             ({"features": feats, "top": 2, "genre": "Rock"}, "genre"), ({"features": feats, "x": 1}, None)):
             s, b, _ = c.post("/v1/genre/explain", body)
             check(s == 400 and (field is None or b["error"].get("field") == field), f"bad explain {body}: {s} {b}")
+        csv_explain_checks(a, c, db, paths, tmp)
         del feats["valence"]
         s, p, _ = c.post("/v1/popularity", {"features": feats})
         s2, pe, _ = c.post("/v1/popularity/explain", {"features": feats})
@@ -1241,6 +1242,38 @@ def explain_checks(a, rf_client, paths, catalog_row, header, tmp):
               and abs(x["output"] - p["popularity"]) < 1e-3, f"popularity explain {s2} {pe}")
     finally:
         stop_server(proc)
+
+
+def csv_explain_checks(a, c, db, paths, tmp):
+    """timbre-train --predict --explain labels a table with each task's base and contributions,
+    the same numbers /v1/genre/explain and /v1/popularity/explain give for that row's features."""
+    out = os.path.join(tmp, "explained.csv")
+    t = subprocess.run([a.trainer, "--db", db, "--predict", paths["predict.csv"], "--out", out, "--explain",
+                        "--log-level", "warn"], capture_output=True, text=True, timeout=120)
+    check(t.returncode == 0, f"--predict --explain: {t.stderr[-500:]}")
+    if t.returncode != 0:
+        return
+    with open(out, newline="") as f:
+        labelled = list(csv.DictReader(f))
+    with open(paths["predict.csv"], newline="") as f:
+        source = list(csv.DictReader(f))
+    s, models, _ = c.request("GET", "/v1/models")
+    inputs = {m["task"]: m["features"] for m in models["models"]}
+    worst, compared = 0.0, 0
+    for row, src in list(zip(labelled, source))[:5]:
+        for task in ("genre", "popularity"):
+            feats = {f: feature_value(src[f]) for f in inputs[task] if src.get(f, "") not in ("", "?")}
+            s, e, _ = c.post(f"/v1/{task}/explain", {"features": feats})
+            if s != 200:
+                check(False, f"{task} explain of a labelled row: {s} {e}")
+                continue
+            x = e["explained"][0]
+            if task == "genre":
+                check(x["genre"] == row["genre"], f"the labelled genre is the one explained {x['genre']} {row['genre']}")
+            worst = max([worst, abs(float(row[f"{task}_base"]) - x["base"])] +
+                        [abs(float(row[f"why_{task}_{y['feature']}"]) - y["contribution"]) for y in x["contributions"]])
+            compared += 1
+    check(compared == 10 and worst < 1e-12, f"--explain columns equal the routes' contributions ({compared}, {worst})")
 
 
 def conformal_checks(c, header, catalog_row):
