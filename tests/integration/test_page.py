@@ -57,6 +57,15 @@ def run(a, data, tmp):
         wait.until(lambda d: "between" in d.find_element(By.ID, "popularity").text)
         bars = driver.find_elements(By.CSS_SELECTOR, "#genres .bar")
         check(len(bars) == 5, f"five genre bars, got {len(bars)}")
+        # Why: the six largest contributions to the predicted genre, signed, as the route gives them.
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#why .bar")))
+        why = driver.find_elements(By.CSS_SELECTOR, "#why .bar")
+        top_genre = bars[0].find_element(By.CSS_SELECTOR, "span.name").text
+        shown = [float(b.find_elements(By.CSS_SELECTOR, "span")[-1].text) for b in why]
+        check(len(why) == 6 and driver.find_element(By.ID, "why-genre").text == top_genre
+              and len(driver.find_elements(By.CSS_SELECTOR, "#why .fill.pos")) == sum(v >= 0 for v in shown)
+              and [abs(v) for v in shown] == sorted((abs(v) for v in shown), reverse=True),
+              f"why bars for {top_genre}: {shown}")
         check("90%" in driver.find_element(By.ID, "set-guarantee").text, "the set states its 90% guarantee")
         size_at_01 = len(driver.find_elements(By.CSS_SELECTOR, "#set .chip"))
         # Move the slider to α = 0.4: the guarantee text follows, and the set cannot grow.
