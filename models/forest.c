@@ -273,54 +273,41 @@ static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size
 
 /* ---------- explanation ---------- */
 
-typedef struct explained_leaf {
+typedef struct explained {
     const forest *f;
-    const tb_tree *tree;
     const size_t *outputs;
-    size_t n_out;
-} explained_leaf;
+} explained;
+
+static void explained_tree(const void *ctx, size_t t, tb_shap_tree *out) {
+    const tb_tree *tr = &((const explained *)ctx)->f->trees[t];
+    *out = (tb_shap_tree){tr->nodes, tr->n_nodes, tr->cover, INT32_MAX, 0};
+}
 
 /* A leaf's share of the forest's output: its probabilities of the outputs asked (or its value),
  * divided by the tree count. */
-static void explained_value(const void *ctx, uint32_t leaf, double *out) {
-    const explained_leaf *e = ctx;
-    const tb_tree *t = e->tree;
+static void explained_value(const void *ctx, size_t t, uint32_t leaf, size_t n_out, double *out) {
+    const explained *e = ctx;
+    const tb_tree *tr = &e->f->trees[t];
     double scale = 1.0 / (double)e->f->n_trees;
     if (e->f->task != TB_TASK_CLASSIFY) {
-        out[0] = scale * t->leaf_value[leaf];
+        out[0] = scale * tr->leaf_value[leaf];
         return;
     }
-    for (size_t o = 0; o < e->n_out; o++)
+    for (size_t o = 0; o < n_out; o++)
         out[o] = 0.0;
-    for (uint32_t i = t->leaf_start[leaf]; i < t->leaf_start[leaf + 1]; i++)
-        for (size_t o = 0; o < e->n_out; o++)
-            if (t->leaf_class[i] == e->outputs[o])
-                out[o] = scale * (double)t->leaf_prob[i];
+    for (uint32_t i = tr->leaf_start[leaf]; i < tr->leaf_start[leaf + 1]; i++)
+        for (size_t o = 0; o < n_out; o++)
+            if (tr->leaf_class[i] == e->outputs[o])
+                out[o] = scale * (double)tr->leaf_prob[i];
 }
 
 /* TreeSHAP in probability space (the value's space to regress): base + Σ phi = the prediction. */
 static tb_status forest_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
                                 double *base, double *value) {
     const forest *f = impl;
-    for (size_t t = 0; t < f->n_trees; t++)
-        if (!f->trees[t].cover)
-            return tb_error(TB_INVALID, "this forest was saved before trees kept their covers: retrain it to explain "
-                                        "its predictions");
-    tb_shap_work *w = tb_shap_work_new(f->max_depth, n_out);
-    if (!w)
-        return tb_error(TB_NOMEM, "out of memory");
-    memset(phi, 0, f->n_features * n_out * sizeof *phi);
-    for (size_t o = 0; o < n_out; o++)
-        base[o] = value[o] = 0.0;
-    tb_status st = TB_OK;
-    for (size_t t = 0; t < f->n_trees && st == TB_OK; t++) {
-        const tb_tree *tr = &f->trees[t];
-        tb_shap_tree shap_tree = {tr->nodes, tr->n_nodes, tr->cover, INT32_MAX, 0};
-        explained_leaf e = {f, tr, outputs, n_out};
-        st = tb_treeshap_add(&shap_tree, x, f->n_features, n_out, explained_value, &e, w, phi, base, value);
-    }
-    tb_shap_work_free(w);
-    return st;
+    explained e = {f, outputs};
+    tb_shap_ensemble ens = {f->n_trees, f->n_features, f->max_depth, NULL, explained_tree, explained_value, &e};
+    return tb_treeshap_ensemble(&ens, x, n_out, phi, base, value);
 }
 
 /* Forests balance class weights unless told not to; rf bootstraps, extra trees do not. */

@@ -86,18 +86,21 @@ static tb_status gbdt_prepare(gbdt *g) {
 
 /* ---------- explanation ---------- */
 
-typedef struct explained_leaf {
+typedef struct explained {
     const gbdt *g;
-    const tb_boosted_tree *tree;
     const size_t *outputs;
-    size_t n_out;
-} explained_leaf;
+} explained;
+
+static void explained_tree(const void *ctx, size_t t, tb_shap_tree *out) {
+    const tb_boosted_tree *tr = &((const explained *)ctx)->g->trees[t];
+    *out = (tb_shap_tree){tr->nodes, tr->n_nodes, tr->cover, FEATURE_MASK, MISSING_RIGHT};
+}
 
 /* A leaf's values as prediction adds them (binary16-rounded when the walk keeps them so). */
-static void explained_value(const void *ctx, uint32_t leaf, double *out) {
-    const explained_leaf *e = ctx;
-    const float *v = e->tree->values + (size_t)leaf * e->g->k;
-    for (size_t o = 0; o < e->n_out; o++)
+static void explained_value(const void *ctx, size_t t, uint32_t leaf, size_t n_out, double *out) {
+    const explained *e = ctx;
+    const float *v = e->g->trees[t].values + (size_t)leaf * e->g->k;
+    for (size_t o = 0; o < n_out; o++)
         out[o] = e->g->half ? tb_half_to_float(tb_float_to_half(v[e->outputs[o]])) : v[e->outputs[o]];
 }
 
@@ -105,25 +108,13 @@ static void explained_value(const void *ctx, uint32_t leaf, double *out) {
 static tb_status gbdt_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
                               double *base, double *value) {
     const gbdt *g = impl;
-    for (size_t t = 0; t < g->n_trees; t++)
-        if (!g->trees[t].cover)
-            return tb_error(TB_INVALID, "this boosted model was saved before trees kept their covers: retrain it to "
-                                        "explain its predictions");
-    tb_shap_work *w = tb_shap_work_new(g->max_depth, n_out);
-    if (!w)
-        return tb_error(TB_NOMEM, "out of memory");
-    memset(phi, 0, g->n_features * n_out * sizeof *phi);
-    for (size_t o = 0; o < n_out; o++)
-        base[o] = value[o] = g->base[outputs[o]];
-    tb_status st = TB_OK;
-    for (size_t t = 0; t < g->n_trees && st == TB_OK; t++) {
-        const tb_boosted_tree *tr = &g->trees[t];
-        tb_shap_tree st_tree = {tr->nodes, tr->n_nodes, tr->cover, FEATURE_MASK, MISSING_RIGHT};
-        explained_leaf e = {g, tr, outputs, n_out};
-        st = tb_treeshap_add(&st_tree, x, g->n_features, n_out, explained_value, &e, w, phi, base, value);
-    }
-    tb_shap_work_free(w);
-    return st;
+    double start[TB_GBDT_WALK_MAX_OUTPUTS];
+    for (size_t o = 0; o < n_out && o < TB_GBDT_WALK_MAX_OUTPUTS; o++)
+        start[o] = g->base[outputs[o]];
+    explained e = {g, outputs};
+    tb_shap_ensemble ens = {g->n_trees, g->n_features, g->max_depth, start, explained_tree, explained_value, &e};
+    return n_out <= TB_GBDT_WALK_MAX_OUTPUTS ? tb_treeshap_ensemble(&ens, x, n_out, phi, base, value)
+                                             : tb_error(TB_INVALID, "at most %d outputs", TB_GBDT_WALK_MAX_OUTPUTS);
 }
 
 static void gbdt_predict(const void *impl, const double *x, double *out) {

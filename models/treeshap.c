@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct path_el {
     int32_t feature;
@@ -179,4 +180,39 @@ tb_status tb_treeshap_add(const tb_shap_tree *t, const double *x, size_t d, size
             value[o] += w->leaf[o];
     }
     return TB_OK;
+}
+
+typedef struct ensemble_leaf {
+    const tb_shap_ensemble *e;
+    size_t t, n_out;
+} ensemble_leaf;
+
+static void ensemble_leaf_value(const void *ctx, uint32_t leaf, double *out) {
+    const ensemble_leaf *l = ctx;
+    l->e->leaf(l->e->ctx, l->t, leaf, l->n_out, out);
+}
+
+tb_status tb_treeshap_ensemble(const tb_shap_ensemble *e, const double *x, size_t n_out, double *phi, double *base,
+                               double *value) {
+    tb_shap_tree t;
+    for (size_t i = 0; i < e->n_trees; i++) {
+        e->tree(e->ctx, i, &t);
+        if (!t.cover)
+            return tb_error(TB_INVALID, "its trees were saved before they kept their covers: retrain it to explain "
+                                        "its predictions");
+    }
+    tb_shap_work *w = tb_shap_work_new(e->max_depth, n_out);
+    if (!w)
+        return tb_error(TB_NOMEM, "out of memory");
+    memset(phi, 0, e->n_features * n_out * sizeof *phi);
+    for (size_t o = 0; o < n_out; o++)
+        base[o] = value[o] = e->start ? e->start[o] : 0.0;
+    tb_status st = TB_OK;
+    for (size_t i = 0; i < e->n_trees && st == TB_OK; i++) {
+        ensemble_leaf l = {e, i, n_out};
+        e->tree(e->ctx, i, &t);
+        st = tb_treeshap_add(&t, x, e->n_features, n_out, ensemble_leaf_value, &l, w, phi, base, value);
+    }
+    tb_shap_work_free(w);
+    return st;
 }

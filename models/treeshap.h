@@ -39,4 +39,19 @@ long tb_shap_tree_depth(const tb_shap_tree *t);
 tb_status tb_treeshap_add(const tb_shap_tree *t, const double *x, size_t d, size_t n_out, tb_shap_leaf_fn leaf,
                           const void *ctx, tb_shap_work *w, double *phi, double *base, double *value);
 
+/* An ensemble whose output is a start value plus the sum of its trees' leaves (boosting; a forest
+ * with leaves pre-divided by the tree count). */
+typedef struct tb_shap_ensemble {
+    size_t n_trees, n_features, max_depth;
+    const double *start; /* n_out values added to base and value (NULL: 0) */
+    void (*tree)(const void *ctx, size_t t, tb_shap_tree *out); /* tree t, cover NULL when it has none */
+    void (*leaf)(const void *ctx, size_t t, uint32_t leaf, size_t n_out, double *out); /* its leaves' outputs */
+    const void *ctx;
+} tb_shap_ensemble;
+
+/* phi (n_features × n_out), base and value (n_out) for row x, summed over the trees: base + Σ
+ * phi = value. TB_INVALID when a tree has no covers (a model saved before they were kept). */
+tb_status tb_treeshap_ensemble(const tb_shap_ensemble *e, const double *x, size_t n_out, double *phi, double *base,
+                               double *value);
+
 #endif

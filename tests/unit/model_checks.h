@@ -6,6 +6,21 @@
 #include "check.h"
 #include "model.h"
 
+/* m saved and loaded back; NULL when either fails. */
+static inline tb_model *model_reloaded(const tb_model *m) {
+    tb_writer w;
+    tb_writer_init(&w);
+    tb_model *back = NULL;
+    if (m && tb_model_save(m, &w) == TB_OK) {
+        tb_reader r;
+        tb_reader_init(&r, w.data, w.len);
+        if (tb_model_load(&r, &back) != TB_OK)
+            back = NULL;
+    }
+    tb_writer_free(&w);
+    return back;
+}
+
 static inline void check_model_round_trip(const tb_model *m, const double *x) {
     tb_writer w;
     tb_writer_init(&w);

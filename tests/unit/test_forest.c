@@ -7,6 +7,7 @@
 #include "blob_checks.h"
 #include "check.h"
 #include "model.h"
+#include "model_checks.h"
 #include "predictor.h"
 #include "rng.h"
 
@@ -244,13 +245,7 @@ static void explanations_add_up(const char *kind, tb_task task) {
     tb_train_data d = {.X = Xe, .n = NE, .d = D, .task = task, .y = ye, .n_classes = K, .target = te};
     tb_model *m = NULL, *back = NULL;
     CHECK(tb_model_train(kind, &d, &p, &m) == TB_OK);
-    tb_writer w;
-    tb_writer_init(&w);
-    if (m && tb_model_save(m, &w) == TB_OK) {
-        tb_reader r;
-        tb_reader_init(&r, w.data, w.len);
-        CHECK(tb_model_load(&r, &back) == TB_OK);
-    }
+    back = model_reloaded(m);
     size_t k = task == TB_TASK_CLASSIFY ? K : 1, outputs[K] = {0, 1, 2};
     double worst = 0;
     int same = 1;
@@ -270,7 +265,6 @@ static void explanations_add_up(const char *kind, tb_task task) {
     fprintf(stderr, "%s explain (%s): additivity and prediction %.3g\n", kind,
             task == TB_TASK_CLASSIFY ? "classify" : "regress", worst);
     CHECK(m && back && worst < 1e-9 && same && !strcmp(m->ops->explain_space, "probability"));
-    tb_writer_free(&w);
     tb_model_free(m);
     tb_model_free(back);
 }

@@ -7,6 +7,7 @@
 #include "blob_checks.h"
 #include "check.h"
 #include "model.h"
+#include "model_checks.h"
 #include "predictor.h"
 #include "rng.h"
 
@@ -281,13 +282,7 @@ static void explanations_add_up(size_t k) {
     tb_train_data de = {.X = Xe, .n = NE, .d = DE, .task = TB_TASK_CLASSIFY, .y = ye, .n_classes = k};
     tb_model *m = fit("gbdt", &de, &ep);
     tb_model *back = NULL;
-    tb_writer w;
-    tb_writer_init(&w);
-    if (m && tb_model_save(m, &w) == TB_OK) {
-        tb_reader r;
-        tb_reader_init(&r, w.data, w.len);
-        CHECK(tb_model_load(&r, &back) == TB_OK);
-    }
+    back = model_reloaded(m);
     CHECK(m && back && m->ops->explain && !strcmp(m->ops->explain_space, "margin"));
     size_t outputs[32];
     for (size_t c = 0; c < k; c++)
@@ -317,7 +312,6 @@ static void explanations_add_up(size_t k) {
     fprintf(stderr, "gbdt explain, %zu classes: additivity %.3g, softmax against prediction %.3g\n", k, worst_sum,
             worst_prob);
     CHECK(worst_sum < 1e-9 && worst_prob < 1e-5 && same);
-    tb_writer_free(&w);
     tb_model_free(m);
     tb_model_free(back);
 }
