@@ -242,6 +242,8 @@ tb_status tb_train_publish(tb_store *store, const cli *c, const tb_task_result *
         cJSON_AddItemToObject(metrics, "cv", cv_json(r));
     if (r->importance)
         cJSON_AddItemToObject(metrics, "importances", importance_json(r));
+    if (r->evaluation)
+        cJSON_AddItemToObject(metrics, "evaluation", cJSON_Duplicate(r->evaluation, 1));
     cJSON *schema = string_array(r->features, r->n_features);
     cJSON *classes = r->target != TB_TARGET_POPULARITY
                          ? string_array(r->predictor->class_names, r->predictor->n_classes)
@@ -388,6 +390,8 @@ cJSON *tb_train_report_json(const tb_task_result *r, int64_t id, int version) {
         cJSON_AddItemToObject(o, "twins", twins_json(r));
     if (r->importance)
         cJSON_AddItemToObject(o, "importances", importance_json(r));
+    if (r->evaluation)
+        cJSON_AddItemToObject(o, "evaluation", cJSON_Duplicate(r->evaluation, 1));
     cJSON_AddNumberToObject(o, "model_id", (double)id);
     cJSON_AddNumberToObject(o, "version", version);
     return o;

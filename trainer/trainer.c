@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "card.h"
 #include "clock.h"
 #include "importance.h"
 #include "number_text.h"
@@ -28,6 +29,7 @@ void tb_task_result_clear(tb_task_result *r) {
     tb_predictor_free(r->predictor);
     free_names(r->features, r->n_features);
     free(r->importance);
+    cJSON_Delete(r->evaluation);
     memset(r, 0, sizeof *r);
 }
 
@@ -340,6 +342,11 @@ static tb_status evaluate(tb_task_result *res, const tb_dataset *ts, const doubl
     res->twin_rate = n_test ? (double)with_twin / (double)n_test : 0.0;
     if (st == TB_OK)
         st = score(ts, res->target, test, n_test, pred, &res->cls, &res->reg);
+    if (st == TB_OK) {
+        cJSON_Delete(res->evaluation);
+        res->evaluation = tb_card_evaluation(ts, res->target, test, n_test, pred, res->predictor->model->n_outputs,
+                                             res->predictor->class_names);
+    }
     if (st == TB_OK)
         st = tb_trainer_conformal_eval(res->predictor, ts, raw, test, n_test, pred, res->target, res);
     t0 = tb_now_seconds();

@@ -78,6 +78,7 @@ typedef struct tb_task_result {
                                     (importance.h); NULL when the family cannot explain */
     size_t importance_rows;
     double importance_seconds;
+    struct cJSON *evaluation;    /* card.h's numbers from the test rows; NULL when none */
     size_t cv_folds;             /* 0 when not run */
     double cv_mean[5], cv_std[5];/* genre: accuracy, micro_f1, macro_f1, top3, log_loss;
                                     popularity: mse, rmse, mae, r2, spearman */

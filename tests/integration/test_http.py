@@ -193,6 +193,15 @@ def run(a, data, tmp):
                 "cv", "model_id", "version"):
         check(key in g, f"report key {key}")
     check(set(g["metrics"]) == {"accuracy", "micro_f1", "macro_f1", "top3_accuracy", "log_loss"}, "genre metrics")
+    ev = g.get("evaluation", {})
+    per = ev.get("per_genre", [])
+    check(len(per) == 10 and sum(x["support"] for x in per) == 400 and sum(x["rows"] for x in ev["reliability"]) == 400
+          and abs(sum(x["recall"] * x["support"] for x in per) / 400 - g["metrics"]["accuracy"]) < 1e-12
+          and all(0 < x["share"] <= 1 and x["true"] != x["predicted"] for x in ev["confused"]),
+          f"model-card numbers: per-genre recall weighed by support is the accuracy {ev}")
+    pe = rep["popularity"].get("evaluation", {})
+    check(sum(x["rows"] for x in pe.get("bins", [])) == rep["popularity"]["n_test"] and len(pe.get("sample", [])) == 300,
+          f"popularity card numbers {pe.get('bins')}")
     imp = g.get("importances", {})
     means = [x["mean_abs"] for x in imp.get("features", [])]
     check(imp.get("space") == "probability" and imp.get("rows") == 400 and len(means) == 13 and means[0] > 0
