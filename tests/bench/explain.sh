@@ -3,6 +3,7 @@
 # XGBoost's pred_contribs on its own model, same splits, one thread; global importances side by
 # side. Installs XGBoost, scikit-learn, pandas and SciPy from Debian; builds Timbre (release).
 #   bash tests/bench/explain.sh [--rows 1000] [--tables music_genre_50k,spotify_tracks_114k]
+#                               [--xgb-rounds-114k 300] [--threads 2]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"
