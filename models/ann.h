@@ -1,8 +1,9 @@
 /* An approximate nearest-neighbour index over the recommendation index's unit vectors (inner
  * product = cosine): hnswlib's HNSW graph (Debian libhnswlib-dev) behind a C interface; ann.cpp is
- * the only C++ of the project. Built once, then read-only: searches may run on many threads at
- * once. Saved as a blob (magic "TMBA", parameters, the SHA-256 of hnswlib's bytes, those bytes);
- * loading checks the digest, then every graph link, before a search may follow one. */
+ * the only C++ of the project. Distances are OpenBLAS's sdot (its run-time AVX kernels). Built
+ * once, then read-only: searches may run on many threads at once. Saved as a blob (magic
+ * "TMBA", parameters, the SHA-256 of hnswlib's bytes, those bytes); loading checks the digest,
+ * then every graph link, before a search may follow one. */
 #ifndef TB_ANN_H
 #define TB_ANN_H
 

@@ -1,12 +1,12 @@
 /* Loading the published models. */
 #include "state.h"
 
-#include "memory.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "memory.h"
 
 static void served_free(tb_served *m) {
     if (!m)
