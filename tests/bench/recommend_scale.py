@@ -137,7 +137,7 @@ def report(size):
     for a, b, c in zip(t["hnsw"], h["sweep"], f["sweep"]):
         print(f"| {a['ef']} | {a['recall']:.4f} | {a['qps']:,.0f} | {b['recall']:.4f} | {b['qps']:,.0f} | "
               f"{a['qps'] / b['qps']:.2f} | {c['recall']:.4f} | {c['qps']:,.0f} | {a['qps'] / c['qps']:.2f} |")
-    print("| filter (ef 64) | share passing | recall | from the graph | ms | exact ms |")
+    print(f"| filter (ef {t.get('filtered_ef', 64)}) | share passing | recall | from the graph | ms | exact ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for x in t["filtered"]:
         print(f"| {x['filter']} | {x['pass_share']:.4f} | {x['recall']:.4f} | {x['from_graph']:.3f} | {x['ms']:.3f} | "

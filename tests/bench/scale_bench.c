@@ -143,7 +143,7 @@ static void filtered(bench *b, size_t ef) {
     float *scores = malloc(b->n * sizeof *scores);
     tb_hit *want = malloc(b->k * sizeof *want), *got = malloc(b->k * sizeof *got);
     size_t n_q = b->n_queries < 300 ? b->n_queries : 300;
-    printf(", \"filtered\": [");
+    printf(", \"filtered_ef\": %zu, \"filtered\": [", ef);
     for (int kind = 0; kind < 3; kind++) {
         double sum = 0.0, seconds = 0.0, exact_seconds = 0.0, share = 0.0;
         size_t from_graph = 0, counted = 0;
