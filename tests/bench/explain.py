@@ -19,7 +19,7 @@ import numpy as np
 import xgboost as xgb
 from scipy.stats import spearmanr
 
-from tables import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split
+from tables import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split, write_split
 
 
 def timbre(args, train_csv, test_csv, feats, tmp, name):
@@ -58,12 +58,7 @@ def xgboost(xtr, ytr, xte, n_classes, rows, rounds, threads):
 
 def run(args, name, df, label, feats, split, tmp):
     tr, te = split
-    train_csv, test_csv = os.path.join(tmp, f"{name}-train.csv"), os.path.join(tmp, f"{name}-test.csv")
-    df.iloc[tr].to_csv(train_csv, index=False)
-    df.iloc[te].to_csv(test_csv, index=False)
-    classes = np.array(sorted(df[label].unique()))
-    index = {c: i for i, c in enumerate(classes)}
-    ytr = df[label].iloc[tr].map(index).values
+    train_csv, test_csv, classes, ytr, _ = write_split(df, label, split, tmp, name)
     xtr, xte = numeric(df.iloc[tr], feats), numeric(df.iloc[te], feats)
     t = timbre(args, train_csv, test_csv, feats, tmp, name)
     print(f"  done: Timbre on {name}", file=sys.stderr)

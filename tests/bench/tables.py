@@ -41,3 +41,16 @@ def tracks_split(path):
     st = pd.read_csv(path, index_col=0)
     tr, te = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42).split(st, groups=st["track_id"]))
     return st, tr, te
+
+
+def write_split(df, label, split, tmp, name):
+    """The split's two sides as CSV files every tool reads, the sorted genres, and each side's
+    genre indices: (train_csv, test_csv, classes, ytr, yte)."""
+    import os
+    tr, te = split
+    train_csv, test_csv = os.path.join(tmp, f"{name}-train.csv"), os.path.join(tmp, f"{name}-test.csv")
+    df.iloc[tr].to_csv(train_csv, index=False)
+    df.iloc[te].to_csv(test_csv, index=False)
+    classes = np.array(sorted(df[label].unique()))
+    index = {c: i for i, c in enumerate(classes)}
+    return train_csv, test_csv, classes, df[label].iloc[tr].map(index).values, df[label].iloc[te].map(index).values

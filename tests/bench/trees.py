@@ -25,7 +25,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-from tables import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split
+from tables import MG_AUDIO, ST_AUDIO, music_genre_split, numeric, tracks_split, write_split
 
 
 def latency_us(fn, X, calls):
@@ -102,13 +102,7 @@ def print_table(title, rows):
 
 def run_dataset(args, name, df, label, audio, split, tmp, with_pop_rows):
     tr, te = split
-    train_csv, test_csv = os.path.join(tmp, f"{name}-train.csv"), os.path.join(tmp, f"{name}-test.csv")
-    df.iloc[tr].to_csv(train_csv, index=False)
-    df.iloc[te].to_csv(test_csv, index=False)
-    classes = np.array(sorted(df[label].unique()))
-    index = {c: i for i, c in enumerate(classes)}
-    ytr = df[label].iloc[tr].map(index).values
-    yte = df[label].iloc[te].map(index).values
+    train_csv, test_csv, classes, ytr, yte = write_split(df, label, split, tmp, name)
     results = {}
     for pop in with_pop_rows:
         feats = audio + (["popularity"] if pop else [])
