@@ -25,6 +25,7 @@ typedef struct forest {
     size_t n_trees;
     tb_tree *trees;
     size_t max_depth; /* of the deepest tree (TreeSHAP's scratch); set once trained or loaded */
+    double shap_cost; /* TreeSHAP path steps a row (treeshap.h) */
 } forest;
 
 static void forest_free(void *impl) {
@@ -39,9 +40,11 @@ static void forest_free(void *impl) {
 
 static void set_max_depth(forest *f) {
     f->max_depth = 0;
+    f->shap_cost = 0.0;
     for (size_t t = 0; t < f->n_trees; t++) {
         tb_shap_tree st = {f->trees[t].nodes, f->trees[t].n_nodes, NULL, INT32_MAX, 0};
         long depth = tb_shap_tree_depth(&st);
+        f->shap_cost += tb_shap_tree_cost(&st);
         f->max_depth = depth > (long)f->max_depth ? (size_t)depth : f->max_depth;
     }
 }
@@ -301,6 +304,8 @@ static void explained_value(const void *ctx, size_t t, uint32_t leaf, size_t n_o
                 out[o] = scale * (double)tr->leaf_prob[i];
 }
 
+static double forest_explain_cost(const void *impl) { return ((const forest *)impl)->shap_cost; }
+
 /* TreeSHAP in probability space (the value's space to regress): base + Σ phi = the prediction. */
 static tb_status forest_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
                                 double *base, double *value) {
@@ -357,6 +362,7 @@ const tb_model_ops tb_forest_ops = {
     .predict_block = forest_predict_block,
     .n_steps = forest_n_trees,
     .explain = forest_explain,
+    .explain_cost = forest_explain_cost,
     .explain_space = "probability",
     .save = forest_save,
     .load = forest_load,
@@ -373,6 +379,7 @@ const tb_model_ops tb_extra_ops = {
     .predict_block = forest_predict_block,
     .n_steps = forest_n_trees,
     .explain = forest_explain,
+    .explain_cost = forest_explain_cost,
     .explain_space = "probability",
     .save = forest_save,
     .load = forest_load,

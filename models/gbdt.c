@@ -34,6 +34,7 @@ typedef struct gbdt {
     tb_gbdt_walk *walk; /* the trees as prediction walks them */
     int half;           /* the walk keeps leaf values as binary16 */
     size_t max_depth;   /* of the deepest tree (TreeSHAP's scratch) */
+    double shap_cost;   /* TreeSHAP path steps a row (treeshap.h) */
 } gbdt;
 
 static void gbdt_free(void *impl) {
@@ -72,9 +73,11 @@ static inline uint32_t leaf_of(const tb_tree_node *nodes, const double *x) {
 static tb_status gbdt_prepare(gbdt *g) {
     g->half = g->task == TB_TASK_CLASSIFY && g->k >= GBDT_HALF_FROM_CLASSES;
     g->max_depth = 0;
+    g->shap_cost = 0.0;
     for (size_t t = 0; t < g->n_trees; t++) {
         tb_shap_tree st = {g->trees[t].nodes, g->trees[t].n_nodes, NULL, FEATURE_MASK, MISSING_RIGHT};
         long depth = tb_shap_tree_depth(&st);
+        g->shap_cost += tb_shap_tree_cost(&st);
         if (depth < 0)
             return tb_error(TB_CORRUPT, "boosted tree %zu: a split's children come before it", t);
         g->max_depth = (size_t)depth > g->max_depth ? (size_t)depth : g->max_depth;
@@ -103,6 +106,8 @@ static void explained_value(const void *ctx, size_t t, uint32_t leaf, size_t n_o
     for (size_t o = 0; o < n_out; o++)
         out[o] = e->g->half ? tb_half_to_float(tb_float_to_half(v[e->outputs[o]])) : v[e->outputs[o]];
 }
+
+static double gbdt_explain_cost(const void *impl) { return ((const gbdt *)impl)->shap_cost; }
 
 /* TreeSHAP in margin space: base = the base score plus every tree's expected output. */
 static tb_status gbdt_explain(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
@@ -1147,6 +1152,7 @@ const tb_model_ops tb_gbdt_ops = {
     .predict_block = gbdt_predict_block,
     .n_steps = gbdt_n_trees,
     .explain = gbdt_explain,
+    .explain_cost = gbdt_explain_cost,
     .explain_space = "margin",
     .save = gbdt_save,
     .load = gbdt_load,

@@ -61,6 +61,8 @@ static tb_status linear_explain(const void *impl, const double *x, const size_t 
     return TB_OK;
 }
 
+static double linear_explain_cost(const void *impl) { return (double)((const linear *)impl)->d; }
+
 /* Solves A x = b in place (A: n × n symmetric positive definite, overwritten by its Cholesky
  * factor). Returns -1 when A is not positive definite. */
 static int cholesky_solve(double *a, double *b, size_t n) {
@@ -312,6 +314,7 @@ const tb_model_ops tb_linear_ops = {
     .train = linear_train,
     .predict = linear_predict,
     .explain = linear_explain,
+    .explain_cost = linear_explain_cost,
     .explain_space = "margin",
     .save = linear_save,
     .load = linear_load,

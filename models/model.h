@@ -146,6 +146,9 @@ struct tb_model_ops {
      * boosted model saved before covers were kept). */
     tb_status (*explain)(const void *impl, const double *x, const size_t *outputs, size_t n_out, double *phi,
                          double *base, double *value);
+    /* Optional, with explain: its cost for one row in TreeSHAP path steps (tb_shap_tree_cost summed;
+     * a linear model: its inputs), so callers can bound how many rows they explain. */
+    double (*explain_cost)(const void *impl);
     /* What explain's sums equal: "margin" (boosting's raw scores, before the softmax),
      * "probability" or "value". */
     const char *explain_space;

@@ -50,6 +50,15 @@ static long depth_from(const tb_shap_tree *t, uint32_t node, long depth) {
 
 long tb_shap_tree_depth(const tb_shap_tree *t) { return t->n_nodes ? depth_from(t, 0, 0) : -1; }
 
+static double cost_from(const tb_shap_tree *t, uint32_t node, double depth) {
+    const tb_tree_node *nd = &t->nodes[node];
+    if (nd->feature < 0)
+        return (depth + 1) * (depth + 1);
+    return cost_from(t, (uint32_t)nd->child, depth + 1) + cost_from(t, (uint32_t)nd->child + 1, depth + 1);
+}
+
+double tb_shap_tree_cost(const tb_shap_tree *t) { return tb_shap_tree_depth(t) < 0 ? 0.0 : cost_from(t, 0, 0); }
+
 /* Appends a feature to the path p[0 .. len) and updates the coalition-size weights. */
 static void extend(path_el *p, size_t len, double zero, double one, int32_t feature) {
     p[len] = (path_el){feature, zero, one, len == 0 ? 1.0 : 0.0};

@@ -31,6 +31,8 @@ tb_shap_work *tb_shap_work_free(tb_shap_work *w);
 
 /* Depth of the deepest leaf (the root alone: 0); -1 when a split's children are not after it. */
 long tb_shap_tree_depth(const tb_shap_tree *t);
+/* What explaining one row costs in this tree, in path steps: Σ over leaves of (depth + 1)². */
+double tb_shap_tree_cost(const tb_shap_tree *t);
 
 /* Adds the tree's Shapley values for row x to phi (d features × n_out, phi[j * n_out + o]), its
  * expected output (the cover-weighted mean of its leaves) to base and its output for x (the

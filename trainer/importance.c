@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "log.h"
 
 tb_status tb_trainer_importances(const tb_predictor *p, const double *raw, const size_t *rows, size_t n,
                                  const double *pred, int threads, double **ret, size_t *ret_rows) {
@@ -14,6 +15,14 @@ tb_status tb_trainer_importances(const tb_predictor *p, const double *raw, const
     if (!p->model->ops->explain || p->pipeline->components || n == 0)
         return TB_OK;
     size_t d = p->pipeline->n_features, k = p->model->n_outputs, m = n < TB_IMPORTANCE_ROWS ? n : TB_IMPORTANCE_ROWS;
+    double cost = p->model->ops->explain_cost ? p->model->ops->explain_cost(p->model->impl) : 0.0;
+    if (cost > 0.0 && (double)m * cost > TB_IMPORTANCE_STEPS)
+        m = (size_t)(TB_IMPORTANCE_STEPS / cost);
+    if (m < TB_IMPORTANCE_MIN_ROWS && m < n) {
+        tb_log(TB_LOG_INFO, "importances: not computed (explaining one row costs %.3g TreeSHAP steps; %d rows "
+                            "would pass the budget of %.3g)", cost, TB_IMPORTANCE_MIN_ROWS, TB_IMPORTANCE_STEPS);
+        return TB_OK;
+    }
     double *phi = tb_calloc_n(m * d, sizeof *phi), *sum = tb_calloc_n(d, sizeof *sum);
     if (!phi || !sum) {
         free(phi);

@@ -1,6 +1,7 @@
 /* Global importances for the report: each feature's mean |contribution| (models/model.h's explain)
  * over evenly spaced test rows, to the predicted genre (its margin or probability) or to the
- * popularity. Families without an exact explanation get none. */
+ * popularity. Families without an exact explanation get none, nor models too costly to explain
+ * TB_IMPORTANCE_MIN_ROWS rows within TB_IMPORTANCE_STEPS. */
 #ifndef TB_TRAINER_IMPORTANCE_H
 #define TB_TRAINER_IMPORTANCE_H
 
@@ -8,6 +9,11 @@
 #include "status.h"
 
 #define TB_IMPORTANCE_ROWS 500 /* rows explained at most (evenly spaced through the test rows) */
+/* TreeSHAP path steps the rows may cost in all (model.h's explain_cost): 1.2-3.4 ns a step
+ * measured, so well under a second; a deep forest gets fewer rows, and none under
+ * TB_IMPORTANCE_MIN_ROWS (music_genre_50k's default rf: 3.5e8 steps a row, 0.41 s). */
+#define TB_IMPORTANCE_STEPS 3e8
+#define TB_IMPORTANCE_MIN_ROWS 10
 
 /* raw: the dataset's raw matrix (rows × the predictor's inputs); pred: the test rows' outputs
  * (n × outputs), whose argmax is the genre explained. *ret (n_features values, caller frees) is

@@ -42,8 +42,9 @@ static int explain_rows(const tb_predictor *p, const double *raw, size_t n) {
             mean[j] += fabs(phi[j]) / (double)n;
     }
     qsort(lat, n, sizeof *lat, bench_cmp_double);
-    printf(", \"explain_us_median\": %.3f, \"explain_rows_per_s\": %.1f, \"explain_rows\": %zu, \"importances\": {",
-           lat[n / 2] * 1e6, (double)n / total, n);
+    printf(", \"explain_us_median\": %.3f, \"explain_rows_per_s\": %.1f, \"explain_rows\": %zu, \"explain_cost\": %.0f, "
+           "\"importances\": {",
+           lat[n / 2] * 1e6, (double)n / total, n, p->model->ops->explain_cost ? p->model->ops->explain_cost(p->model->impl) : 0.0);
     for (size_t j = 0; j < d; j++)
         printf("%s\"%s\": %.9g", j ? ", " : "", p->pipeline->names[j], mean[j]);
     printf("}");

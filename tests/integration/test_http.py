@@ -204,7 +204,7 @@ def run(a, data, tmp):
           f"popularity card numbers {pe.get('bins')}")
     imp = g.get("importances", {})
     means = [x["mean_abs"] for x in imp.get("features", [])]
-    check(imp.get("space") == "probability" and imp.get("rows") == 400 and len(means) == 13 and means[0] > 0
+    check(imp.get("space") == "probability" and 10 <= imp.get("rows", 0) <= 400 and len(means) == 13 and means[0] > 0
           and means == sorted(means, reverse=True), f"global importances (mean |contribution|) {imp}")
     check(set(rep["popularity"]["metrics"]) == {"mse", "rmse", "mae", "r2", "spearman"}, "popularity metrics")
     check(g["n_train"] + g["conformal"]["calibration_rows"] == 1600 and 100 < g["conformal"]["calibration_rows"] < 220
