@@ -2,6 +2,7 @@
  * real SQLite database as timbre-train does (pipeline + model blob), read it back as timbre-serve
  * does, and require bit-identical predictions on rows it was not trained on, one by one and in a
  * batch. The blend runs with every partner family. */
+#include <math.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -60,6 +61,25 @@ static int round_trip(tb_store *s, const char *kind, const char *blend_with, tb_
          tb_store_publish_model(s, &rec, &id, &version) == TB_OK &&
          tb_store_get_published(s, rec.task, &got) == TB_OK && got.blob_len == len &&
          tb_predictor_load(got.blob, got.blob_len, &back) == TB_OK;
+    /* Explanations: exact families add up and survive the round trip; the others refuse by name. */
+    if (ok && task != TB_TASK_MULTILABEL) {
+        size_t out0 = 0;
+        double phi[D], phi2[D], base, base2, value, value2, sum;
+        const double *x = X + (N - PROBE) * D;
+        tb_status e1 = tb_predictor_explain(pred, x, &out0, 1, phi, &base, &value);
+        if (pred->model->ops->explain) {
+            tb_status e2 = tb_predictor_explain(back, x, &out0, 1, phi2, &base2, &value2);
+            sum = base;
+            for (size_t j = 0; j < D; j++)
+                sum += phi[j];
+            ok = e1 == TB_OK && e2 == TB_OK && !memcmp(phi, phi2, sizeof phi) && base == base2 &&
+                 fabs(sum - value) < 1e-9;
+        } else {
+            ok = e1 == TB_INVALID && strstr(tb_error_message(), kind) && strstr(tb_error_message(), "no exact");
+        }
+        if (!ok)
+            fprintf(stderr, "%s task %d: explanation check failed\n", kind, (int)task);
+    }
     size_t outs = pred->model->n_outputs;
     for (size_t i = N - PROBE; ok && i < N; i++) {
         double a[K], b[K];
