@@ -10,9 +10,9 @@
 
 #define TB_IMPORTANCE_ROWS 500 /* rows explained at most (evenly spaced through the test rows) */
 /* TreeSHAP path steps the rows may cost in all (model.h's explain_cost): 1.2-3.4 ns a step
- * measured, so well under a second; a deep forest gets fewer rows, and none under
+ * measured, so a few tenths of a second; a deep forest gets fewer rows, and none under
  * TB_IMPORTANCE_MIN_ROWS (music_genre_50k's default rf: 3.5e8 steps a row, 0.41 s). */
-#define TB_IMPORTANCE_STEPS 3e8
+#define TB_IMPORTANCE_STEPS 1e8
 #define TB_IMPORTANCE_MIN_ROWS 10
 
 /* raw: the dataset's raw matrix (rows × the predictor's inputs); pred: the test rows' outputs
