@@ -38,7 +38,7 @@ static void forest_free(void *impl) {
     free(f);
 }
 
-static void set_max_depth(forest *f) {
+static void set_shap_sizes(forest *f) {
     f->max_depth = 0;
     f->shap_cost = 0.0;
     for (size_t t = 0; t < f->n_trees; t++) {
@@ -163,7 +163,7 @@ static tb_status forest_train_kind(const tb_train_data *data, const tb_train_par
         forest_free(f);
         return tb_error(failed, "%s", failure);
     }
-    set_max_depth(f);
+    set_shap_sizes(f);
     *ret_impl = f;
     return TB_OK;
 }
@@ -269,7 +269,7 @@ static tb_status forest_load(tb_reader *r, tb_task task, size_t n_features, size
         forest_free(f);
         return st;
     }
-    set_max_depth(f);
+    set_shap_sizes(f);
     *ret_impl = f;
     return TB_OK;
 }

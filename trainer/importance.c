@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "metrics.h"
 
 tb_status tb_trainer_importances(const tb_predictor *p, const double *raw, const size_t *rows, size_t n,
                                  const double *pred, int threads, double **ret, size_t *ret_rows) {
@@ -33,9 +34,10 @@ tb_status tb_trainer_importances(const tb_predictor *p, const double *raw, const
     long m_l = (long)m;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads > 0 ? threads : omp_get_max_threads())
     for (long i = 0; i < m_l; i++) {
-        size_t at = (size_t)i * n / m, out = 0; /* the test row, and the output explained */
-        for (size_t c = 1; c < k; c++)
-            out = pred[at * k + c] > pred[at * k + out] ? c : out;
+        size_t at = (size_t)i * n / m; /* the test row, and the output explained: its argmax */
+        int32_t best;
+        tb_argmax_rows(pred + at * k, 1, k, &best);
+        size_t out = (size_t)best;
         double base, value;
         if (tb_predictor_explain(p, raw + rows[at] * d, &out, 1, phi + (size_t)i * d, &base, &value) != TB_OK) {
 #pragma omp critical

@@ -546,11 +546,12 @@ void tb_train_put_explain_header(FILE *f, const tb_predictor *p, const char *tas
 }
 
 tb_status tb_train_put_explain_row(FILE *f, const tb_predictor *p, const double *raw, const double *out) {
-    size_t d = p->pipeline->n_features, k = p->model->n_outputs, best = 0;
+    size_t d = p->pipeline->n_features;
     double phi[1024], base, value; /* MODEL_MAX_FEATURES inputs at most */
-    for (size_t c = 1; c < k; c++)
-        best = out[c] > out[best] ? c : best;
-    tb_status st = tb_predictor_explain(p, raw, &best, 1, phi, &base, &value);
+    int32_t best;
+    tb_argmax_rows(out, 1, p->model->n_outputs, &best);
+    size_t explained = (size_t)best;
+    tb_status st = tb_predictor_explain(p, raw, &explained, 1, phi, &base, &value);
     if (st != TB_OK)
         return st;
     fprintf(f, ",%.17g", base);

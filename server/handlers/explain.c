@@ -76,20 +76,7 @@ static int explained_genres(struct tb_request *req, const cJSON *root, const tb_
             return tb_input_bad(req, "top", "top must be an integer from 1 to " TB_STR(TB_TOP_GENRES));
         n = (size_t)v < k ? (size_t)v : k;
     }
-    for (size_t i = 0; i < n; i++) { /* the n most probable, ties to the lower class (the argmax rule) */
-        size_t best = 0;
-        int found = 0;
-        for (size_t c = 0; c < k; c++) {
-            int taken = 0;
-            for (size_t j = 0; j < i && !taken; j++)
-                taken = outputs[j] == c;
-            if (!taken && (!found || proba[c] > proba[best])) {
-                best = c;
-                found = 1;
-            }
-        }
-        outputs[i] = best;
-    }
+    n = tb_rank_genres(proba, k, -INFINITY, n, outputs); /* the n most probable, the argmax first */
     *n_out = n;
     return 0;
 }

@@ -24,6 +24,9 @@ extern const char tb_index_html[];
 struct tb_served;
 /* The fields every prediction reply ends with: track_id (when given), imputed (consumed), model. */
 void tb_add_common(cJSON *o, const struct tb_served *m, cJSON *imputed, const char *track_id);
+/* The (at most `limit`) genres whose probability is at least `at_least`, most probable first (ties
+ * to the lower class index, the argmax rule), into order (limit slots); returns how many. */
+size_t tb_rank_genres(const double *proba, size_t k, double at_least, size_t limit, size_t *order);
 /* predict.c */
 enum MHD_Result tb_handle_genre(struct tb_request *req);
 enum MHD_Result tb_handle_popularity(struct tb_request *req);

@@ -20,26 +20,6 @@ static int model_or_503(struct tb_request *req, const tb_served *m, const char *
     return 1;
 }
 
-/* The (at most `limit`) genres whose probability is at least `at_least`, most probable first (ties
- * to the lower class index, the argmax rule), into order (limit slots); returns how many. */
-static size_t rank_genres(const double *proba, size_t k, double at_least, size_t limit, size_t *order) {
-    size_t n = 0;
-    for (size_t c = 0; c < k && limit > 0; c++) {
-        if (!(proba[c] >= at_least))
-            continue;
-        if (n == limit) { /* full: c enters only by beating the last */
-            if (!(proba[c] > proba[order[n - 1]]))
-                continue;
-            n--;
-        }
-        size_t j = n++;
-        for (; j > 0 && proba[order[j - 1]] < proba[c]; j--)
-            order[j] = order[j - 1];
-        order[j] = c;
-    }
-    return n;
-}
-
 static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
     static const char *const keys[] = {"features", "track_id", "multilabel", NULL};
     const cJSON *ml = cJSON_GetObjectItemCaseSensitive(root, "multilabel");
@@ -73,14 +53,14 @@ static cJSON *genre_one(struct tb_request *req, const cJSON *root) {
         return NULL;
     }
     size_t twins = tb_predictor_predict(p, raw, proba);
-    size_t top[TB_TOP_GENRES], n_top = rank_genres(proba, k, -INFINITY, TB_TOP_GENRES, order);
+    size_t top[TB_TOP_GENRES], n_top = tb_rank_genres(proba, k, -INFINITY, TB_TOP_GENRES, order);
     memcpy(top, order, n_top * sizeof *top);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObjectCS(o, "genre", cJSON_CreateStringReference(p->class_names[top[0]]));
     if (sets) { /* every genre at or above the threshold, most probable first */
         double threshold = tb_model_threshold(p->model);
         cJSON *set = cJSON_AddArrayToObject(o, "genres");
-        size_t n_set = rank_genres(proba, k, threshold, k, order);
+        size_t n_set = tb_rank_genres(proba, k, threshold, k, order);
         for (size_t i = 0; i < n_set; i++)
             cJSON_AddItemToArray(set, cJSON_CreateString(p->class_names[order[i]]));
         cJSON_AddItemToObject(o, "threshold", tb_json_number(threshold));

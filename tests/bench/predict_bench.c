@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "dataset.h"
+#include "metrics.h"
 #include "predictor.h"
 #include "store.h"
 
@@ -27,10 +28,9 @@ static int explain_rows(const tb_predictor *p, const double *raw, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const double *row = raw + i * d;
         tb_predictor_predict(p, row, out);
-        size_t best = 0, outputs[1];
-        for (size_t c = 1; c < k; c++)
-            best = out[c] > out[best] ? c : best;
-        outputs[0] = best;
+        int32_t best;
+        tb_argmax_rows(out, 1, k, &best);
+        size_t outputs[1] = {(size_t)best};
         double base, value, t0 = bench_now();
         if (tb_predictor_explain(p, row, outputs, 1, phi, &base, &value) != TB_OK) {
             fprintf(stderr, "timbre-predict-bench: %s\n", tb_error_message());

@@ -64,6 +64,16 @@ static inline const char *tb_fixture(const char *name) {
     return path;
 }
 
+/* n track ids "t000000", "t000001", … (ascending), each and the array malloc'd. */
+static inline char **tb_test_ids(size_t n) {
+    char **ids = calloc(n, sizeof *ids);
+    for (size_t i = 0; ids && i < n; i++) {
+        ids[i] = malloc(24);
+        snprintf(ids[i], 24, "t%06zu", i);
+    }
+    return ids;
+}
+
 static inline int tb_test_done(void) {
     printf("%d passed, %d failed\n", tb_checks_passed, tb_checks_failed);
     return tb_checks_failed ? 1 : 0;

@@ -39,14 +39,6 @@ static float *clustered(size_t n, uint64_t seed) {
     return v;
 }
 
-static char **ids_of(size_t n) {
-    char **ids = calloc(n, sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = malloc(24);
-        snprintf(ids[i], 24, "t%06zu", i);
-    }
-    return ids;
-}
 
 
 /* The graph's blob published through SQLite as a recommendation index's blob, read back. */
@@ -58,7 +50,7 @@ static tb_ann *through_sqlite(const void *blob, size_t len, const float *v, size
     close(fd);
     tb_store *s = NULL;
     tb_ann *back = NULL;
-    char **ids = ids_of(n);
+    char **ids = tb_test_ids(n);
     tb_index_payload ix = {n, D, v, ids};
     tb_model_record m = {.task = "recommend", .kind = "embedder", .name = "recommend-test", .params = "{}",
                          .metrics = "{}", .feature_schema = "[]", .blob = (void *)blob, .blob_len = len};
@@ -92,7 +84,7 @@ static void recall_against_exact_and_round_trip(void) {
     float *copy = malloc(N * D * sizeof *copy);
     memcpy(copy, v, N * D * sizeof *copy);
     tb_index *ix = NULL;
-    CHECK(tb_index_new(copy, ids_of(N), N, D, &ix) == TB_OK);
+    CHECK(tb_index_new(copy, tb_test_ids(N), N, D, &ix) == TB_OK);
     tb_ann_params p = TB_ANN_PARAMS_DEFAULT;
     tb_ann *a = NULL;
     CHECK(tb_ann_build(v, N, D, &p, 2, &a) == TB_OK);
@@ -167,7 +159,7 @@ static void filtered_search(void) {
     tb_index *ix = NULL;
     tb_ann *a = NULL;
     tb_ann_params p = TB_ANN_PARAMS_DEFAULT;
-    CHECK(tb_index_new(copy, ids_of(N), N, D, &ix) == TB_OK && tb_ann_build(v, N, D, &p, 1, &a) == TB_OK);
+    CHECK(tb_index_new(copy, tb_test_ids(N), N, D, &ix) == TB_OK && tb_ann_build(v, N, D, &p, 1, &a) == TB_OK);
     if (!ix || !a)
         return;
     static float scores[N];

@@ -11,14 +11,6 @@
 #include "recommend.h"
 #include "rng.h"
 
-static char **make_ids(size_t n) {
-    char **ids = calloc(n, sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = malloc(24);
-        snprintf(ids[i], 24, "t%06zu", i);
-    }
-    return ids;
-}
 
 static float *random_unit_vectors(size_t n, size_t d, uint64_t seed) {
     tb_rng rng;
@@ -72,7 +64,7 @@ static void test_against_naive(void) {
     float *v = random_unit_vectors(n, d, 1);
     float *queries = random_unit_vectors(nq, d, 2);
     tb_index *ix = NULL;
-    CHECK(tb_index_new(v, make_ids(n), n, d, &ix) == TB_OK);
+    CHECK(tb_index_new(v, tb_test_ids(n), n, d, &ix) == TB_OK);
     float *scores = malloc(n * sizeof *scores);
     tb_hit hits[10], *batch = malloc(nq * k * sizeof *batch);
     size_t want[10];
@@ -120,7 +112,7 @@ static void test_ties_and_rejects(void) {
     tb_index *ix = NULL;
     float *vc = malloc(sizeof v);
     memcpy(vc, v, sizeof v);
-    CHECK(tb_index_new(vc, make_ids(5), 5, 2, &ix) == TB_OK);
+    CHECK(tb_index_new(vc, tb_test_ids(5), 5, 2, &ix) == TB_OK);
     float q[2] = {0.6f, 0.8f}, scores[5];
     tb_hit hits[3];
     CHECK(tb_index_search(ix, q, 3, NULL, NULL, scores, hits) == 3);
@@ -130,7 +122,7 @@ static void test_ties_and_rejects(void) {
     CHECK(batch[0].row == 1 && batch[1].row == 3 && batch[2].row == 4);
     tb_index_free(ix);
 
-    char **ids = make_ids(3);
+    char **ids = tb_test_ids(3);
     char *t = ids[0];
     ids[0] = ids[2];
     ids[2] = t;
@@ -139,7 +131,7 @@ static void test_ties_and_rejects(void) {
     CHECK(ix == NULL);
     float *nan_v = calloc(6, sizeof(float));
     nan_v[3] = NAN;
-    CHECK_ERR(tb_index_new(nan_v, make_ids(3), 3, 2, &ix), TB_INVALID, "non-finite");
+    CHECK_ERR(tb_index_new(nan_v, tb_test_ids(3), 3, 2, &ix), TB_INVALID, "non-finite");
 }
 
 static void test_embedder(void) {
@@ -243,7 +235,7 @@ static void filtered_batch_matches_single_searches(void) {
     enum { N = 700, D = 6, M = 40, K = 5 };
     float *v = random_unit_vectors(N, D, 21), *queries = random_unit_vectors(M, D, 22);
     tb_index *ix = NULL;
-    CHECK(tb_index_new(v, make_ids(N), N, D, &ix) == TB_OK);
+    CHECK(tb_index_new(v, tb_test_ids(N), N, D, &ix) == TB_OK);
     static tb_hit batch[M * K], single[K];
     static float scores[N];
     CHECK(tb_index_search_batch_filtered(ix, queries, M, K, 2, mod3_differs, NULL, batch) == TB_OK);
@@ -363,7 +355,7 @@ static void label_dims_score_as_dense(void) {
     float *copy = malloc(N * DIM * sizeof *copy);
     memcpy(copy, v, N * DIM * sizeof *copy);
     tb_index *ix = NULL;
-    CHECK(tb_index_new(v, make_ids(N), N, DIM, &ix) == TB_OK && tb_index_set_label_dims(ix, L) == TB_OK);
+    CHECK(tb_index_new(v, tb_test_ids(N), N, DIM, &ix) == TB_OK && tb_index_set_label_dims(ix, L) == TB_OK);
     CHECK(ix->n_labels == L && ix->label_start[L] == ix->row_start[N]);
     static float scores[N];
     static tb_hit got[K], batch[M * K];
